@@ -1,0 +1,66 @@
+"""Atomic file writing: every asrkit output appears whole or not at all.
+
+A writer writes to a temporary name in the destination folder and renames it into place only when
+the write finished, so a killed stage leaves the old output or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def tmp_path_for(path: str | os.PathLike) -> Path:
+    """Return a unique temporary path in the same folder as `path` (same filesystem, so rename is atomic)."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary file for writing and rename it to `path` when the block ends without error.
+
+    Args:
+        path: final destination; its folder must exist.
+        mode: "w" (text) or "wb" (binary).
+        encoding: text encoding (ignored for binary mode).
+
+    Yields:
+        the open file object. On an exception the temporary file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: output folder does not exist")
+    tmp = tmp_path_for(path)
+    try:
+        if "b" in mode:
+            f = open(tmp, mode)
+        else:
+            f = open(tmp, mode, encoding=encoding, newline="\n")
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        _keep_mode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _keep_mode(path: Path, tmp: Path) -> None:
+    # mkstemp creates 0600 files; outputs should get the usual umask-derived mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically."""
+    with atomic_write(path) as f:
+        f.write(text)

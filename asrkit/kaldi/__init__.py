@@ -1,0 +1,1 @@
+"""Kaldi formats: data directories, ark/scp tables, wav.scp reading."""

@@ -6,12 +6,12 @@ lists them); those modules import only click at top level, so `asrkit --help` st
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
 from asrkit import __version__
+from asrkit.cli.lazy import LazyGroup
 
 # name -> (module, attribute). A module that does not exist yet is simply not listed.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,27 +39,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return (AsrkitError, OSError)
 
 
-class AsrkitGroup(click.Group):
+class AsrkitGroup(LazyGroup):
     """Top-level group: lazy subcommands, and user errors turned into one line plus exit status 1."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if self._load(name) is not None]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return self._load(cmd_name)
-
-    @staticmethod
-    def _load(name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module_name, attr = COMMANDS[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name == module_name:
-                return None
-            raise
-        return getattr(module, attr, None)
+        # Pipeline order, not alphabetical: the help reads like a recipe.
+        return [name for name in self.lazy_commands if self._load(name) is not None]
 
     def invoke(self, ctx: click.Context):
         try:
@@ -99,7 +84,7 @@ def format_error(e: BaseException) -> str:
     return " ".join(str(e).split("\n"))
 
 
-@click.group(cls=AsrkitGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=AsrkitGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="asrkit")
 def cli() -> None:
     """asrkit: Kaldi-style multilingual speech recognition recipes.

@@ -1,0 +1,61 @@
+"""`asrkit score` and `asrkit results`: stage 8, Kaldi-format WER/CER reports and the results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
+              help="Data dir whose `text` holds the references (and `utt2lang` the languages).")
+@click.option("--decode-dir", required=True, type=click.Path(path_type=Path),
+              help="Decode dir whose `text` holds the hypotheses; the reports are written here.")
+@click.option("--cer/--no-cer", default=None,
+              help="Also write `cer` and `cer_<lang>` (default: only for languages written without spaces).")
+@click.option("--filter", "filter_cmd", metavar="CMD",
+              help="Shell command applied to reference and hypothesis text (stdin to stdout, ids kept), "
+                   "like Kaldi's local/wer_output_filter.")
+@click.option("--mode", type=click.Choice(["present", "all", "strict"]), default="present", show_default=True,
+              help="compute-wer's --mode: score only utterances with a hypothesis, count missing ones as "
+                   "empty, or fail when one is missing.")
+def score(data_dir: Path, decode_dir: Path, cer: bool | None, filter_cmd: str | None, mode: str) -> None:
+    """Score DECODE_DIR/text against DATA/text: writes wer, wer_<lang>, cer*, per_utt into the decode dir.
+
+    Prints the %WER line of every file written, followed by its path (the format of
+    `grep WER exp/*/decode*/wer* | utils/best_wer.sh`).
+    """
+    import contextlib
+
+    from asrkit.logutil import command_line, job_log, setup_logging, versions
+    from asrkit.scoring.report import score_decode_dir
+
+    # Log to stderr (missing hypotheses are reported there) and, like Kaldi's scoring_kaldi/log,
+    # to a log in the decode dir; a missing decode dir is left for the library to report.
+    logger = setup_logging()
+    log = job_log(decode_dir / "log" / "score.log") if decode_dir.is_dir() else contextlib.nullcontext()
+    with log:
+        logger.info("%s", command_line())
+        logger.info("%s", versions())
+        reports = score_decode_dir(data_dir, decode_dir, cer=cer, filter_cmd=filter_cmd, mode=mode)
+    for name, stats in reports.items():
+        first_line = stats.compute_wer_output().split("\n", 1)[0]
+        click.echo(f"{first_line} {(decode_dir / name).as_posix()}")
+
+
+@click.command()
+@click.argument("exp_root", type=click.Path(path_type=Path))
+@click.option("--markdown", is_flag=True, help="A Markdown table for RESULTS.md.")
+@click.option("--raw", is_flag=True, help="best_wer.sh-style lines: the %WER line and its file, one per score.")
+def results(exp_root: Path, markdown: bool, raw: bool) -> None:
+    """Table of the WER/CER of every EXP_ROOT/**/decode* dir: rows experiment x test set, a column per language."""
+    from asrkit.errors import AsrkitError
+    from asrkit.logutil import setup_logging
+    from asrkit.scoring.results import collect_results, format_results
+
+    setup_logging()  # skipped files are reported on stderr
+    found = collect_results(exp_root)
+    if not found:
+        raise AsrkitError(f"{exp_root}: no scored decode dir (no decode*/wer* or cer* file with a %WER line)")
+    click.echo(format_results(found, markdown=markdown, raw=raw), nl=False)

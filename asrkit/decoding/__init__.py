@@ -1,0 +1,1 @@
+"""Decoding: CTC greedy / prefix beam search, RNN-T search, log-likelihood export."""

@@ -1,0 +1,9 @@
+"""Acoustic models: encoders (dnn, lstm, conformer), output heads (linear, mtl, lrmf), SpecAugment.
+
+`build_model(model_conf, feat_dim=..., vocab_sizes=...)` is the entry point; importing this package
+imports torch.
+"""
+
+from asrkit.models.asr_model import AsrModel, build_model, lrmf_model_from_mtl, model_config_defaults
+
+__all__ = ["AsrModel", "build_model", "lrmf_model_from_mtl", "model_config_defaults"]

@@ -1,0 +1,296 @@
+"""The acoustic model: an encoder and an output head built from a model config of plain values.
+
+`build_model(model_conf, feat_dim=..., vocab_sizes=...)` resolves the config (fills defaults, rejects
+unknown keys and bad values with a ConfigError naming the key) and returns an `AsrModel`, whose
+`conf`, `feat_dim` and `vocab_sizes` are all that is needed to build it again.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from asrkit.errors import AsrkitError, ConfigError
+from asrkit.models.encoders import ConformerEncoder, DnnEncoder, LstmEncoder
+from asrkit.models.heads import Head, LinearHead, LrmfHead, MtlHead
+
+# Defaults per type. Values only; `_ENCODER_BUILDERS` / `_build_head` hold the behaviour.
+ENCODER_DEFAULTS: dict[str, dict] = {
+    "dnn": {"context": 5, "hidden_dims": [1024, 1024, 1024, 1024], "bottleneck_dim": 0, "dropout": 0.0,
+            "subsample": 1},
+    "lstm": {"hidden_dim": 512, "num_layers": 3, "bidirectional": True, "proj_size": 0, "dropout": 0.0,
+             "subsample": 1},
+    "conformer": {"d_model": 256, "num_layers": 12, "num_heads": 4, "ffn_dim": 1024,
+                  "depthwise_conv_kernel_size": 31, "dropout": 0.1, "subsampling_channels": None,
+                  "pos_enc": True, "convolution_first": False},
+}
+HEAD_DEFAULTS: dict[str, dict] = {"linear": {}, "mtl": {}, "lrmf": {"rank": 64}}
+DEFAULT_ENCODER_TYPE = "conformer"
+DEFAULT_HEAD_TYPE = "linear"
+
+# How each value is checked: "int>0", "int>=0", "prob" (0 <= p < 1), "bool", "int_list", "int>0|None".
+_KINDS = {
+    "context": "int>=0", "hidden_dims": "int_list", "bottleneck_dim": "int>=0", "dropout": "prob",
+    "subsample": "int>0", "hidden_dim": "int>0", "num_layers": "int>0", "bidirectional": "bool",
+    "proj_size": "int>=0", "d_model": "int>0", "num_heads": "int>0", "ffn_dim": "int>0",
+    "depthwise_conv_kernel_size": "int>0", "subsampling_channels": "int>0|None", "pos_enc": "bool",
+    "convolution_first": "bool", "rank": "int>0",
+}
+
+
+def _check_value(where: str, key: str, value):
+    kind = _KINDS[key]
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind == "int>0|None":
+        ok = value is None or (is_int and value > 0)
+    elif kind == "int>0":
+        ok = is_int and value > 0
+    elif kind == "int>=0":
+        ok = is_int and value >= 0
+    elif kind == "prob":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    else:  # int_list
+        ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok:
+        wanted = {"int>0": "a positive integer", "int>=0": "a non-negative integer", "prob": "a number in [0, 1)",
+                  "bool": "true or false", "int_list": "a non-empty list of positive integers",
+                  "int>0|None": "a positive integer or null"}[kind]
+        raise ConfigError(f"{where}.{key}: expected {wanted}, got {value!r}")
+
+
+def _resolve_section(where: str, section: Mapping | None, defaults_by_type: dict[str, dict],
+                     default_type: str, aliases_by_type: Mapping[str, tuple[str, ...]] | None = None) -> dict:
+    section = dict(section or {})
+    kind = section.pop("type", default_type)
+    if kind not in defaults_by_type:
+        raise ConfigError(f"{where}.type: unknown type {kind!r} (choose from {', '.join(defaults_by_type)})")
+    defaults = defaults_by_type[kind]
+    aliases = (aliases_by_type or {}).get(kind, ())
+    unknown = [k for k in section if k not in defaults and k not in aliases]
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))} for type '{kind}' "
+                          f"(known: {', '.join(defaults) or 'none'})")
+    resolved = {"type": kind, **copy.deepcopy(defaults)}
+    resolved.update(section)
+    return resolved
+
+
+def model_config_defaults(model_conf: Mapping | None = None) -> dict:
+    """Return the model config with every default filled in (a new dict; the input is not changed).
+
+    `model_config_defaults()` gives the defaults of the default types (conformer encoder, linear
+    head); `model_config_defaults({"encoder": {"type": "dnn"}})` those of a dnn, and so on. A dnn's
+    `num_layers` + `hidden_dim` are resolved into `hidden_dims`; a conformer's
+    `subsampling_channels: null` into `d_model`. Sections set to null (e.g. `predictor: null`) are
+    ignored; the result has exactly the `encoder` and `head` sections.
+
+    Raises:
+        ConfigError: unknown section, type or option, or a value of the wrong kind, naming the key.
+    """
+    # A section set to null counts as absent (a trainer config may carry `predictor: null` etc.).
+    model_conf = {k: v for k, v in (model_conf or {}).items() if v is not None}
+    unknown = [k for k in model_conf if k not in ("encoder", "head")]
+    if unknown:
+        raise ConfigError(f"model: unknown section(s) {', '.join(map(repr, unknown))} (known: encoder, head)")
+    # A dnn's width may be given as hidden_dims, or as num_layers + hidden_dim (resolved to hidden_dims).
+    enc = _resolve_section("model.encoder", model_conf.get("encoder"), ENCODER_DEFAULTS, DEFAULT_ENCODER_TYPE,
+                           aliases_by_type={"dnn": ("num_layers", "hidden_dim")})
+    if enc["type"] == "dnn" and ("num_layers" in enc or "hidden_dim" in enc):
+        if "hidden_dims" in (model_conf.get("encoder") or {}):
+            raise ConfigError("model.encoder: give either hidden_dims or num_layers + hidden_dim, not both")
+        if "num_layers" not in enc or "hidden_dim" not in enc:
+            raise ConfigError("model.encoder: num_layers and hidden_dim go together (or give hidden_dims)")
+        for key in ("num_layers", "hidden_dim"):
+            _check_value("model.encoder", key, enc[key])
+        enc["hidden_dims"] = [enc.pop("hidden_dim")] * enc.pop("num_layers")
+    if enc["type"] == "dnn":
+        enc["hidden_dims"] = list(enc["hidden_dims"]) if isinstance(enc["hidden_dims"], tuple) else enc["hidden_dims"]
+    for key, value in enc.items():
+        if key != "type":
+            _check_value("model.encoder", key, value)
+    if enc["type"] == "conformer":
+        if enc["subsampling_channels"] is None:
+            enc["subsampling_channels"] = enc["d_model"]
+        if enc["d_model"] % enc["num_heads"]:
+            raise ConfigError(f"model.encoder: d_model ({enc['d_model']}) must be divisible by num_heads "
+                              f"({enc['num_heads']})")
+        if enc["depthwise_conv_kernel_size"] % 2 == 0:
+            raise ConfigError(f"model.encoder.depthwise_conv_kernel_size: must be odd, got "
+                              f"{enc['depthwise_conv_kernel_size']}")
+    if enc["type"] == "lstm" and enc["proj_size"] >= enc["hidden_dim"]:
+        raise ConfigError(f"model.encoder.proj_size: must be smaller than hidden_dim ({enc['hidden_dim']}), "
+                          f"got {enc['proj_size']}")
+    head = _resolve_section("model.head", model_conf.get("head"), HEAD_DEFAULTS, DEFAULT_HEAD_TYPE)
+    for key, value in head.items():
+        if key != "type":
+            _check_value("model.head", key, value)
+    return {"encoder": enc, "head": head}
+
+
+def _build_encoder(conf: dict, feat_dim: int) -> nn.Module:
+    options = {k: v for k, v in conf.items() if k != "type"}
+    if conf["type"] == "dnn":
+        return DnnEncoder(feat_dim, **options)
+    if conf["type"] == "lstm":
+        return LstmEncoder(feat_dim, **options)
+    return ConformerEncoder(feat_dim, **options)
+
+
+def _build_head(conf: dict, input_dim: int, vocab_sizes: Mapping[str, int]) -> Head:
+    if conf["type"] == "linear":
+        return LinearHead(input_dim, vocab_sizes)
+    if conf["type"] == "mtl":
+        return MtlHead(input_dim, vocab_sizes)
+    return LrmfHead(input_dim, vocab_sizes, conf["rank"])
+
+
+class AsrModel(nn.Module):
+    """Encoder + output head.
+
+    Attributes:
+        encoder: the encoder module (`forward(x, lens) -> (h, out_lens)`, `.output_dim`, `.subsampling`).
+        head: the output head (`forward(h, lang) -> logits`).
+        conf: the resolved model config (`{"encoder": {...}, "head": {...}}`).
+        feat_dim: the input feature dimension.
+    """
+
+    def __init__(self, encoder: nn.Module, head: Head, conf: dict, feat_dim: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.conf = conf
+        self.feat_dim = feat_dim
+
+    @property
+    def vocab_sizes(self) -> dict[str, int]:
+        """`{lang: V_lang}` in the head's language order (a copy)."""
+        return dict(self.head.vocab_sizes)
+
+    @property
+    def languages(self) -> list[str]:
+        return self.head.languages
+
+    @property
+    def frame_subsampling(self) -> int:
+        """Input frames per output frame (4 for the conformer, the `subsample` option for dnn/lstm)."""
+        return self.encoder.subsampling
+
+    def output_lengths(self, feat_lens: Tensor) -> Tensor:
+        """`(batch,)` exact output frame counts T' for input frame counts `feat_lens (batch,)`."""
+        return self.encoder.output_lengths(feat_lens)
+
+    def encode(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """`feats (B, T, D)` float, `feat_lens (B,)` int64 -> `hidden (B, T', H)`, `out_lens (B,)`.
+
+        Raises:
+            AsrkitError: the features' dimension is not the model's `feat_dim`.
+        """
+        if feats.dim() != 3 or feats.shape[-1] != self.feat_dim:
+            raise AsrkitError(f"features of shape {tuple(feats.shape)} do not fit this model, which expects "
+                              f"(batch, time, {self.feat_dim})")
+        return self.encoder(feats, feat_lens)
+
+    def forward(self, feats: Tensor, feat_lens: Tensor, lang: str) -> tuple[Tensor, Tensor]:
+        """`feats (B, T, D)` float, `feat_lens (B,)` int64 -> unnormalised `logits (B, T', V_lang)`, `out_lens (B,)`.
+
+        Raises:
+            ConfigError: `lang` has no output layer (the message lists the model's languages).
+        """
+        hidden, out_lens = self.encode(feats, feat_lens)
+        return self.head(hidden, lang), out_lens
+
+    def param_counts(self) -> dict[str, int | float]:
+        """Parameter counts: `encoder`, `head/<lang>` (per-language layers), `head/shared`, `total`.
+
+        An lrmf head adds `head/full_rank_equivalent` (one full-rank layer per language,
+        `sum_l (H*V_l + V_l)`) and `head/reduction_percent` (how much smaller the lrmf head is, in %).
+        """
+        counts: dict[str, int | float] = {"encoder": sum(p.numel() for p in self.encoder.parameters())}
+        if not isinstance(self.head, LinearHead):
+            for lang in self.head.languages:
+                counts[f"head/{lang}"] = sum(p.numel() for p in self.head.language_parameters(lang))
+        counts["head/shared"] = sum(p.numel() for p in self.head.shared_parameters())
+        if isinstance(self.head, LrmfHead):
+            head_total = sum(p.numel() for p in self.head.parameters())
+            full = LrmfHead.full_rank_params(self.head.input_dim, self.head.vocab_sizes)
+            counts["head/full_rank_equivalent"] = full
+            counts["head/reduction_percent"] = 100.0 * (1.0 - head_total / full)
+        counts["total"] = sum(p.numel() for p in self.parameters())
+        return counts
+
+    def add_languages(self, vocab_sizes: Mapping[str, int]) -> None:
+        """Add output layers for new languages (lrmf: a new `B_l` on the shared `A`; mtl: a full-rank layer).
+
+        New layers are trainable whatever `freeze` said before.
+
+        Raises:
+            ConfigError: a language is already in the model, or (linear head) its size differs.
+        """
+        self.head.add_languages(vocab_sizes)
+
+    def freeze(self, part: str) -> None:
+        """Set which parameters train: exactly `part` is frozen (`requires_grad=False`), the rest trains.
+
+        Args:
+            part: "encoder" (the encoder), "shared" (everything used by all languages: the encoder,
+                and for lrmf the shared `A`), or "none" (unfreeze everything).
+
+        Raises:
+            ConfigError: unknown `part`, or "shared" with a linear head (nothing would train).
+        """
+        if part not in ("encoder", "shared", "none"):
+            raise ConfigError(f"freeze: unknown part {part!r} (choose from encoder, shared, none)")
+        if part == "shared" and isinstance(self.head, LinearHead):
+            raise ConfigError("freeze 'shared' with a linear head would leave nothing to train "
+                              "(its one output layer is shared by all languages)")
+        for p in self.parameters():
+            p.requires_grad_(True)
+        if part == "none":
+            return
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        if part == "shared":
+            for p in self.head.shared_parameters():
+                p.requires_grad_(False)
+
+
+def build_model(model_conf: Mapping | None, *, feat_dim: int, vocab_sizes: Mapping[str, int]) -> AsrModel:
+    """Build an `AsrModel` from a model config.
+
+    Args:
+        model_conf: `{"encoder": {"type": "dnn"|"lstm"|"conformer", ...}, "head": {"type":
+            "linear"|"mtl"|"lrmf", "rank": 64}}`; missing values take the defaults
+            (`model_config_defaults`).
+        feat_dim: input feature dimension.
+        vocab_sizes: `{lang: V_lang}` in a fixed language order. A linear head takes `{"all": V}`
+            (any language tag) or identical sizes.
+
+    Raises:
+        ConfigError: bad config values, bad vocab sizes, or differing sizes for a linear head.
+    """
+    if isinstance(feat_dim, bool) or not isinstance(feat_dim, int) or feat_dim < 1:
+        raise ConfigError(f"feat_dim must be a positive integer, got {feat_dim!r}")
+    conf = model_config_defaults(model_conf)
+    encoder = _build_encoder(conf["encoder"], feat_dim)
+    head = _build_head(conf["head"], encoder.output_dim, vocab_sizes)
+    return AsrModel(encoder, head, conf, feat_dim)
+
+
+def lrmf_model_from_mtl(model: AsrModel, rank: int) -> AsrModel:
+    """A new model with a copy of `model`'s encoder and an lrmf head SVD-initialised from its mtl head.
+
+    Raises:
+        ConfigError: `model` has no mtl head, or `rank` is larger than the SVD allows.
+    """
+    if not isinstance(model.head, MtlHead):
+        raise ConfigError(f"SVD initialisation of an lrmf head needs a model with an mtl head, "
+                          f"not '{model.conf['head']['type']}'")
+    conf = copy.deepcopy(model.conf)
+    conf["head"] = {"type": "lrmf", "rank": rank}
+    head = LrmfHead.from_mtl(model.head, rank)
+    return AsrModel(copy.deepcopy(model.encoder), head, model_config_defaults(conf), model.feat_dim)

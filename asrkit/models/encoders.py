@@ -1,0 +1,269 @@
+"""Acoustic encoders: a spliced-frame DNN, an (B)LSTM and a Conformer (torchaudio).
+
+Every encoder maps padded features `(batch, time, feat)` and their lengths to hidden frames
+`(batch, time', hidden)` and output lengths, exposes `output_dim`, `subsampling` (input frames per
+output frame) and `output_lengths(lens)` (the exact `time'` for given input lengths), and leaves an
+utterance's output unchanged when it is batched with longer ones (padded frames never reach valid
+ones; padded output frames are zero).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from asrkit.errors import AsrkitError
+
+
+def valid_frame_mask(lens: Tensor, max_len: int) -> Tensor:
+    """`(batch, max_len)` bool mask, True where frame index < the utterance's length."""
+    return torch.arange(max_len, device=lens.device) < lens.to(torch.long).unsqueeze(1)
+
+
+def splice_frames(feats: Tensor, lens: Tensor, left: int, right: int) -> Tensor:
+    """Splice each frame with `left` frames before and `right` frames after it, as Kaldi's splice-feats.
+
+    Frames beyond an utterance's edges are replaced by its first / last *valid* frame (Kaldi
+    replicates edge frames), so splicing is per utterance even in a padded batch. A padding +
+    `unfold` version would replicate the batch's padding at the right edge of short utterances; an
+    index gather with per-utterance clamping is just as vectorised and exact.
+
+    Args:
+        feats: `(batch, time, feat)` padded features.
+        lens: `(batch,)` valid frame counts.
+        left, right: context frames on each side (>= 0).
+
+    Returns:
+        `(batch, time, (left + 1 + right) * feat)`; the block of frame `t + j` comes before that of
+        `t + j + 1` (Kaldi's column order).
+    """
+    batch, time, dim = feats.shape
+    offsets = torch.arange(-left, right + 1, device=feats.device)
+    idx = torch.arange(time, device=feats.device).view(1, time, 1) + offsets.view(1, 1, -1)
+    last = (lens.to(device=feats.device, dtype=torch.long) - 1).clamp(min=0).view(batch, 1, 1)
+    idx = torch.minimum(idx.clamp(min=0).expand(batch, -1, -1), last)
+    idx = idx + (torch.arange(batch, device=feats.device) * time).view(batch, 1, 1)
+    spliced = feats.reshape(batch * time, dim)[idx.reshape(-1)]
+    return spliced.view(batch, time, (left + 1 + right) * dim)
+
+
+def subsample_frames(feats: Tensor, lens: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Keep frames 0, n, 2n, ... as Kaldi's `subsample-feats --n=N` (offset 0).
+
+    Args:
+        feats: `(batch, time, feat)`; lens: `(batch,)`.
+
+    Returns:
+        `(batch, ceil(time / n), feat)` and the new lengths `ceil(lens / n)`.
+    """
+    if n == 1:
+        return feats, lens
+    return feats[:, ::n], torch.div(lens + (n - 1), n, rounding_mode="floor")
+
+
+class DnnEncoder(nn.Module):
+    """Feed-forward network on spliced frames (Kaldi nnet1/nnet2 style).
+
+    Args:
+        input_dim: feature dimension D.
+        hidden_dims: width of each hidden layer (Linear + ReLU + dropout).
+        context: frames of context on each side (input is `(2 * context + 1) * D`).
+        bottleneck_dim: if > 0, a final Linear to this size without activation.
+        dropout: dropout after each hidden activation.
+        subsample: keep every n-th output frame (frame i of the output is input frame i * n).
+
+    Forward: `(feats (B, T, D), lens (B,)) -> (hidden (B, ceil(T / n), output_dim), out_lens)`.
+    """
+
+    def __init__(self, input_dim: int, hidden_dims: list[int], *, context: int = 5, bottleneck_dim: int = 0,
+                 dropout: float = 0.0, subsample: int = 1):
+        super().__init__()
+        self.context = context
+        self.subsampling = subsample
+        layers: list[nn.Module] = []
+        prev = (2 * context + 1) * input_dim
+        for width in hidden_dims:
+            layers += [nn.Linear(prev, width), nn.ReLU(), nn.Dropout(dropout)]
+            prev = width
+        if bottleneck_dim:
+            layers.append(nn.Linear(prev, bottleneck_dim))
+            prev = bottleneck_dim
+        self.layers = nn.Sequential(*layers)
+        self.output_dim = prev
+
+    def output_lengths(self, lens: Tensor) -> Tensor:
+        """`(batch,)` output frame counts for input lengths `lens`: `ceil(lens / subsample)`."""
+        return torch.div(lens + (self.subsampling - 1), self.subsampling, rounding_mode="floor")
+
+    def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        x = splice_frames(feats, lens, self.context, self.context)
+        # Subsampling before the (frame-wise) layers gives the same frames for less work.
+        x, out_lens = subsample_frames(x, lens, self.subsampling)
+        h = self.layers(x)
+        return h * valid_frame_mask(out_lens, h.shape[1]).unsqueeze(-1), out_lens
+
+
+class LstmEncoder(nn.Module):
+    """Uni- or bidirectional LSTM over packed sequences, with optional projection (LSTMP).
+
+    Args:
+        input_dim: feature dimension D.
+        hidden_dim, num_layers, bidirectional, dropout: as `torch.nn.LSTM` (dropout between layers).
+        proj_size: `torch.nn.LSTM`'s projection size (0 = none).
+        subsample: keep every n-th output frame. The recurrence runs at the input frame rate, so
+            frame i of the output is the LSTM state at input frame i * n.
+
+    Forward: `(feats (B, T, D), lens (B,)) -> (hidden (B, ceil(T / n), output_dim), out_lens)`, with
+    `output_dim = (proj_size or hidden_dim) * (2 if bidirectional else 1)`.
+    """
+
+    def __init__(self, input_dim: int, *, hidden_dim: int = 512, num_layers: int = 3, bidirectional: bool = True,
+                 proj_size: int = 0, dropout: float = 0.0, subsample: int = 1):
+        super().__init__()
+        self.subsampling = subsample
+        self.lstm = nn.LSTM(input_dim, hidden_dim, num_layers=num_layers, bidirectional=bidirectional,
+                            proj_size=proj_size, dropout=dropout if num_layers > 1 else 0.0, batch_first=True)
+        self.output_dim = (proj_size or hidden_dim) * (2 if bidirectional else 1)
+
+    def output_lengths(self, lens: Tensor) -> Tensor:
+        """`(batch,)` output frame counts for input lengths `lens`: `ceil(lens / subsample)`."""
+        return torch.div(lens + (self.subsampling - 1), self.subsampling, rounding_mode="floor")
+
+    def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        # pack_padded_sequence wants lengths on the CPU; the padding never enters the recurrence.
+        packed = pack_padded_sequence(feats, lens.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        h, _ = pad_packed_sequence(out, batch_first=True, total_length=feats.shape[1])
+        return subsample_frames(h, lens, self.subsampling)
+
+
+class Conv2dSubsampling(nn.Module):
+    """Two 3x3 stride-2 Conv2d + ReLU layers and a Linear to `d_model` (ESPnet's Conv2dSubsampling).
+
+    Time is reduced by 4: `T' = ((T - 1) // 2 - 1) // 2`. Without padding, output frame t only sees
+    input frames 4t .. 4t + 6, all valid when t < T', so padding cannot leak into valid frames.
+
+    Forward: `(feats (B, T, D), lens (B,)) -> ((B, T', d_model), out_lens)`.
+    """
+
+    factor = 4
+    min_input_frames = 7
+
+    def __init__(self, input_dim: int, d_model: int, channels: int):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, 2), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, 2), nn.ReLU(),
+        )
+        freq = ((input_dim - 1) // 2 - 1) // 2
+        if freq < 1:
+            raise AsrkitError(f"conformer conv subsampling needs feature dimension >= 7, got {input_dim}")
+        self.out = nn.Linear(channels * freq, d_model)
+
+    @staticmethod
+    def output_lengths(lens: Tensor) -> Tensor:
+        """`(batch,)` output frame counts: `((lens - 1) // 2 - 1) // 2` (0 for inputs under 7 frames)."""
+        lens = torch.div(lens - 1, 2, rounding_mode="floor")
+        return torch.div(lens - 1, 2, rounding_mode="floor").clamp(min=0)
+
+    def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.conv(feats.unsqueeze(1))  # (B, C, T', F')
+        b, c, t, f = x.shape
+        return self.out(x.transpose(1, 2).reshape(b, t, c * f)), self.output_lengths(lens)
+
+
+def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> Tensor:
+    """`(length, dim)` absolute sinusoidal position encodings (Vaswani et al.; ESPnet's abs_pos)."""
+    pos = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    inv_freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * inv_freq)
+    pe[:, 1::2] = torch.cos(pos * inv_freq[: dim // 2])
+    return pe.to(dtype)
+
+
+class ConformerEncoder(nn.Module):
+    """Conv2d subsampling (x4), optional sinusoidal positions, then `torchaudio.models.Conformer`.
+
+    torchaudio's convolution module runs its depthwise convolution over padded frames too, so an
+    utterance's output would change with the padding around it. A forward pre-hook on each layer's
+    depthwise convolution zeroes the padded frames of its input (which would otherwise carry the
+    pointwise convolution's bias and whatever the padding held), as ESPnet's and WeNet's
+    convolution modules mask theirs. (BatchNorm in training still pools statistics over the whole
+    batch; in eval mode outputs are padding-invariant.)
+
+    Args:
+        input_dim: feature dimension D (>= 7).
+        d_model, num_layers, num_heads, ffn_dim, depthwise_conv_kernel_size (odd), dropout,
+        convolution_first: as `torchaudio.models.Conformer`.
+        subsampling_channels: Conv2d channels of the front end.
+        pos_enc: add sinusoidal absolute positions (scaled input, as ESPnet's abs_pos); torchaudio's
+            Conformer has no positional encoding of its own.
+
+    Forward: `(feats (B, T, D), lens (B,)) -> (hidden (B, T', d_model), out_lens)` with
+    `T' = ((T - 1) // 2 - 1) // 2`.
+
+    Raises:
+        AsrkitError: an utterance has fewer than 7 frames (it would have no output frame).
+    """
+
+    def __init__(self, input_dim: int, *, d_model: int = 256, num_layers: int = 12, num_heads: int = 4,
+                 ffn_dim: int = 1024, depthwise_conv_kernel_size: int = 31, dropout: float = 0.1,
+                 subsampling_channels: int = 256, pos_enc: bool = True, convolution_first: bool = False):
+        super().__init__()
+        from torchaudio.models import Conformer
+
+        self.subsampling = Conv2dSubsampling.factor
+        self.min_input_frames = Conv2dSubsampling.min_input_frames
+        self.output_dim = d_model
+        self.d_model = d_model
+        self.pos_enc = pos_enc
+        self.frontend = Conv2dSubsampling(input_dim, d_model, subsampling_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conformer = Conformer(input_dim=d_model, num_heads=num_heads, ffn_dim=ffn_dim, num_layers=num_layers,
+                                   depthwise_conv_kernel_size=depthwise_conv_kernel_size, dropout=dropout,
+                                   convolution_first=convolution_first)
+
+    @staticmethod
+    def _depthwise_conv(layer: nn.Module) -> nn.Conv1d:
+        # torchaudio's _ConvolutionModule.sequential: pointwise conv, GLU, depthwise conv, norm, ...
+        conv = layer.conv_module.sequential[2]
+        if not (isinstance(conv, nn.Conv1d) and conv.groups == conv.in_channels > 1):
+            raise RuntimeError("torchaudio's Conformer layout changed: no depthwise Conv1d at conv_module.sequential[2]")
+        return conv
+
+    def output_lengths(self, lens: Tensor) -> Tensor:
+        """`(batch,)` output frame counts: `((lens - 1) // 2 - 1) // 2`."""
+        return Conv2dSubsampling.output_lengths(lens)
+
+    def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        x, out_lens = self.frontend(feats, lens)
+        # One device sync per batch (torchaudio's own padding mask needs one too); an utterance
+        # without output frames would make attention produce NaN, so stop with its length instead.
+        if bool((out_lens < 1).any()):
+            short = int(lens[out_lens < 1].min())
+            raise AsrkitError(f"an utterance of {short} frames is too short for the conformer's x4 conv "
+                              f"subsampling (it needs at least {self.min_input_frames} input frames)")
+        # A batch padded beyond its longest utterance: torchaudio sizes its mask by the longest length.
+        x = x[:, : int(out_lens.max())]
+        if self.pos_enc:
+            x = x * math.sqrt(self.d_model) + sinusoidal_positions(x.shape[1], self.d_model, x.device, x.dtype)
+        x = self.dropout(x)
+        keep = valid_frame_mask(out_lens, x.shape[1])  # (B, T')
+        conv_keep = keep.unsqueeze(1).to(x.dtype)  # (B, 1, T'), the conv stack's layout
+
+        def zero_padding(_module, args):
+            return (args[0] * conv_keep,)
+
+        hooks = [self._depthwise_conv(layer).register_forward_pre_hook(zero_padding)
+                 for layer in self.conformer.conformer_layers]
+        try:
+            h, _ = self.conformer(x, out_lens)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return h * keep.unsqueeze(-1).to(h.dtype), out_lens
+

@@ -1,0 +1,1 @@
+"""Training: objectives, datasets and batching, the trainer, distributed strategies, EMA, checkpoints."""

@@ -1,0 +1,58 @@
+"""An exponential moving average of the model, kept beside the workers and never sent back to them.
+
+Built on torch.optim.swa_utils.AveragedModel with PyTorch's EMA update; updated after each
+synchronisation (every optimizer step in a single process), saved as `ema.pt`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from asrkit.errors import ConfigError
+
+
+class ModelEma:
+    """EMA of a model's parameters (and a copy of its buffers).
+
+    Args:
+        model: the model being trained (unwrapped, not DDP).
+        decay: weight of the old average, in [0, 1).
+        start_step: steps before which the EMA just copies the model.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999, start_step: int = 0):
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"training.ema.decay must be in [0, 1), not {decay}")
+        self.decay, self.start_step = float(decay), int(start_step)
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+        self.averaged.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        """Fold the current weights in (or copy them before start_step)."""
+        if step <= self.start_step:
+            for e, p in zip(self.averaged.module.state_dict().values(), model.state_dict().values()):
+                e.copy_(p)
+            self.averaged.n_averaged.fill_(1)
+            return
+        self.averaged.update_parameters(model)
+
+    def state_dict(self) -> dict:
+        return self.averaged.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.averaged.load_state_dict(state)
+
+    def model_state_dict(self) -> dict:
+        """The averaged weights, with the plain model's key names."""
+        return self.averaged.module.state_dict()
+
+
+def build_ema(conf: dict | None, model: torch.nn.Module) -> ModelEma | None:
+    if not conf:
+        return None
+    unknown = set(conf) - {"decay", "start_step"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in training.ema: {', '.join(sorted(unknown))} (known: decay, start_step)")
+    return ModelEma(model, decay=float(conf.get("decay", 0.999)), start_step=int(conf.get("start_step", 0)))

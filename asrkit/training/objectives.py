@@ -1,0 +1,270 @@
+"""Training objectives on padded batches: CTC, frame cross-entropy, KL to soft targets, and mixes.
+
+Each loss takes unnormalised logits `(batch, time, vocab)` with the model's output lengths, works in
+float32 whatever the logits' dtype (bf16 autocast included), and returns `(loss, normaliser)`: the
+normalised scalar loss and the count it was divided by, so a trainer can re-weight losses across
+gradient-accumulation steps or ranks (`loss * normaliser` is the sum).
+
+Normalisation conventions:
+    - ctc: `reduction="mean"` is the sum over utterances / number of utterances (ESPnet's and
+      WeNet's per-utterance convention; torch's own "mean" divides each utterance by its target
+      length first). `"token"` divides by the number of target tokens, `"sum"` by nothing.
+    - ce and kl: the mean over valid frames (frames inside `out_lens` whose target is present).
+    - kl: the KL term is multiplied by T^2 (Hinton et al., 2015), so gradients keep their scale
+      when the temperature changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from asrkit.errors import AsrkitError, ConfigError
+
+IGNORE_LABEL = -100  # padding value of frame-label batches (torch's cross_entropy ignore_index)
+CTC_REDUCTIONS = ("mean", "token", "sum")
+
+
+def _valid_frames(out_lens: Tensor, time: int) -> Tensor:
+    """`(batch, time)` bool, True for frame indices below each utterance's output length."""
+    return torch.arange(time, device=out_lens.device) < out_lens.to(torch.long).unsqueeze(1)
+
+
+def _fit_time(t: Tensor, time: int, pad_value) -> Tensor:
+    """Crop or pad dim 1 of a target batch to the logits' `time` (valid frames are checked elsewhere)."""
+    if t.shape[1] > time:
+        return t[:, :time]
+    if t.shape[1] < time:
+        pad_shape = (t.shape[0], time - t.shape[1], *t.shape[2:])
+        return torch.cat([t, t.new_full(pad_shape, pad_value)], dim=1)
+    return t
+
+
+def ctc_loss(logits: Tensor, out_lens: Tensor, targets: Tensor, target_lens: Tensor, blank: int = 0,
+             reduction: str = "mean") -> tuple[Tensor, float]:
+    """CTC loss via `torch.nn.functional.ctc_loss` on float32 log-softmax, with `zero_infinity=True`.
+
+    Args:
+        logits: `(B, T, V)` unnormalised; out_lens: `(B,)` valid frames.
+        targets: `(B, S)` int64 token ids, padded (the padding value is not read); target_lens: `(B,)`.
+        blank: the blank token id.
+        reduction: "mean" (sum / B, ESPnet/WeNet), "token" (sum / total target tokens) or "sum".
+
+    Returns:
+        `(loss, normaliser)`: the scalar loss and B, the token count or 1. Utterances that cannot be
+        aligned (more tokens than frames) contribute 0, as with Kaldi's and ESPnet's zero_infinity.
+
+    Raises:
+        ValueError: unknown reduction.
+    """
+    if reduction not in CTC_REDUCTIONS:
+        raise ValueError(f"ctc_loss: unknown reduction {reduction!r} (choose from {', '.join(CTC_REDUCTIONS)})")
+    log_probs = logits.float().log_softmax(dim=-1).transpose(0, 1)  # (T, B, V) as torch expects
+    per_utt = F.ctc_loss(log_probs, targets, out_lens, target_lens, blank=blank, reduction="none",
+                         zero_infinity=True)
+    total = per_utt.sum()
+    if reduction == "mean":
+        normaliser = float(logits.shape[0])
+    elif reduction == "token":
+        normaliser = float(target_lens.sum())
+    else:
+        normaliser = 1.0
+    return total / max(normaliser, 1.0), normaliser
+
+
+def ce_loss(logits: Tensor, out_lens: Tensor, labels: Tensor) -> tuple[Tensor, float]:
+    """Frame-level cross-entropy against frame labels (e.g. Kaldi pdf-ids from an alignment).
+
+    Args:
+        logits: `(B, T, V)` unnormalised; out_lens: `(B,)` valid output frames.
+        labels: `(B, T_lab)` int64, padded with -100. It is cropped / padded to T; call
+            `check_frame_counts` first so that each utterance's label count equals its output frames.
+
+    Returns:
+        `(loss, num_frames)`: the mean over frames inside `out_lens` with a label, and their number
+        (the loss is 0 when there are none).
+    """
+    time = logits.shape[1]
+    labels = _fit_time(labels, time, IGNORE_LABEL).to(logits.device)
+    labels = labels.masked_fill(~_valid_frames(out_lens.to(logits.device), time), IGNORE_LABEL)
+    num_frames = float((labels != IGNORE_LABEL).sum())
+    total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                            ignore_index=IGNORE_LABEL, reduction="sum")
+    return total / max(num_frames, 1.0), num_frames
+
+
+def kl_loss(logits: Tensor, out_lens: Tensor, soft_targets: Tensor, temperature: float = 1.0) -> tuple[Tensor, float]:
+    """Knowledge-distillation loss `T^2 * KL(p || softmax(logits / T))`, averaged over valid frames.
+
+    `soft_targets` are the teacher's probabilities, already computed at temperature T when the
+    posteriors were dumped; only the student's logits are divided by T here. `0 * log 0` counts as
+    0, so with T=1 and one-hot targets this equals `ce_loss`.
+
+    Args:
+        logits: `(B, T, V)` unnormalised; out_lens: `(B,)` valid output frames.
+        soft_targets: `(B, T_s, V)` float, each valid row a distribution. Cropped / padded to T; call
+            `check_frame_counts` first.
+        temperature: T > 0.
+
+    Returns:
+        `(loss, num_frames)`: the mean per-frame KL times T^2, and the number of valid frames.
+
+    Raises:
+        AsrkitError: the soft targets' last dimension is not the model's output dimension.
+        ValueError: temperature <= 0.
+    """
+    if temperature <= 0:
+        raise ValueError(f"kl_loss: temperature must be > 0, got {temperature}")
+    if soft_targets.shape[-1] != logits.shape[-1]:
+        raise AsrkitError(f"soft targets have {soft_targets.shape[-1]} columns but the model outputs "
+                          f"{logits.shape[-1]} classes (were the posteriors dumped by a teacher with this vocabulary?)")
+    time = logits.shape[1]
+    targets = _fit_time(soft_targets, time, 0.0).to(device=logits.device, dtype=torch.float32)
+    valid = _valid_frames(out_lens.to(logits.device), time)
+    log_q = (logits.float() / temperature).log_softmax(dim=-1)
+    per_frame = (torch.special.xlogy(targets, targets) - targets * log_q).sum(dim=-1)  # (B, T)
+    num_frames = float(valid.sum())
+    total = per_frame.masked_fill(~valid, 0.0).sum() * (temperature ** 2)
+    return total / max(num_frames, 1.0), num_frames
+
+
+def check_frame_counts(out_lens: Tensor | Sequence[int], label_lens: Tensor | Sequence[int],
+                       keys: Sequence[str], *, subsampling: int | None = None) -> None:
+    """Check that each utterance's frame targets (alignment / soft targets) match the model's output frames.
+
+    Args:
+        out_lens: `(B,)` model output frame counts (`AsrModel.output_lengths(feat_lens)`).
+        label_lens: `(B,)` target frame counts, in the same order.
+        keys: the B utterance ids.
+        subsampling: the model's `frame_subsampling`, quoted in the message when given.
+
+    Raises:
+        AsrkitError: names the first mismatching utterance, both counts, and the likely cause.
+    """
+    # One transfer each (a tensor on the GPU would otherwise sync once per element).
+    out = out_lens.tolist() if isinstance(out_lens, Tensor) else [int(n) for n in out_lens]
+    lab = label_lens.tolist() if isinstance(label_lens, Tensor) else [int(n) for n in label_lens]
+    for key, n_out, n_lab in zip(keys, out, lab):
+        if n_out == n_lab:
+            continue
+        factor = f"{subsampling}" if subsampling is not None else "the model's frame subsampling"
+        if n_out and n_lab >= 2 * n_out:
+            cause = (f"the targets are about {n_lab / n_out:.1f}x denser than the model output; the model "
+                     f"subsamples frames by {factor}, so the targets must be at the same reduced rate")
+        elif n_lab and n_out >= 2 * n_lab:
+            cause = (f"the model output is about {n_out / n_lab:.1f}x denser than the targets (e.g. an alignment "
+                     f"made with frame_subsampling_factor={round(n_out / n_lab)}); set the encoder's subsampling "
+                     f"(now {factor}) to match")
+        else:
+            cause = (f"a small difference usually means the targets were made from features with other "
+                     f"options (snip-edges) or at another subsampling than the model's ({factor})")
+        raise AsrkitError(f"utterance '{key}': the targets have {n_lab} frames but the model outputs "
+                          f"{n_out} frames: {cause}")
+
+
+# --- configurable objective --------------------------------------------------------------------
+
+OBJECTIVE_DEFAULTS: dict[str, dict] = {
+    "ctc": {"blank": 0, "reduction": "mean"},
+    "ce": {},
+    "kl": {"temperature": 1.0},
+}
+# Which batch fields (keyword arguments of Objective.__call__) each objective reads.
+REQUIRED_TARGETS = {"ctc": ("tokens", "token_lens"), "ce": ("frame_labels",), "kl": ("soft_targets",)}
+
+
+def _resolve_term(where: str, conf: Mapping, extra: tuple[str, ...] = ()) -> dict:
+    conf = dict(conf)
+    kind = conf.get("type")
+    if kind not in OBJECTIVE_DEFAULTS:
+        raise ConfigError(f"{where}.type: expected one of {', '.join(OBJECTIVE_DEFAULTS)}, got {kind!r}")
+    known = ("type", *OBJECTIVE_DEFAULTS[kind], *extra)
+    unknown = [k for k in conf if k not in known]
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))} for type '{kind}' "
+                          f"(known: {', '.join(known)})")
+    resolved = {"type": kind, **OBJECTIVE_DEFAULTS[kind], **conf}
+    if kind == "kl":
+        t = resolved["temperature"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            raise ConfigError(f"{where}.temperature: expected a number > 0, got {t!r}")
+    if kind == "ctc":
+        if resolved["reduction"] not in CTC_REDUCTIONS:
+            raise ConfigError(f"{where}.reduction: expected one of {', '.join(CTC_REDUCTIONS)}, "
+                              f"got {resolved['reduction']!r}")
+        b = resolved["blank"]
+        if isinstance(b, bool) or not isinstance(b, int) or b < 0:
+            raise ConfigError(f"{where}.blank: expected a non-negative integer, got {b!r}")
+    return resolved
+
+
+class Objective:
+    """A training objective built from config values, optionally mixed with a second one.
+
+    Config: `{"type": "ctc"|"ce"|"kl", <options>, "mix": {"type": ..., "weight": w, <options>}}` with
+    options `blank` (0) and `reduction` ("mean") for ctc, `temperature` (1.0) for kl. With a mix,
+    `loss = (1 - w) * main + w * mixed` (Hinton's distillation form for kl + ce/ctc). Each term
+    keeps its own normalisation (see the module docstring), so `w` also balances their scales.
+
+    Call: `objective(logits (B, T, V), out_lens (B,), *, tokens=(B, S) int64, token_lens=(B,),
+    frame_labels=(B, T) int64 padded with -100, soft_targets=(B, T, V) float)` with the fields in
+    `required_targets`; returns `(loss, stats)` where stats holds floats: `loss`, `loss_<type>` and
+    `norm_<type>` (the normaliser) for each term.
+
+    Raises:
+        ConfigError: unknown type or option, a bad value, or a mix of a type with itself.
+    """
+
+    def __init__(self, conf: Mapping):
+        conf = dict(conf or {})
+        mix = conf.pop("mix", None)
+        self.main = _resolve_term("objective", conf)
+        self.mix = None
+        if mix is not None:
+            mix = dict(mix)
+            self.mix = _resolve_term("objective.mix", mix, extra=("weight",))
+            if self.mix["type"] == self.main["type"]:
+                raise ConfigError(f"objective.mix.type: mixing '{self.main['type']}' with itself has no effect")
+            w = self.mix.get("weight")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+                raise ConfigError(f"objective.mix.weight: expected a number in [0, 1], got {w!r}")
+        self.conf = {**self.main, **({"mix": self.mix} if self.mix else {})}
+
+    @property
+    def required_targets(self) -> tuple[str, ...]:
+        """Names of the keyword arguments (batch fields) this objective needs."""
+        fields = REQUIRED_TARGETS[self.main["type"]]
+        if self.mix:
+            fields += REQUIRED_TARGETS[self.mix["type"]]
+        return fields
+
+    @staticmethod
+    def _term(term: dict, logits: Tensor, out_lens: Tensor, targets: Mapping) -> tuple[Tensor, float]:
+        missing = [f for f in REQUIRED_TARGETS[term["type"]] if targets.get(f) is None]
+        if missing:
+            raise ValueError(f"objective '{term['type']}' needs batch field(s) {', '.join(missing)}")
+        if term["type"] == "ctc":
+            return ctc_loss(logits, out_lens, targets["tokens"], targets["token_lens"], blank=term["blank"],
+                            reduction=term["reduction"])
+        if term["type"] == "ce":
+            return ce_loss(logits, out_lens, targets["frame_labels"])
+        return kl_loss(logits, out_lens, targets["soft_targets"], temperature=term["temperature"])
+
+    def __call__(self, logits: Tensor, out_lens: Tensor, *, tokens: Tensor | None = None,
+                 token_lens: Tensor | None = None, frame_labels: Tensor | None = None,
+                 soft_targets: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+        targets = {"tokens": tokens, "token_lens": token_lens, "frame_labels": frame_labels,
+                   "soft_targets": soft_targets}
+        loss, norm = self._term(self.main, logits, out_lens, targets)
+        stats = {f"loss_{self.main['type']}": float(loss.detach()), f"norm_{self.main['type']}": norm}
+        if self.mix:
+            w = float(self.mix["weight"])
+            mixed, mix_norm = self._term(self.mix, logits, out_lens, targets)
+            stats[f"loss_{self.mix['type']}"] = float(mixed.detach())
+            stats[f"norm_{self.mix['type']}"] = mix_norm
+            loss = (1.0 - w) * loss + w * mixed
+        stats["loss"] = float(loss.detach())
+        return loss, stats

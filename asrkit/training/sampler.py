@@ -1,0 +1,151 @@
+"""Length-bucketed, language-homogeneous dynamic batches, deterministic per (seed, epoch).
+
+An epoch's batch list is a pure function of the utterance list, the options, the seed and the epoch
+number, so a resumed run regenerates it and skips the batches it already trained on; each rank of a
+distributed run takes every world_size-th batch of the same list, all ranks the same count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from asrkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class UttInfo:
+    """What batching needs to know of an utterance."""
+
+    key: str
+    lang: str
+    num_frames: int
+
+
+def language_probs(counts: dict[str, int], mode: str, alpha: float = 0.5) -> dict[str, float]:
+    """Sampling probability of each language from its amount of data.
+
+    proportional: p ∝ n; balanced: p uniform; temperature: p ∝ n ** alpha (0 < alpha <= 1).
+    """
+    if mode == "proportional":
+        exps = 1.0
+    elif mode == "balanced":
+        exps = 0.0
+    elif mode == "temperature":
+        if not 0 < alpha <= 1:
+            raise ConfigError(f"data.lang_alpha must be in (0, 1], not {alpha}")
+        exps = alpha
+    else:
+        raise ConfigError(f"unknown language sampling '{mode}'")
+    weights = {lang: float(n) ** exps for lang, n in counts.items() if n > 0}
+    total = sum(weights.values())
+    return {lang: w / total for lang, w in sorted(weights.items())}
+
+
+def make_batches(utts: Sequence[UttInfo], *, max_frames: int, max_utts: int,
+                 rng: np.random.Generator) -> list[list[str]]:
+    """Group utterances of similar length into batches whose padded size fits `max_frames`.
+
+    Padded size = longest utterance x number of utterances (what the padded tensor costs). An
+    utterance longer than max_frames gets a batch of its own. Batch order is shuffled.
+    """
+    if not utts:
+        return []
+    order = rng.permutation(len(utts))  # random tie-breaking: batches differ a little each epoch
+    order = sorted(order, key=lambda i: utts[i].num_frames)
+    batches: list[list[str]] = []
+    current: list[str] = []
+    longest = 0
+    for i in order:
+        u = utts[i]
+        new_longest = max(longest, u.num_frames)
+        if current and (new_longest * (len(current) + 1) > max_frames or len(current) >= max_utts):
+            batches.append(current)
+            current, new_longest = [], u.num_frames
+        current.append(u.key)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    perm = rng.permutation(len(batches))
+    return [batches[i] for i in perm]
+
+
+class BatchPlan:
+    """The batches of every epoch, for one rank.
+
+    Args:
+        utts: the training utterances.
+        max_frames, max_utts: batch size bounds (padded input frames, utterances).
+        lang_sampling: "proportional" | "balanced" | "temperature" (with lang_alpha).
+        homogeneous: every batch holds one language (so it uses one output head / pathway mask).
+        seed: base seed; epoch e uses the generator seeded with (seed, e).
+        rank, world_size: this process's share of the batches.
+    """
+
+    def __init__(self, utts: Sequence[UttInfo], *, max_frames: int, max_utts: int = 10_000,
+                 lang_sampling: str = "proportional", lang_alpha: float = 0.5, homogeneous: bool = True,
+                 shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if not utts:
+            raise ConfigError("no training utterances left to batch")
+        self.utts = list(utts)
+        self.max_frames, self.max_utts = max_frames, max_utts
+        self.lang_sampling, self.lang_alpha = lang_sampling, lang_alpha
+        self.homogeneous, self.shuffle = homogeneous, shuffle
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.by_lang: dict[str, list[UttInfo]] = {}
+        for u in self.utts:
+            self.by_lang.setdefault(u.lang if homogeneous else "*", []).append(u)
+        frames = {lang: sum(u.num_frames for u in us) for lang, us in self.by_lang.items()}
+        self.lang_probs = language_probs(frames, lang_sampling if homogeneous else "proportional", lang_alpha)
+        self._cache: dict[int, list[list[str]]] = {}
+
+    def _rng(self, epoch: int, salt: int = 0) -> np.random.Generator:
+        if not self.shuffle:
+            return np.random.default_rng([self.seed, 0, salt])
+        return np.random.default_rng([self.seed, epoch, salt])
+
+    def global_batches(self, epoch: int) -> list[list[str]]:
+        """Every rank's batches of an epoch, in training order (a multiple of world_size of them)."""
+        if epoch in self._cache:
+            return self._cache[epoch]
+        rng = self._rng(epoch)
+        langs = sorted(self.by_lang)
+        per_lang = {lang: make_batches(self.by_lang[lang], max_frames=self.max_frames, max_utts=self.max_utts,
+                                       rng=self._rng(epoch, salt=1 + i)) for i, lang in enumerate(langs)}
+        total = sum(len(b) for b in per_lang.values())
+        if self.lang_sampling == "proportional" or len(langs) == 1:
+            batches = [b for lang in langs for b in per_lang[lang]]
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        else:
+            # Draw a language per step; a language that runs out starts a fresh pass (over-sampling
+            # small languages), so an epoch still has as many batches as the data makes.
+            probs = np.array([self.lang_probs[lang] for lang in langs])
+            draws = rng.choice(len(langs), size=total, p=probs)
+            queues = {lang: list(per_lang[lang]) for lang in langs}
+            refills = {lang: 0 for lang in langs}
+            batches = []
+            for d in draws:
+                lang = langs[d]
+                if not queues[lang]:
+                    refills[lang] += 1
+                    queues[lang] = make_batches(self.by_lang[lang], max_frames=self.max_frames,
+                                                max_utts=self.max_utts,
+                                                rng=self._rng(epoch, salt=1000 * refills[lang] + 1 + d))
+                batches.append(queues[lang].pop(0))
+        usable = len(batches) - len(batches) % self.world_size
+        if usable == 0:
+            raise ConfigError(f"only {len(batches)} batch(es) per epoch for {self.world_size} processes; "
+                              "use less data per batch (data.max_frames) or fewer processes")
+        # Equal counts on every rank: a rank with one batch more would wait forever in all-reduce.
+        batches = batches[:usable]
+        self._cache = {epoch: batches}
+        return batches
+
+    def epoch_batches(self, epoch: int) -> list[list[str]]:
+        """This rank's batches of an epoch."""
+        return self.global_batches(epoch)[self.rank::self.world_size]
+
+    def num_batches(self, epoch: int = 0) -> int:
+        return len(self.epoch_batches(epoch))

@@ -1,0 +1,553 @@
+"""`asrkit train`: the orchestration of one training run, in small functions tests can call.
+
+The entry point `run_training` reads data, builds the model, optimizer and schedule, and loops
+over epochs; the work is in `build_*`, `compute_loss`, `train_epoch`, `validate` and the
+checkpoint helpers. One process or many (torchrun): the synchronisation strategy is a pluggable
+object (asrkit.training.distributed) that the loop calls around each step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asrkit.errors import AsrkitError, ConfigError
+from asrkit.training import checkpoint as ckpt
+from asrkit.training.config import save_config
+from asrkit.training.data import AsrDataset, Batch, batch_loader
+from asrkit.training.sampler import BatchPlan
+from asrkit.training.schedule import build_scheduler, scaled_lr
+
+log = logging.getLogger("asrkit.train")
+
+
+@dataclass
+class TrainState:
+    """Where the run is: optimizer steps taken, epoch, next batch of the epoch, best validation loss."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_valid_loss: float = math.inf
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("training.device is cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def target_kinds(conf: dict) -> list[str]:
+    """Which targets the objective (and its mix) reads: "text", "ali", "post"."""
+    kinds = {"ctc": ["text"], "rnnt": ["text"], "ce": ["ali"], "kl": ["post"]}[conf["objective"]["type"]]
+    mix = conf["objective"].get("mix")
+    if mix:
+        kinds = kinds + [{"ctc": "text", "ce": "ali"}[mix["type"]]]
+    return list(dict.fromkeys(kinds))
+
+
+def target_tables(conf: dict, valid: bool = False) -> dict[str, str]:
+    """{"ali"|"post": rspecifier} for the objective's table targets (train or validation data)."""
+    obj = conf["objective"]
+    main = obj["valid_targets"] if valid else obj["targets"]
+    tables = {}
+    if obj["type"] in ("ce", "kl") and main:
+        tables["ali" if obj["type"] == "ce" else "post"] = main
+    mix = obj.get("mix") or {}
+    if mix.get("type") == "ce":
+        tables["ali"] = mix.get("valid_targets" if valid else "targets")
+    return tables
+
+
+def build_datasets(conf: dict, train_dirs, valid_dirs, lang_dir) -> tuple[AsrDataset, AsrDataset | None]:
+    """The training and (optional) validation datasets."""
+    kinds = target_kinds(conf)
+    default_lang = lang_dir.languages[0] if lang_dir is not None and len(lang_dir.languages) == 1 else None
+    common = dict(target_kinds=kinds, lang_dir=lang_dir, norm_vars=conf["data"]["norm_vars"],
+                  default_lang=default_lang or ("all" if lang_dir is None else None),
+                  min_frames=conf["data"]["min_frames"])
+    train = AsrDataset(train_dirs, targets=target_tables(conf), max_utt_frames=conf["data"]["max_utt_frames"], **common)
+    valid = None
+    if valid_dirs:
+        valid_tables = target_tables(conf, valid=True)
+        if any(k in ("ali", "post") for k in kinds) and set(valid_tables) != {k for k in kinds if k != "text"}:
+            log.warning("no validation targets for objective %s (objective.valid_targets): validation skipped",
+                        conf["objective"]["type"])
+        else:
+            valid = AsrDataset(valid_dirs, targets=valid_tables, **common)
+    return train, valid
+
+
+def vocab_sizes_for(conf: dict, lang_dir, train: AsrDataset) -> dict[str, int]:
+    """Output size per language: from the lang dir's token sets, or for ce/kl without tokens from the targets."""
+    if lang_dir is not None:
+        sizes = lang_dir.vocab_sizes()
+        return {lang: sizes[lang] for lang in sorted(set(train.languages) | set(lang_dir.languages)) if lang in sizes}
+    n = conf["model"]["head"].get("num_classes")
+    if n is None:
+        first = train.utts[0].key
+        if "post" in train.tables:
+            n = int(np.asarray(train.tables["post"][first]).shape[1])
+        else:
+            n = int(max(int(v.max()) for v in train.tables["ali"].values())) + 1
+        log.info("output dimension %d taken from the targets (set model.head.num_classes to fix it)", n)
+    return {lang: int(n) for lang in train.languages}
+
+
+def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, int], device: torch.device):
+    """Build the model from config; with `training.init_from`, load every parameter whose name and shape match."""
+    from asrkit.models import build_model
+
+    head_conf = {k: v for k, v in conf["model"]["head"].items() if k != "num_classes"}
+    model_conf = dict(conf["model"], head=head_conf)
+    model = build_model(model_conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes)
+    init = conf["training"]["init_from"]
+    if init:
+        src = ckpt.read_model_file(init)
+        own = model.state_dict()
+        loaded, skipped = [], []
+        for k, v in src["state_dict"].items():
+            if k in own and own[k].shape == v.shape:
+                own[k] = v
+                loaded.append(k)
+            else:
+                skipped.append(k)
+        model.load_state_dict(own)
+        new = sorted(set(vocab_sizes) - set(src.get("vocab_sizes", {})))
+        log.info("init from %s: %d tensors loaded, %d not used; new languages: %s", init, len(loaded),
+                 len(skipped), ", ".join(new) or "none")
+        if not loaded:
+            raise ConfigError(f"{init}: no parameter matches this model (different architecture?)")
+    if conf["training"]["freeze"] != "none":
+        model.freeze(conf["training"]["freeze"])
+    return model.to(device)
+
+
+def build_optimizer(conf: dict, model: torch.nn.Module, *, world_size: int = 1) -> torch.optim.Optimizer:
+    o = conf["optim"]
+    lr = scaled_lr(float(o["lr"]), o["lr_scaling"], world_size, int(conf["training"]["accum_grad"]))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("every parameter is frozen: nothing to train")
+    if o["name"] == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(o["betas"]), eps=float(o["eps"]),
+                                 weight_decay=float(o["weight_decay"]))
+    return torch.optim.SGD(params, lr=lr, momentum=float(o["momentum"]), nesterov=bool(o["nesterov"]),
+                           weight_decay=float(o["weight_decay"]))
+
+
+def autocast_context(conf: dict, device: torch.device):
+    amp = conf["training"]["amp"]
+    if device.type == "cuda" and amp in ("auto", "bf16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if amp == "bf16" and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state: TrainState | None = None) -> dict:
+    """What a model file records besides the weights, so later stages need only `--model`."""
+    from asrkit.training.features_info import feature_settings
+
+    meta = {
+        "model_conf": model.conf,
+        "feat_dim": feat_dim,
+        "vocab_sizes": dict(model.vocab_sizes),
+        "languages": list(model.languages),
+        "frame_subsampling": int(model.frame_subsampling),
+        "objective": conf["objective"]["type"],
+        "cmvn": {"norm_vars": bool(conf["data"]["norm_vars"])},
+        "features": feature_settings(train_dirs[0]) if train_dirs else None,
+        "tokens": None,
+    }
+    if lang_dir is not None:
+        meta["tokens"] = {"token_type": lang_dir.token_type, "lang2set": dict(lang_dir.lang2set),
+                          "models": {name: tok.model_proto for name, tok in lang_dir.token_sets.items()}}
+    if state is not None:
+        meta["train"] = {"step": state.step, "epoch": state.epoch, "best_valid_loss": state.best_valid_loss}
+    return meta
+
+
+def build_objective(obj_conf: dict):
+    """The Objective (asrkit.training.objectives) for the config's `objective` section."""
+    from asrkit.training.objectives import Objective
+
+    main = {"type": obj_conf["type"]}
+    if obj_conf["type"] == "kl":
+        main["temperature"] = obj_conf["temperature"]
+    if obj_conf.get("mix"):
+        main["mix"] = {k: v for k, v in obj_conf["mix"].items() if k not in ("targets", "valid_targets")}
+    return Objective(main)
+
+
+def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
+                   targets: dict[str, tuple[torch.Tensor, torch.Tensor]], keys: list[str],
+                   subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
+    """Loss of a batch; frame targets are checked against the model's output frames first.
+
+    Returns (loss, stats) with stats["normaliser"] the count the loss is averaged over.
+    """
+    from asrkit.training.objectives import check_frame_counts
+
+    fields = {}
+    if "text" in targets:
+        fields["tokens"], fields["token_lens"] = targets["text"]
+    if "ali" in targets:
+        labels, lens = targets["ali"]
+        check_frame_counts(out_lens, lens, keys, subsampling=subsampling)
+        fields["frame_labels"] = labels
+        if int(labels.max()) >= logits.shape[-1]:
+            bad = int((labels.max(dim=1).values >= logits.shape[-1]).nonzero()[0])
+            raise AsrkitError(f"utterance '{keys[bad]}': alignment label {int(labels[bad].max())} is outside "
+                              f"the model's {logits.shape[-1]} outputs")
+    if "post" in targets:
+        post, lens = targets["post"]
+        check_frame_counts(out_lens, lens, keys, subsampling=subsampling)
+        if post.shape[-1] != logits.shape[-1]:
+            raise AsrkitError(f"utterance '{keys[0]}': soft targets have {post.shape[-1]} columns but the model "
+                              f"has {logits.shape[-1]} outputs for this language")
+        fields["soft_targets"] = post
+    loss, stats = objective(logits, out_lens, **fields)
+    main = objective.main["type"]
+    stats["normaliser"] = float(stats[f"norm_{main}"])
+    return loss, stats
+
+
+def compute_loss(model, batch: Batch, objective, subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
+    """Forward a language-homogeneous batch and return (loss, stats) for the objective."""
+    lang = batch.lang
+    if lang is None:
+        raise AsrkitError("a batch mixes languages; set data.language_homogeneous: true")
+    logits, out_lens = model(batch.feats, batch.feat_lens, lang)
+    return objective_loss(objective, logits.float(), out_lens, batch.targets, batch.keys, subsampling)
+
+
+def _num_frames(batch: Batch) -> int:
+    return int(batch.feat_lens.sum())
+
+
+@torch.no_grad()
+def validate(model, dataset: AsrDataset, conf: dict, device: torch.device, ctx=None) -> dict:
+    """Validation loss (mean per the objective's normaliser) and, for CTC, the token error rate."""
+    from asrkit.decoding.ctc import ctc_greedy, edit_distance
+    from asrkit.training.distributed import DistContext, all_reduce_sums
+
+    ctx = ctx or DistContext()
+    objective = build_objective(conf["objective"])
+    was_training = model.training
+    model.eval()
+    plan = BatchPlan(dataset.utts, max_frames=conf["data"]["max_frames"], max_utts=conf["data"]["max_utts"],
+                     shuffle=False, seed=0, rank=0, world_size=1)
+    batches = plan.global_batches(0)[ctx.rank::ctx.world_size]
+    sums = {"loss": 0.0, "count": 0.0, "errors": 0.0, "tokens": 0.0}
+    for batch in batch_loader(dataset, batches, num_workers=0):
+        batch = batch.to(device)
+        with autocast_context(conf, device):
+            logits, out_lens = model(batch.feats, batch.feat_lens, batch.lang)
+        loss, stats = objective_loss(objective, logits.float(), out_lens, batch.targets, batch.keys)
+        sums["loss"] += float(loss) * stats["normaliser"]
+        sums["count"] += stats["normaliser"]
+        if conf["objective"]["type"] == "ctc" or (conf["objective"].get("mix") or {}).get("type") == "ctc":
+            tokens, token_lens = batch.targets["text"]
+            for hyp, ref, n in zip(ctc_greedy(logits, out_lens), tokens.cpu().tolist(), token_lens.tolist()):
+                sums["errors"] += edit_distance(ref[:n], hyp)
+                sums["tokens"] += n
+    sums = all_reduce_sums(sums, ctx)
+    model.train(was_training)
+    out = {"valid_loss": sums["loss"] / max(sums["count"], 1e-9)}
+    if sums["tokens"]:
+        out["valid_ter"] = 100.0 * sums["errors"] / sums["tokens"]
+    return out
+
+
+def find_latest_checkpoint(out_dir: Path, rank: int = 0) -> Path | None:
+    ckpts = [p for p in ckpt.list_checkpoints(out_dir / "checkpoints") if ".rank" not in p.name]
+    if not ckpts:
+        return None
+    latest = ckpts[-1]
+    if rank:
+        latest = latest.with_name(latest.stem + f".rank{rank}.pt")
+    return latest
+
+
+class MetricsLog:
+    """Training curves for `asrkit plot`: JSON lines in log/metrics.jsonl, plus TensorBoard scalars."""
+
+    def __init__(self, out_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = out_dir / "log" / "metrics.jsonl"
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency; stay usable without it
+                log.warning("tensorboard not available: no TensorBoard scalars")
+
+    def write(self, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and k not in ("epoch",):
+                    self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _log_param_counts(model) -> None:
+    counts = model.param_counts()
+    parts = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:.1f}" for k, v in counts.items())
+    log.info("parameters: %s", parts)
+
+
+def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None, out_dir: str | os.PathLike,
+                 resume: bool = False, overwrite: bool = False, command: str | None = None) -> Path:
+    """Train a model as configured; returns the path of `final.pt`.
+
+    Raises:
+        ConfigError: bad config, an existing run without --resume, or data that does not fit the model.
+    """
+    from asrkit.logutil import command_line, setup_logging, versions
+    from asrkit.models.specaugment import SpecAugment
+    from asrkit.text.tokenizer import LangDir
+    from asrkit.training.distributed import build_strategy, init_distributed, unwrap
+    from asrkit.training.ema import build_ema
+
+    out_dir = Path(out_dir)
+    tconf = conf["training"]
+    device = resolve_device(tconf["device"])
+    ctx = init_distributed(device.type, float(tconf["dist_timeout"]))
+    if ctx.distributed and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+    (out_dir / "log").mkdir(parents=True, exist_ok=True)
+    (out_dir / "checkpoints").mkdir(exist_ok=True)
+    log_file = out_dir / "log" / ("train.log" if ctx.is_main else f"train.rank{ctx.rank}.log")
+    setup_logging(log_file, stderr=ctx.is_main)
+    log.info("%s", command or command_line())
+    log.info("%s; device %s; rank %d of %d", versions(), device, ctx.rank, ctx.world_size)
+
+    final = out_dir / "final.pt"
+    latest = find_latest_checkpoint(out_dir, ctx.rank)
+    if not resume and not overwrite:
+        if final.exists() and (out_dir / "config.yaml").exists():
+            import yaml
+
+            if yaml.safe_load((out_dir / "config.yaml").read_text()) == conf:
+                log.info("%s exists with the same config: nothing to do (--overwrite to retrain)", final)
+                return final
+        if latest is not None or final.exists():
+            raise ConfigError(f"{out_dir} holds an earlier run; use --resume to continue it or --overwrite to start over")
+    if overwrite and ctx.is_main:
+        for p in ckpt.list_checkpoints(out_dir / "checkpoints"):
+            p.unlink()
+        (out_dir / "log" / "metrics.jsonl").unlink(missing_ok=True)
+        latest = None
+    if resume and latest is None:
+        log.warning("--resume: no checkpoint in %s; starting from scratch", out_dir / "checkpoints")
+    if ctx.is_main:
+        save_config(conf, out_dir / "config.yaml")
+        from asrkit.fileio import atomic_write_text
+
+        atomic_write_text(out_dir / "cmd", (command or command_line()) + "\n")
+
+    seed_everything(int(tconf["seed"]) + ctx.rank)
+    lang = LangDir.load(lang_dir) if lang_dir else None
+    train_ds, valid_ds = build_datasets(conf, train_dirs, valid_dirs, lang)
+    feat_dim = train_ds.feat_dim()
+    vocab_sizes = vocab_sizes_for(conf, lang, train_ds)
+    model = build_training_model(conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes, device=device)
+    _log_param_counts(model)
+    dconf = conf["data"]
+    plan = BatchPlan(train_ds.utts, max_frames=dconf["max_frames"], max_utts=dconf["max_utts"],
+                     lang_sampling=dconf["lang_sampling"], lang_alpha=dconf["lang_alpha"],
+                     homogeneous=dconf["language_homogeneous"], shuffle=dconf["shuffle"],
+                     seed=int(tconf["seed"]), rank=ctx.rank, world_size=ctx.world_size)
+    accum = int(tconf["accum_grad"])
+    steps_per_epoch = math.ceil(plan.num_batches(0) / accum)
+    total_steps = int(tconf["epochs"]) * steps_per_epoch
+    log.info("%d training utterances in %d languages (%s); %d batches per epoch per process; %d steps planned",
+             len(train_ds.utts), len(train_ds.languages), ", ".join(f"{k} {v:.2f}" for k, v in plan.lang_probs.items()),
+             plan.num_batches(0), total_steps)
+    optimizer = build_optimizer(conf, model, world_size=ctx.world_size)
+    scheduler = build_scheduler(optimizer, conf["scheduler"], total_steps)
+    ema = build_ema(tconf["ema"], model)
+    strategy = build_strategy(conf, ctx)
+    specaug = SpecAugment(dconf["specaugment"]) if dconf["specaugment"] else None
+    state = TrainState()
+    if resume and latest is not None:
+        state = _restore(latest, model, optimizer, scheduler, ema, strategy, ctx)
+        log.info("resumed from %s: step %d, epoch %d, batch %d", latest, state.step, state.epoch, state.batch_in_epoch)
+    wrapped = strategy.wrap(model)
+    meta = lambda: model_meta(conf, model, feat_dim=feat_dim, lang_dir=lang, train_dirs=train_dirs, state=state)  # noqa: E731
+    metrics = MetricsLog(out_dir, enabled=ctx.is_main)
+    max_steps = tconf["max_steps"]
+    stop = False
+    try:
+        while state.epoch < int(tconf["epochs"]) and not stop:
+            stop = train_epoch(wrapped, model, plan, train_ds, conf, device, optimizer, scheduler, ema, strategy,
+                               specaug, state, metrics, ctx, save=lambda: _save(out_dir, model, optimizer, scheduler,
+                                                                                ema, strategy, state, ctx, meta(),
+                                                                                tconf["keep_last"]))
+            if not stop:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+            results = validate(model, valid_ds, conf, device, ctx) if valid_ds is not None else {}
+            if ema is not None and valid_ds is not None:
+                results["valid_loss_ema"] = validate(ema.averaged.module, valid_ds, conf, device, ctx)["valid_loss"]
+            if results:
+                log.info("epoch %d: %s", state.epoch, ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+                metrics.write(state.step, {"epoch": state.epoch, **results})
+            state.history.append({"epoch": state.epoch, "step": state.step, **results})
+            if results and results["valid_loss"] < state.best_valid_loss:
+                state.best_valid_loss = results["valid_loss"]
+                if ctx.is_main:
+                    ckpt.atomic_torch_save(ckpt.make_model_file(model, meta=meta()), out_dir / "best.pt")
+            _save(out_dir, model, optimizer, scheduler, ema, strategy, state, ctx, meta(), tconf["keep_last"])
+            if max_steps and state.step >= max_steps:
+                break
+    finally:
+        metrics.close()
+    if ctx.is_main:
+        ckpt.atomic_torch_save(ckpt.make_model_file(unwrap(model), meta=meta()), final)
+        if ema is not None:
+            ckpt.atomic_torch_save(ckpt.make_model_file(model, meta=meta(), state_dict=ema.model_state_dict()),
+                                   out_dir / "ema.pt")
+        log.info("wrote %s%s", final, " and ema.pt" if ema is not None else "")
+    if ctx.distributed:
+        torch.distributed.barrier()
+    return final
+
+
+def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict, device, optimizer, scheduler, ema,
+                strategy, specaug, state: TrainState, metrics: MetricsLog, ctx, save) -> bool:
+    """Train from the state's position to the end of the epoch; returns True if max_steps stopped it."""
+    tconf = conf["training"]
+    accum = int(tconf["accum_grad"])
+    objective = build_objective(conf["objective"])
+    batches = plan.epoch_batches(state.epoch)
+    start = state.batch_in_epoch
+    loader = batch_loader(dataset, batches[start:], num_workers=int(conf["data"]["num_workers"]))
+    progress = _progress(len(batches), start, ctx, tconf["progress"], desc=f"epoch {state.epoch + 1}")
+    window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter()}
+    wrapped.train()
+    for i, batch in enumerate(loader, start=start):
+        batch = batch.to(device)
+        if specaug is not None:
+            batch.feats = specaug(batch.feats, batch.feat_lens)
+        last_of_step = (i + 1) % accum == 0 or i + 1 == len(batches)
+        with (contextlib.nullcontext() if last_of_step else strategy.no_sync(wrapped)):
+            with autocast_context(conf, device):
+                loss, stats = compute_loss(wrapped, batch, objective, model.frame_subsampling)
+            (loss / accum).backward()
+        window["loss"] += float(loss.detach()) * stats["normaliser"]
+        window["count"] += stats["normaliser"]
+        window["frames"] += _num_frames(batch)
+        if progress is not None:
+            progress.update(1)
+        if not last_of_step:
+            continue
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tconf["grad_clip"]) or math.inf)
+        if torch.isfinite(grad_norm):
+            optimizer.step()
+        else:
+            log.warning("step %d: gradient norm is %s; update skipped (utterances %s ...)", state.step + 1,
+                        float(grad_norm), ", ".join(batch.keys[:3]))
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        state.step += 1
+        state.batch_in_epoch = i + 1
+        synced = strategy.after_step(model, optimizer, state.step)
+        if ema is not None and synced:
+            ema.update(model, state.step)
+        if state.step % int(tconf["log_interval"]) == 0 or state.batch_in_epoch == len(batches):
+            elapsed = max(time.perf_counter() - window["time"], 1e-9)
+            values = {"epoch": state.epoch, "loss": window["loss"] / max(window["count"], 1e-9),
+                      "lr": scheduler.get_last_lr()[0], "frames_per_s": window["frames"] / elapsed,
+                      "grad_norm": float(grad_norm)}
+            if strategy.comm_seconds():
+                values["comm_s"] = strategy.comm_seconds()
+            log.info("epoch %d step %d: loss %.4f, lr %.3g, %.0f frames/s", state.epoch + 1, state.step,
+                     values["loss"], values["lr"], values["frames_per_s"])
+            metrics.write(state.step, values)
+            window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter()}
+        if tconf["save_interval"] and state.step % int(tconf["save_interval"]) == 0:
+            save()
+        if tconf["max_steps"] and state.step >= int(tconf["max_steps"]):
+            if progress is not None:
+                progress.close()
+            return True
+    if progress is not None:
+        progress.close()
+    return False
+
+
+def _progress(total: int, start: int, ctx, mode: str, desc: str):
+    if not ctx.is_main or mode == "none" or (mode == "auto" and not sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+
+
+def _save(out_dir: Path, model, optimizer, scheduler, ema, strategy, state: TrainState, ctx, meta: dict,
+          keep_last: int = 3) -> None:
+    """Write a checkpoint (every rank its own file when distributed) and keep the newest N."""
+    from dataclasses import asdict
+
+    name = ckpt.checkpoint_name(state.step)
+    if ctx.rank:
+        name = name[:-3] + f".rank{ctx.rank}.pt"
+    payload = {"model": ckpt.make_model_file(model, meta=meta), "optimizer": optimizer.state_dict(),
+               "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+               "strategy": strategy.state_dict(), "state": asdict(state), "rng": ckpt.rng_state(),
+               "world_size": ctx.world_size}
+    ckpt.atomic_torch_save(payload, out_dir / "checkpoints" / name)
+    if ctx.is_main:
+        keep = max(1, int(keep_last))
+        ckpts = [p for p in ckpt.list_checkpoints(out_dir / "checkpoints") if ".rank" not in p.name]
+        for old in ckpts[: max(0, len(ckpts) - keep)]:
+            old.unlink(missing_ok=True)
+            for other in old.parent.glob(old.stem + ".rank*.pt"):
+                other.unlink(missing_ok=True)
+
+
+def _restore(path: Path, model, optimizer, scheduler, ema, strategy, ctx) -> TrainState:
+    payload = ckpt.load_checkpoint(path)
+    if payload.get("world_size", 1) != ctx.world_size:
+        raise ConfigError(f"{path}: written by {payload.get('world_size', 1)} processes; resume with the same number "
+                          f"(now {ctx.world_size})")
+    model.load_state_dict(payload["model"]["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    if ema is not None and payload.get("ema") is not None:
+        ema.load_state_dict(payload["ema"])
+    strategy.load_state_dict(payload.get("strategy") or {})
+    ckpt.set_rng_state(payload["rng"])
+    return TrainState(**payload["state"])

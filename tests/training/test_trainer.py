@@ -1,0 +1,135 @@
+"""The trainer on tiny learnable data: CTC/MTL/LRMF, CE and KL objectives, exact resume, checks at start."""
+
+from __future__ import annotations
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+
+from asrkit.errors import AsrkitError, ConfigError
+from asrkit.text.tokenizer import make_lang_dir
+from asrkit.training.checkpoint import load_model, read_model_file, tokenizers_from_meta
+from asrkit.training.config import load_config
+from asrkit.training.trainer import run_training
+
+DNN = ["model.encoder={type: dnn, hidden_dims: [48, 48], context: 2}", "data.max_frames=250",
+       "training.log_interval=2", "optim.lr=5e-3", "scheduler.warmup_steps=5"]
+
+
+def _train(tmp_path, toy_data, name, extra=(), epochs=3, **kw):
+    train_dir, valid_dir = toy_data
+    lang = tmp_path / "lang"
+    if not lang.exists():
+        make_lang_dir([train_dir], lang, token_type="char")
+    conf = load_config(None, [*DNN, f"training.epochs={epochs}", *extra])
+    out = tmp_path / name
+    final = run_training(conf, train_dirs=[train_dir], valid_dirs=[valid_dir], lang_dir=str(lang), out_dir=out, **kw)
+    return out, final
+
+
+def _valid_losses(out):
+    import json
+
+    rows = [json.loads(line) for line in (out / "log" / "metrics.jsonl").read_text().splitlines()]
+    return [r["valid_loss"] for r in rows if "valid_loss" in r]
+
+
+def test_mtl_ctc_learns_and_writes_experiment_dir(tmp_path, toy_data):
+    out, final = _train(tmp_path, toy_data, "mtl", epochs=4)
+    losses = _valid_losses(out)
+    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
+    for name in ("config.yaml", "cmd", "log/train.log", "best.pt", "final.pt"):
+        assert (out / name).exists(), name
+    assert "parameters: encoder" in (out / "log" / "train.log").read_text()
+    model, meta = load_model(final)
+    assert meta["languages"] == ["de", "en"] and meta["objective"] == "ctc"
+    toks = tokenizers_from_meta(meta)
+    assert toks["en"].decode(toks["en"].encode("abc")) == "abc"
+    feats = torch.randn(1, 30, 12)
+    logits, lens = model(feats, torch.tensor([30]), "de")
+    assert logits.shape == (1, 30, meta["vocab_sizes"]["de"])
+
+
+def test_same_config_rerun_skips_and_other_run_needs_flag(tmp_path, toy_data):
+    out, final = _train(tmp_path, toy_data, "run", epochs=1)
+    stamp = final.stat().st_mtime_ns
+    _train(tmp_path, toy_data, "run", epochs=1)
+    assert final.stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match="--resume .* --overwrite"):
+        _train(tmp_path, toy_data, "run", epochs=2)
+
+
+def _weights(path):
+    return read_model_file(path)["state_dict"]
+
+
+def test_resume_mid_epoch_is_bit_identical(tmp_path, toy_data):
+    extra = ["data.specaugment={num_freq_masks: 1, freq_mask_width: 3, num_time_masks: 1, time_mask_width: 5}",
+             "model.encoder={type: dnn, hidden_dims: [48, 48], context: 2, dropout: 0.2}"]
+    straight, _ = _train(tmp_path, toy_data, "straight", [*extra, "training.max_steps=10"], epochs=4)
+    part, _ = _train(tmp_path, toy_data, "part", [*extra, "training.max_steps=5"], epochs=4)
+    # The toy data makes 4 batches per epoch: step 5 is the first batch of the second epoch.
+    resumed, _ = _train(tmp_path, toy_data, "part", [*extra, "training.max_steps=10"], epochs=4, resume=True)
+    a, b = _weights(straight / "final.pt"), _weights(resumed / "final.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_lrmf_reports_reduction(tmp_path, toy_data):
+    out, _ = _train(tmp_path, toy_data, "lrmf", ["model.head={type: lrmf, rank: 8}"], epochs=1)
+    log = (out / "log" / "train.log").read_text()
+    assert "reduction_percent" in log
+
+
+def test_language_missing_from_lang_dir(tmp_path, toy_data):
+    train_dir, valid_dir = toy_data
+    make_lang_dir([valid_dir], tmp_path / "lang_en", token_type="char")
+    (train_dir / "utt2lang").write_text((train_dir / "utt2lang").read_text().replace(" de\n", " xx\n"))
+    conf = load_config(None, DNN)
+    with pytest.raises(ConfigError, match="language 'xx' .* is not in lang dir"):
+        run_training(conf, train_dirs=[train_dir], lang_dir=str(tmp_path / "lang_en"), out_dir=tmp_path / "e")
+
+
+def _frame_targets(data_dir, path, kind, num_classes=5):
+    """Alignment (int vectors) or soft targets (float matrices) with as many frames as the features."""
+    feats = dict(kaldiio.load_scp(str(data_dir / "feats.scp")))
+    rng = np.random.default_rng(0)
+    with kaldiio.WriteHelper(f"ark,scp:{path}.ark,{path}.scp") as w:
+        for k in sorted(feats):
+            n = feats[k].shape[0]
+            labels = (np.arange(n) // 4 + len(k)) % num_classes  # a learnable function of position
+            if kind == "ali":
+                w(k, labels.astype(np.int32))
+            else:
+                post = np.full((n, num_classes), 0.05, dtype=np.float32)
+                post[np.arange(n), labels] += 1 - 0.05 * num_classes
+                w(k, post + rng.uniform(0, 1e-3, post.shape).astype(np.float32) * 0)
+    return f"{path}.scp"
+
+
+@pytest.mark.parametrize("kind", ["ce", "kl"])
+def test_frame_level_objectives_train(tmp_path, toy_data, kind):
+    train_dir, valid_dir = toy_data
+    tr = _frame_targets(train_dir, tmp_path / "tr", "ali" if kind == "ce" else "post")
+    va = _frame_targets(valid_dir, tmp_path / "va", "ali" if kind == "ce" else "post")
+    conf = load_config(None, [*DNN, "training.epochs=3", f"objective.type={kind}", f"objective.targets={tr}",
+                              f"objective.valid_targets={va}", "model.head={type: linear}"])
+    out = tmp_path / kind
+    run_training(conf, train_dirs=[train_dir], valid_dirs=[valid_dir], lang_dir=None, out_dir=out)
+    losses = _valid_losses(out)
+    assert losses[-1] < losses[0]
+    assert read_model_file(out / "final.pt")["vocab_sizes"] == {"de": 5, "en": 5}
+
+
+def test_alignment_length_mismatch_names_utterance(tmp_path, toy_data):
+    train_dir, _ = toy_data
+    feats = dict(kaldiio.load_scp(str(train_dir / "feats.scp")))
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_path}/ali.ark,{tmp_path}/ali.scp") as w:
+        for k in sorted(feats):
+            w(k, np.zeros(feats[k].shape[0] // 3, dtype=np.int32))
+    conf = load_config(None, [*DNN, "objective.type=ce", f"objective.targets={tmp_path}/ali.scp",
+                              "model.head={type: linear, num_classes: 4}"])
+    with pytest.raises(AsrkitError, match=r"utterance '.*': the targets have \d+ frames but the model outputs"):
+        run_training(conf, train_dirs=[train_dir], lang_dir=None, out_dir=tmp_path / "bad")

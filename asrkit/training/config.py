@@ -80,6 +80,7 @@ DEFAULTS: dict = {
         "ema": None,              # {decay: 0.999, start_step: 0}
         "init_from": None,
         "freeze": "none",         # none | encoder | shared
+        "pathways": None,         # masks dir (asrkit prune): train each language only inside its mask
         "dist_timeout": 300,
         "progress": "auto",
     },

@@ -189,9 +189,17 @@ def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state:
     return meta
 
 
+def _plain(model):
+    return model.module if hasattr(model, "module") else model
+
+
 def build_objective(obj_conf: dict):
-    """The Objective (asrkit.training.objectives) for the config's `objective` section."""
+    """The Objective (asrkit.training.objectives) for the config's `objective` section; None for rnnt
+    (a transducer computes its own loss)."""
     from asrkit.training.objectives import Objective
+
+    if obj_conf["type"] == "rnnt":
+        return None
 
     main = {"type": obj_conf["type"]}
     if obj_conf["type"] == "kl":
@@ -235,10 +243,20 @@ def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
 
 
 def compute_loss(model, batch: Batch, objective, subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
-    """Forward a language-homogeneous batch and return (loss, stats) for the objective."""
+    """Forward a language-homogeneous batch and return (loss, stats) for the objective.
+
+    A transducer (a model with `transducer_loss`) computes its own loss from the token targets:
+    `transducer_loss(feats, feat_lens, tokens, token_lens, lang) -> (loss, normaliser)`.
+    """
     lang = batch.lang
     if lang is None:
         raise AsrkitError("a batch mixes languages; set data.language_homogeneous: true")
+    if objective is None:
+        tokens, token_lens = batch.targets["text"]
+        loss, norm = _plain(model).transducer_loss(batch.feats, batch.feat_lens, tokens, token_lens, lang) \
+            if not hasattr(model, "transducer_loss") else model.transducer_loss(batch.feats, batch.feat_lens,
+                                                                                tokens, token_lens, lang)
+        return loss, {"loss": float(loss.detach()), "normaliser": float(norm)}
     logits, out_lens = model(batch.feats, batch.feat_lens, lang)
     return objective_loss(objective, logits.float(), out_lens, batch.targets, batch.keys, subsampling)
 
@@ -263,6 +281,12 @@ def validate(model, dataset: AsrDataset, conf: dict, device: torch.device, ctx=N
     sums = {"loss": 0.0, "count": 0.0, "errors": 0.0, "tokens": 0.0}
     for batch in batch_loader(dataset, batches, num_workers=0):
         batch = batch.to(device)
+        if objective is None:  # transducer: loss only
+            with autocast_context(conf, device):
+                loss, stats = compute_loss(model, batch, None)
+            sums["loss"] += float(loss) * stats["normaliser"]
+            sums["count"] += stats["normaliser"]
+            continue
         with autocast_context(conf, device):
             logits, out_lens = model(batch.feats, batch.feat_lens, batch.lang)
         loss, stats = objective_loss(objective, logits.float(), out_lens, batch.targets, batch.keys)
@@ -400,6 +424,7 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     ema = build_ema(tconf["ema"], model)
     strategy = build_strategy(conf, ctx)
     specaug = SpecAugment(dconf["specaugment"]) if dconf["specaugment"] else None
+    hooks = build_hooks(conf, model)
     state = TrainState()
     if resume and latest is not None:
         state = _restore(latest, model, optimizer, scheduler, ema, strategy, ctx)
@@ -412,7 +437,7 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     try:
         while state.epoch < int(tconf["epochs"]) and not stop:
             stop = train_epoch(wrapped, model, plan, train_ds, conf, device, optimizer, scheduler, ema, strategy,
-                               specaug, state, metrics, ctx, save=lambda: _save(out_dir, model, optimizer, scheduler,
+                               specaug, state, metrics, ctx, hooks=hooks, save=lambda: _save(out_dir, model, optimizer, scheduler,
                                                                                 ema, strategy, state, ctx, meta(),
                                                                                 tconf["keep_last"]))
             if not stop:
@@ -446,8 +471,13 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
 
 
 def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict, device, optimizer, scheduler, ema,
-                strategy, specaug, state: TrainState, metrics: MetricsLog, ctx, save) -> bool:
-    """Train from the state's position to the end of the epoch; returns True if max_steps stopped it."""
+                strategy, specaug, state: TrainState, metrics: MetricsLog, ctx, save, hooks=()) -> bool:
+    """Train from the state's position to the end of the epoch; returns True if max_steps stopped it.
+
+    `hooks` are objects with any of `before_forward(model, batch)`, `after_backward(model, batch)`,
+    `before_step(model, optimizer, batch)` and `after_step(model, optimizer, batch)` (e.g. the
+    language pathway masks of asrkit.pruning); each is called when present.
+    """
     tconf = conf["training"]
     accum = int(tconf["accum_grad"])
     objective = build_objective(conf["objective"])
@@ -462,10 +492,12 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
         if specaug is not None:
             batch.feats = specaug(batch.feats, batch.feat_lens)
         last_of_step = (i + 1) % accum == 0 or i + 1 == len(batches)
+        _call(hooks, "before_forward", model, batch)
         with (contextlib.nullcontext() if last_of_step else strategy.no_sync(wrapped)):
             with autocast_context(conf, device):
                 loss, stats = compute_loss(wrapped, batch, objective, model.frame_subsampling)
             (loss / accum).backward()
+        _call(hooks, "after_backward", model, batch)
         window["loss"] += float(loss.detach()) * stats["normaliser"]
         window["count"] += stats["normaliser"]
         window["frames"] += _num_frames(batch)
@@ -475,7 +507,9 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
             continue
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tconf["grad_clip"]) or math.inf)
         if torch.isfinite(grad_norm):
+            _call(hooks, "before_step", model, optimizer, batch)
             optimizer.step()
+            _call(hooks, "after_step", model, optimizer, batch)
         else:
             log.warning("step %d: gradient norm is %s; update skipped (utterances %s ...)", state.step + 1,
                         float(grad_norm), ", ".join(batch.keys[:3]))
@@ -506,6 +540,22 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
     if progress is not None:
         progress.close()
     return False
+
+
+def _call(hooks, name: str, *args) -> None:
+    for hook in hooks:
+        fn = getattr(hook, name, None)
+        if fn is not None:
+            fn(*args)
+
+
+def build_hooks(conf: dict, model) -> list:
+    """Training hooks the config asks for (language pathway masks: `training.pathways`)."""
+    if not conf["training"].get("pathways"):
+        return []
+    from asrkit.pruning.pathways import build_pathway_hook
+
+    return [build_pathway_hook(conf["training"]["pathways"], model)]
 
 
 def _progress(total: int, start: int, ctx, mode: str, desc: str):

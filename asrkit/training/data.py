@@ -157,15 +157,17 @@ class AsrDataset:
 
     @staticmethod
     def _load_targets(kind: str, rspec: str):
-        from asrkit.kaldi.table import iter_table, load_table_scp
+        from asrkit.kaldi.table import iter_table
 
         if not rspec.startswith(("ark:", "ark,", "scp:", "scp,")):
             rspec = ("ark:" if rspec.endswith((".ark", ".gz", "|")) else "scp:") + rspec
         if kind == "ali":
             # Alignments are small: read them all (also from `ark:gunzip -c ali.*.gz|`).
             return {k: np.asarray(v, dtype=np.int64) for k, v in iter_table(rspec)}
-        path = rspec[4:] if rspec.startswith("scp:") else rspec
-        return load_table_scp(path)
+        # Soft targets: float-matrix tables, or Kaldi Posterior archives (top-k) expanded to dense rows.
+        from asrkit.distill.posteriors import open_soft_targets
+
+        return open_soft_targets(rspec)
 
     def _check_languages(self) -> None:
         if self.lang_dir is None:
@@ -187,7 +189,8 @@ class AsrDataset:
         """Features of an utterance with CMVN applied: (T, D) float32."""
         from asrkit.features.cmvn import apply_cmvn
 
-        feats = np.asarray(self._feats[key][key], dtype=np.float32)
+        # A copy: arrays read from an ark may be read-only views, which torch.from_numpy warns about.
+        feats = np.array(self._feats[key][key], dtype=np.float32)
         if key in self._cmvn:
             table, spk = self._cmvn[key]
             try:

@@ -26,10 +26,16 @@ def _relaunch_under_torchrun(nproc: int, device: str) -> None:
         cleaned.append(a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "asrkit", *cleaned, "--set", f"training.device={device}"]
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    # Share the cores between the ranks (torchrun would otherwise set 1 thread each, with a warning).
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
+    env = dict(os.environ, OMP_NUM_THREADS=threads)
     code = subprocess.call(cmd, env=env)
     if code != 0:
-        raise click.ClickException(f"torchrun exited with status {code}; see the rank logs in the out dir's log/")
+        from asrkit.errors import AsrkitError
+
+        # torchrun has already printed which rank failed and how (its ChildFailedError summary).
+        raise AsrkitError(f"torchrun exited with status {code}; see the summary above and the rank logs in "
+                          "the out dir's log/")
     sys.exit(0)
 
 

@@ -3,7 +3,9 @@
 A strategy decides how replicas stay in step: `allreduce` averages gradients every step (DDP);
 the others let each worker step alone and synchronise parameters every K steps. The trainer calls
 `wrap` once, `no_sync` during gradient accumulation, and `after_step` after each optimizer step;
-`after_step` returns True when the replicas were just synchronised (the EMA updates then).
+`after_step` returns True when the replicas were just synchronised (the EMA updates then), and
+`synchronize` at each epoch end and once at the end of training (so validation and `final.pt` see
+one model). The strategies themselves live in asrkit.training.strategies.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from asrkit.errors import AsrkitError
 
 log = logging.getLogger("asrkit.train")
 
@@ -41,6 +45,10 @@ def init_distributed(device_type: str, timeout_s: float = 300) -> DistContext:
     """Join the process group torchrun set up (RANK, WORLD_SIZE, LOCAL_RANK); a no-op for one process.
 
     NCCL on GPUs, gloo on CPU. `timeout_s` bounds how long a collective waits for a dead rank.
+    MASTER_ADDR/MASTER_PORT come from torchrun (or the caller's environment).
+
+    Raises:
+        AsrkitError: the rendezvous with the other processes failed or timed out.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
@@ -50,7 +58,11 @@ def init_distributed(device_type: str, timeout_s: float = 300) -> DistContext:
     if not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        try:
+            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        except (RuntimeError, dist.DistError) as e:
+            raise AsrkitError(f"rank {rank}: could not join the {world} training processes within "
+                              f"{timeout_s:g}s ({str(e).splitlines()[0]})") from None
     return DistContext(rank=rank, world_size=world, local_rank=local_rank)
 
 
@@ -71,6 +83,10 @@ class Strategy:
 
     def after_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> bool:
         return True
+
+    def synchronize(self, model: torch.nn.Module, step: int, final: bool = False) -> bool:
+        """Bring replicas that drifted since the last sync together (epoch end, or `final`); True if it did."""
+        return False
 
     def state_dict(self) -> dict:
         return {}
@@ -94,6 +110,15 @@ def build_strategy(conf: dict, ctx: DistContext) -> Strategy:
     from asrkit.training import strategies
 
     return strategies.build(conf["training"]["strategy"], ctx, conf["training"])
+
+
+def is_comm_failure(error: BaseException) -> bool:
+    """Whether an exception is a failed or timed-out collective (gloo reports plain RuntimeErrors)."""
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error)
+    return any(mark in text for mark in ("gloo", "NCCL", "Connection reset", "Connection closed", "Timed out",
+                                         "timed out"))
 
 
 def all_reduce_sums(values: dict[str, float], ctx: DistContext) -> dict[str, float]:

@@ -13,7 +13,10 @@ from asrkit.errors import ConfigError
 
 
 class ModelEma:
-    """EMA of a model's parameters (and a copy of its buffers).
+    """EMA of a model's parameters and buffers: e <- decay * e + (1 - decay) * w.
+
+    Each rank keeps its own (under allreduce / model-averaging / bmuf they are identical, since
+    they are fed the synchronised weights); nothing is ever copied back into the trained model.
 
     Args:
         model: the model being trained (unwrapped, not DDP).

@@ -245,17 +245,16 @@ def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
 def compute_loss(model, batch: Batch, objective, subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
     """Forward a language-homogeneous batch and return (loss, stats) for the objective.
 
-    A transducer (a model with `transducer_loss`) computes its own loss from the token targets:
-    `transducer_loss(feats, feat_lens, tokens, token_lens, lang) -> (loss, normaliser)`.
+    A transducer computes its own loss from the token targets: `model(feats, feat_lens, lang,
+    tokens=..., token_lens=...) -> (loss, normaliser)` (its forward calls `transducer_loss`).
     """
     lang = batch.lang
     if lang is None:
         raise AsrkitError("a batch mixes languages; set data.language_homogeneous: true")
     if objective is None:
         tokens, token_lens = batch.targets["text"]
-        loss, norm = _plain(model).transducer_loss(batch.feats, batch.feat_lens, tokens, token_lens, lang) \
-            if not hasattr(model, "transducer_loss") else model.transducer_loss(batch.feats, batch.feat_lens,
-                                                                                tokens, token_lens, lang)
+        # Through forward (which calls transducer_loss), so that a DDP wrapper syncs the gradients.
+        loss, norm = model(batch.feats, batch.feat_lens, lang, tokens=tokens, token_lens=token_lens)
         return loss, {"loss": float(loss.detach()), "normaliser": float(norm)}
     logits, out_lens = model(batch.feats, batch.feat_lens, lang)
     return objective_loss(objective, logits.float(), out_lens, batch.targets, batch.keys, subsampling)
@@ -305,14 +304,14 @@ def validate(model, dataset: AsrDataset, conf: dict, device: torch.device, ctx=N
     return out
 
 
-def find_latest_checkpoint(out_dir: Path, rank: int = 0) -> Path | None:
+def find_latest_checkpoint(out_dir: Path, rank: int = 0, world_size: int = 1) -> Path | None:
+    """This rank's file of the newest checkpoint that every rank finished writing (None if there is none)."""
     ckpts = [p for p in ckpt.list_checkpoints(out_dir / "checkpoints") if ".rank" not in p.name]
-    if not ckpts:
-        return None
-    latest = ckpts[-1]
-    if rank:
-        latest = latest.with_name(latest.stem + f".rank{rank}.pt")
-    return latest
+    for latest in reversed(ckpts):
+        # A job killed while saving can leave rank 0's file without the others': skip that step.
+        if all(latest.with_name(latest.stem + f".rank{r}.pt").exists() for r in range(1, world_size)):
+            return latest.with_name(latest.stem + f".rank{rank}.pt") if rank else latest
+    return None
 
 
 class MetricsLog:
@@ -378,7 +377,7 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     log.info("%s; device %s; rank %d of %d", versions(), device, ctx.rank, ctx.world_size)
 
     final = out_dir / "final.pt"
-    latest = find_latest_checkpoint(out_dir, ctx.rank)
+    latest = find_latest_checkpoint(out_dir, ctx.rank, ctx.world_size)
     if not resume and not overwrite:
         if final.exists() and (out_dir / "config.yaml").exists():
             import yaml
@@ -440,6 +439,11 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
                                specaug, state, metrics, ctx, hooks=hooks, save=lambda: _save(out_dir, model, optimizer, scheduler,
                                                                                 ema, strategy, state, ctx, meta(),
                                                                                 tconf["keep_last"]))
+            # Local-SGD replicas drift between syncs: at an epoch end, validate and checkpoint one model.
+            # (Not when max_steps stopped mid-epoch: the checkpoint keeps each rank's replica, so a
+            # resumed run goes on exactly as an uninterrupted one.)
+            if not stop and strategy.synchronize(model, state.step) and ema is not None:
+                ema.update(model, state.step)
             if not stop:
                 state.epoch += 1
                 state.batch_in_epoch = 0
@@ -457,6 +461,10 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
             _save(out_dir, model, optimizer, scheduler, ema, strategy, state, ctx, meta(), tconf["keep_last"])
             if max_steps and state.step >= max_steps:
                 break
+        strategy.synchronize(model, state.step, final=True)
+    except RuntimeError as e:
+        _raise_if_comm_failure(e, ctx, tconf)
+        raise
     finally:
         metrics.close()
     if ctx.is_main:
@@ -468,6 +476,16 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     if ctx.distributed:
         torch.distributed.barrier()
     return final
+
+
+def _raise_if_comm_failure(e: RuntimeError, ctx, tconf: dict) -> None:
+    """Turn a collective that failed because another rank died or timed out into one clear AsrkitError."""
+    from asrkit.training.distributed import is_comm_failure
+
+    if ctx.distributed and is_comm_failure(e):
+        raise AsrkitError(f"rank {ctx.rank}: communication with the other training processes failed: another "
+                          f"process died or did not answer within training.dist_timeout={tconf['dist_timeout']}s "
+                          f"({str(e).splitlines()[0]})") from None
 
 
 def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict, device, optimizer, scheduler, ema,
@@ -485,7 +503,7 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
     start = state.batch_in_epoch
     loader = batch_loader(dataset, batches[start:], num_workers=int(conf["data"]["num_workers"]))
     progress = _progress(len(batches), start, ctx, tconf["progress"], desc=f"epoch {state.epoch + 1}")
-    window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter()}
+    window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter(), "comm": strategy.comm_seconds()}
     wrapped.train()
     for i, batch in enumerate(loader, start=start):
         batch = batch.to(device)
@@ -527,10 +545,12 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
                       "grad_norm": float(grad_norm)}
             if strategy.comm_seconds():
                 values["comm_s"] = strategy.comm_seconds()
+                values["comm_share"] = (values["comm_s"] - window["comm"]) / elapsed
             log.info("epoch %d step %d: loss %.4f, lr %.3g, %.0f frames/s", state.epoch + 1, state.step,
                      values["loss"], values["lr"], values["frames_per_s"])
             metrics.write(state.step, values)
-            window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter()}
+            window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter(),
+                      "comm": strategy.comm_seconds()}
         if tconf["save_interval"] and state.step % int(tconf["save_interval"]) == 0:
             save()
         if tconf["max_steps"] and state.step >= int(tconf["max_steps"]):
@@ -579,6 +599,8 @@ def _save(out_dir: Path, model, optimizer, scheduler, ema, strategy, state: Trai
                "strategy": strategy.state_dict(), "state": asdict(state), "rng": ckpt.rng_state(),
                "world_size": ctx.world_size}
     ckpt.atomic_torch_save(payload, out_dir / "checkpoints" / name)
+    if ctx.distributed:  # every rank has written this step before rank 0 removes older ones
+        torch.distributed.barrier()
     if ctx.is_main:
         keep = max(1, int(keep_last))
         ckpts = [p for p in ckpt.list_checkpoints(out_dir / "checkpoints") if ".rank" not in p.name]

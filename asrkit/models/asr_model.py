@@ -2,7 +2,8 @@
 
 `build_model(model_conf, feat_dim=..., vocab_sizes=...)` resolves the config (fills defaults, rejects
 unknown keys and bad values with a ConfigError naming the key) and returns an `AsrModel`, whose
-`conf`, `feat_dim` and `vocab_sizes` are all that is needed to build it again.
+`conf`, `feat_dim` and `vocab_sizes` are all that is needed to build it again. A config with
+`predictor` and `joiner` sections builds a transducer (asrkit.models.transducer.TransducerModel).
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ ENCODER_DEFAULTS: dict[str, dict] = {
     "conformer": {"d_model": 256, "num_layers": 12, "num_heads": 4, "ffn_dim": 1024,
                   "depthwise_conv_kernel_size": 31, "dropout": 0.1, "subsampling_channels": None,
                   "pos_enc": True, "convolution_first": False},
+    # Streaming: torchaudio's Emformer after a frame-stacking front end (`stride` frames -> one).
+    "emformer": {"d_model": 256, "num_layers": 12, "num_heads": 4, "ffn_dim": 1024, "segment_length": 16,
+                 "left_context": 32, "right_context": 4, "max_memory_size": 0, "stride": 4, "dropout": 0.1,
+                 "activation": "gelu"},
 }
+# Transducer sections (a model config with these builds a TransducerModel).
+PREDICTOR_DEFAULTS: dict[str, dict] = {"lstm": {"embed_dim": 256, "hidden_dim": 512, "num_layers": 1,
+                                                "dropout": 0.1}}
+JOINER_DEFAULTS: dict[str, dict] = {"additive": {"dim": 512, "activation": "tanh"}}
 HEAD_DEFAULTS: dict[str, dict] = {"linear": {}, "mtl": {}, "lrmf": {"rank": 64}}
 DEFAULT_ENCODER_TYPE = "conformer"
 DEFAULT_HEAD_TYPE = "linear"
@@ -36,8 +45,11 @@ _KINDS = {
     "subsample": "int>0", "hidden_dim": "int>0", "num_layers": "int>0", "bidirectional": "bool",
     "proj_size": "int>=0", "d_model": "int>0", "num_heads": "int>0", "ffn_dim": "int>0",
     "depthwise_conv_kernel_size": "int>0", "subsampling_channels": "int>0|None", "pos_enc": "bool",
-    "convolution_first": "bool", "rank": "int>0",
+    "convolution_first": "bool", "rank": "int>0", "segment_length": "int>0", "left_context": "int>=0",
+    "right_context": "int>=0", "max_memory_size": "int>=0", "stride": "int>0", "activation": "activation",
+    "embed_dim": "int>0", "dim": "int>0",
 }
+_ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 
 
 def _check_value(where: str, key: str, value):
@@ -53,13 +65,16 @@ def _check_value(where: str, key: str, value):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0
     elif kind == "bool":
         ok = isinstance(value, bool)
+    elif kind == "activation":
+        ok = value in _ACTIVATIONS
     else:  # int_list
         ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
             isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     if not ok:
         wanted = {"int>0": "a positive integer", "int>=0": "a non-negative integer", "prob": "a number in [0, 1)",
                   "bool": "true or false", "int_list": "a non-empty list of positive integers",
-                  "int>0|None": "a positive integer or null"}[kind]
+                  "int>0|None": "a positive integer or null",
+                  "activation": f"one of {', '.join(_ACTIVATIONS)}"}[kind]
         raise ConfigError(f"{where}.{key}: expected {wanted}, got {value!r}")
 
 
@@ -87,16 +102,18 @@ def model_config_defaults(model_conf: Mapping | None = None) -> dict:
     head); `model_config_defaults({"encoder": {"type": "dnn"}})` those of a dnn, and so on. A dnn's
     `num_layers` + `hidden_dim` are resolved into `hidden_dims`; a conformer's
     `subsampling_channels: null` into `d_model`. Sections set to null (e.g. `predictor: null`) are
-    ignored; the result has exactly the `encoder` and `head` sections.
+    ignored; the result has the `encoder` and `head` sections, and for a transducer (a config with a
+    `predictor` or `joiner` section; `{}` takes the defaults) `predictor` and `joiner` as well.
 
     Raises:
         ConfigError: unknown section, type or option, or a value of the wrong kind, naming the key.
     """
     # A section set to null counts as absent (a trainer config may carry `predictor: null` etc.).
     model_conf = {k: v for k, v in (model_conf or {}).items() if v is not None}
-    unknown = [k for k in model_conf if k not in ("encoder", "head")]
+    unknown = [k for k in model_conf if k not in ("encoder", "head", "predictor", "joiner")]
     if unknown:
-        raise ConfigError(f"model: unknown section(s) {', '.join(map(repr, unknown))} (known: encoder, head)")
+        raise ConfigError(f"model: unknown section(s) {', '.join(map(repr, unknown))} "
+                          "(known: encoder, head, predictor, joiner)")
     # A dnn's width may be given as hidden_dims, or as num_layers + hidden_dim (resolved to hidden_dims).
     enc = _resolve_section("model.encoder", model_conf.get("encoder"), ENCODER_DEFAULTS, DEFAULT_ENCODER_TYPE,
                            aliases_by_type={"dnn": ("num_layers", "hidden_dim")})
@@ -122,6 +139,12 @@ def model_config_defaults(model_conf: Mapping | None = None) -> dict:
         if enc["depthwise_conv_kernel_size"] % 2 == 0:
             raise ConfigError(f"model.encoder.depthwise_conv_kernel_size: must be odd, got "
                               f"{enc['depthwise_conv_kernel_size']}")
+    if enc["type"] == "emformer":
+        if enc["d_model"] % enc["num_heads"]:
+            raise ConfigError(f"model.encoder: d_model ({enc['d_model']}) must be divisible by num_heads "
+                              f"({enc['num_heads']})")
+        if enc["activation"] == "tanh":
+            raise ConfigError("model.encoder.activation: the emformer takes relu, gelu or silu, got 'tanh'")
     if enc["type"] == "lstm" and enc["proj_size"] >= enc["hidden_dim"]:
         raise ConfigError(f"model.encoder.proj_size: must be smaller than hidden_dim ({enc['hidden_dim']}), "
                           f"got {enc['proj_size']}")
@@ -129,7 +152,15 @@ def model_config_defaults(model_conf: Mapping | None = None) -> dict:
     for key, value in head.items():
         if key != "type":
             _check_value("model.head", key, value)
-    return {"encoder": enc, "head": head}
+    if "predictor" not in model_conf and "joiner" not in model_conf:
+        return {"encoder": enc, "head": head}
+    predictor = _resolve_section("model.predictor", model_conf.get("predictor"), PREDICTOR_DEFAULTS, "lstm")
+    joiner = _resolve_section("model.joiner", model_conf.get("joiner"), JOINER_DEFAULTS, "additive")
+    for where, section in (("model.predictor", predictor), ("model.joiner", joiner)):
+        for key, value in section.items():
+            if key != "type":
+                _check_value(where, key, value)
+    return {"encoder": enc, "head": head, "predictor": predictor, "joiner": joiner}
 
 
 def _build_encoder(conf: dict, feat_dim: int) -> nn.Module:
@@ -138,6 +169,10 @@ def _build_encoder(conf: dict, feat_dim: int) -> nn.Module:
         return DnnEncoder(feat_dim, **options)
     if conf["type"] == "lstm":
         return LstmEncoder(feat_dim, **options)
+    if conf["type"] == "emformer":
+        from asrkit.models.transducer import EmformerEncoder
+
+        return EmformerEncoder(feat_dim, **options)
     return ConformerEncoder(feat_dim, **options)
 
 
@@ -263,9 +298,9 @@ def build_model(model_conf: Mapping | None, *, feat_dim: int, vocab_sizes: Mappi
     """Build an `AsrModel` from a model config.
 
     Args:
-        model_conf: `{"encoder": {"type": "dnn"|"lstm"|"conformer", ...}, "head": {"type":
-            "linear"|"mtl"|"lrmf", "rank": 64}}`; missing values take the defaults
-            (`model_config_defaults`).
+        model_conf: `{"encoder": {"type": "dnn"|"lstm"|"conformer"|"emformer", ...}, "head": {"type":
+            "linear"|"mtl"|"lrmf", "rank": 64}}`, plus `predictor` and `joiner` sections for a
+            transducer; missing values take the defaults (`model_config_defaults`).
         feat_dim: input feature dimension.
         vocab_sizes: `{lang: V_lang}` in a fixed language order. A linear head takes `{"all": V}`
             (any language tag) or identical sizes.
@@ -277,6 +312,11 @@ def build_model(model_conf: Mapping | None, *, feat_dim: int, vocab_sizes: Mappi
         raise ConfigError(f"feat_dim must be a positive integer, got {feat_dim!r}")
     conf = model_config_defaults(model_conf)
     encoder = _build_encoder(conf["encoder"], feat_dim)
+    if "predictor" in conf:
+        from asrkit.models.transducer import build_transducer
+
+        return build_transducer(encoder, conf, feat_dim, vocab_sizes,
+                                lambda dim: _build_head(conf["head"], dim, vocab_sizes))
     head = _build_head(conf["head"], encoder.output_dim, vocab_sizes)
     return AsrModel(encoder, head, conf, feat_dim)
 

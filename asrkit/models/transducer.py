@@ -1,0 +1,352 @@
+"""A streaming RNN-T: an Emformer encoder (torchaudio), an LSTM predictor and an additive joiner.
+
+`EmformerEncoder` is an ordinary encoder (usable with CTC too): frames are stacked `stride` at a
+time, projected, and run through `torchaudio.models.Emformer` in segments of `segment_length`
+output frames with `right_context` frames of look-ahead. Its `infer` runs one segment at a time
+with the encoder state carried, and gives the same frames as the full-utterance `forward`.
+`TransducerModel` adds the predictor and joiner; the output layer is a head of asrkit.models.heads
+applied to the joiner's hidden units, so tokens are joint (`linear` head, one predictor embedding) or
+per language (`mtl`/`lrmf` heads, one predictor embedding per language). Blank is token 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from asrkit.errors import AsrkitError, ConfigError
+from asrkit.models.asr_model import AsrModel
+from asrkit.models.encoders import valid_frame_mask
+from asrkit.models.heads import Head, LinearHead, _unknown_language
+
+BLANK = 0
+SHARED = "shared"  # the predictor embedding key when all languages share one token set
+
+
+def _ceil_div(x: Tensor, n: int) -> Tensor:
+    return torch.div(x + (n - 1), n, rounding_mode="floor")
+
+
+class EmformerEncoder(nn.Module):
+    """Frame stacking (`stride` input frames -> one) + Linear, then torchaudio's Emformer.
+
+    Every utterance is zero-padded to whole segments (and `right_context` zero frames after its
+    end), in training, full-utterance decoding and streaming alike, so the three see exactly the
+    same frames: a padded batch gives each utterance the output it has alone, and `infer` segment by
+    segment gives the output of `forward` (to float rounding).
+
+    Args:
+        input_dim: feature dimension D.
+        d_model, num_heads, ffn_dim, num_layers, dropout, activation: as `torchaudio.models.Emformer`.
+        segment_length: output frames per segment (the chunk a stream is processed in).
+        left_context: output frames of left context each segment attends to.
+        right_context: output frames of look-ahead per segment.
+        max_memory_size: Emformer memory bank size (0: none).
+        stride: input frames stacked into one output frame.
+
+    Forward: `(feats (B, T, D), lens (B,)) -> (hidden (B, T', d_model), out_lens (B,))` with
+    `out_lens = ceil(lens / stride)` and `T' >= max(out_lens)` (padded to whole segments; padded
+    frames are zero).
+    """
+
+    def __init__(self, input_dim: int, *, d_model: int = 256, num_layers: int = 12, num_heads: int = 4,
+                 ffn_dim: int = 1024, segment_length: int = 16, left_context: int = 32, right_context: int = 4,
+                 max_memory_size: int = 0, stride: int = 4, dropout: float = 0.1, activation: str = "gelu"):
+        super().__init__()
+        from torchaudio.models import Emformer
+
+        self.input_dim = input_dim
+        self.subsampling = stride
+        self.segment_length = segment_length
+        self.right_context = right_context
+        self.output_dim = d_model
+        self.input_linear = nn.Linear(stride * input_dim, d_model)
+        self.emformer = Emformer(d_model, num_heads, ffn_dim, num_layers, segment_length, dropout=dropout,
+                                 activation=activation, left_context_length=left_context,
+                                 right_context_length=right_context, max_memory_size=max_memory_size)
+
+    @property
+    def chunk_frames(self) -> int:
+        """Input frames a stream consumes per step (one segment)."""
+        return self.segment_length * self.subsampling
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Input frames after a segment that must have arrived before it is processed."""
+        return self.right_context * self.subsampling
+
+    @property
+    def latency_frames(self) -> int:
+        """Algorithmic latency in input frames: the first frame of a segment waits for the whole
+        segment and its right context, `(segment_length + right_context) * stride`."""
+        return self.chunk_frames + self.lookahead_frames
+
+    def output_lengths(self, lens: Tensor) -> Tensor:
+        """`(batch,)` output frame counts: `ceil(lens / stride)`."""
+        return _ceil_div(lens, self.subsampling)
+
+    def _project(self, feats: Tensor, num_valid_inputs: Tensor, num_out: int) -> Tensor:
+        """Stack + project `feats (B, num_out * stride, D)`; input frames from `num_valid_inputs (B,)` on
+        and output frames from `ceil(num_valid_inputs / stride)` on are zeroed -> `(B, num_out, d_model)`."""
+        b = feats.shape[0]
+        feats = feats * valid_frame_mask(num_valid_inputs, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
+        x = self.input_linear(feats.reshape(b, num_out, self.subsampling * self.input_dim))
+        keep = valid_frame_mask(self.output_lengths(num_valid_inputs), num_out)
+        return x * keep.unsqueeze(-1).to(x.dtype)
+
+    def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        out_lens = self.output_lengths(lens)
+        if bool((lens < 1).any()):
+            raise AsrkitError("an utterance has no frames; the emformer needs at least one")
+        seg = self.segment_length
+        padded = int(_ceil_div(out_lens.max(), seg)) * seg  # whole segments
+        total = (padded + self.right_context) * self.subsampling
+        feats = feats[:, :total]
+        if feats.shape[1] < total:
+            feats = nn.functional.pad(feats, (0, 0, 0, total - feats.shape[1]))
+        x = self._project(feats, lens, padded + self.right_context)
+        # Lengths in whole segments: the zero frames up to a segment end are part of every utterance
+        # (so a stream, which must fill its last segment, computes the same); later ones are masked.
+        h, _ = self.emformer(x, _ceil_div(out_lens, seg) * seg)
+        return h * valid_frame_mask(out_lens, h.shape[1]).unsqueeze(-1).to(h.dtype), out_lens
+
+    def init_stream(self) -> dict:
+        """A fresh stream state for `infer`."""
+        return {"emformer": None, "start": 0}
+
+    @torch.no_grad()
+    def infer(self, window: Tensor, total_frames: int | None, state: dict) -> tuple[Tensor, dict]:
+        """Encode the next segment of one stream.
+
+        Args:
+            window: `(1, W, D)` the stream's input frames from the segment's first frame on, `W <=
+                chunk_frames + lookahead_frames` (zero-padded to that size here).
+            total_frames: the utterance's total input frames once its end is known (the last
+                windows), else None.
+            state: from `init_stream()` or the previous call (updated and returned).
+
+        Returns:
+            `(hidden (1, n, d_model), state)` with n the segment's valid output frames (`segment_length`
+            until the end of the utterance).
+        """
+        size = self.chunk_frames + self.lookahead_frames
+        if window.shape[1] > size:
+            raise AsrkitError(f"a stream window has {window.shape[1]} frames; at most {size} fit")
+        window = nn.functional.pad(window, (0, 0, 0, size - window.shape[1]))
+        start = state["start"]  # output frame index of the segment's first frame
+        if total_frames is None:
+            valid = torch.tensor([size], device=window.device)
+            n_out = self.segment_length
+        else:
+            valid = torch.tensor([max(0, total_frames - start * self.subsampling)], device=window.device)
+            n_out = max(0, min(self.segment_length, int(self.output_lengths(valid)[0])))
+        x = self._project(window, valid.clamp(max=size), self.segment_length + self.right_context)
+        lengths = torch.tensor([self.segment_length + self.right_context], device=window.device)
+        h, _, emformer_state = self.emformer.infer(x, lengths, state["emformer"])
+        return h[:, :n_out], {"emformer": emformer_state, "start": start + self.segment_length}
+
+    def stream(self, feats: Tensor, num_frames: int) -> Iterator[Tensor]:
+        """Encode one utterance segment by segment, as a stream would: yields `(1, n, d_model)` chunks
+        whose concatenation is the utterance's `forward` output (to float rounding).
+
+        Args:
+            feats: `(1, T, D)`, `num_frames <= T` of them valid.
+        """
+        state = self.init_stream()
+        step, look = self.chunk_frames, self.lookahead_frames
+        for begin in range(0, num_frames, step):
+            # A real stream knows the end only when the input stops: here when the window reaches it.
+            ended = begin + step + look >= num_frames
+            window = feats[:, begin: min(begin + step + look, num_frames)]
+            out, state = self.infer(window, num_frames if ended else None, state)
+            yield out
+
+
+class LstmPredictor(nn.Module):
+    """Token embedding (one table, or one per language) + LSTM: the RNN-T prediction network.
+
+    Args:
+        vocab_sizes: `{lang: V}`; with `shared_embedding` one table of the (common) size.
+        shared_embedding: one embedding for all languages (joint tokens).
+        embed_dim, hidden_dim, num_layers, dropout: sizes; dropout on the embedding and between layers.
+
+    Forward: `(tokens (N, U) int64, lang, state=None) -> (out (N, U, hidden_dim), state)` with state
+    the LSTM's `(h, c)`, each `(num_layers, N, hidden_dim)`.
+    """
+
+    def __init__(self, vocab_sizes: Mapping[str, int], *, shared_embedding: bool, embed_dim: int = 256,
+                 hidden_dim: int = 512, num_layers: int = 1, dropout: float = 0.1):
+        super().__init__()
+        self.shared_embedding = shared_embedding
+        self.embed_dim = embed_dim
+        sizes = {SHARED: next(iter(vocab_sizes.values()))} if shared_embedding else dict(vocab_sizes)
+        self.embeddings = nn.ModuleDict({k: nn.Embedding(v, embed_dim) for k, v in sizes.items()})
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.output_dim = hidden_dim
+
+    def _embedding(self, lang: str) -> nn.Embedding:
+        if self.shared_embedding:
+            return self.embeddings[SHARED]
+        if lang not in self.embeddings:
+            raise _unknown_language(lang, list(self.embeddings))
+        return self.embeddings[lang]
+
+    def forward(self, tokens: Tensor, lang: str, state: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        x = self.dropout(self._embedding(lang)(tokens))
+        out, state = self.lstm(x, state)
+        return self.dropout(out), state
+
+    def language_parameters(self, lang: str) -> Iterator[nn.Parameter]:
+        """Parameters only `lang` uses (its embedding table; none when shared)."""
+        return iter(()) if self.shared_embedding else self.embeddings[lang].parameters()
+
+    def add_languages(self, vocab_sizes: Mapping[str, int]) -> None:
+        if self.shared_embedding:
+            return
+        device = next(self.parameters()).device
+        for lang, size in vocab_sizes.items():
+            self.embeddings[lang] = nn.Embedding(size, self.embed_dim, device=device)
+
+
+_ACTIVATION: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU,
+                                                   "silu": nn.SiLU}
+
+
+class AdditiveJoiner(nn.Module):
+    """`act(W_e enc + W_p pred)`: the joiner's hidden units (the head maps them to tokens).
+
+    Forward: `(enc (N, T, E), pred (N, U, P)) -> (N, T, U, dim)` (N broadcasts: 1 against many).
+    """
+
+    def __init__(self, enc_dim: int, pred_dim: int, *, dim: int = 512, activation: str = "tanh"):
+        super().__init__()
+        self.enc_proj = nn.Linear(enc_dim, dim)
+        self.pred_proj = nn.Linear(pred_dim, dim, bias=False)
+        self.activation = _ACTIVATION[activation]()
+        self.output_dim = dim
+
+    def forward(self, enc: Tensor, pred: Tensor) -> Tensor:
+        return self.activation(self.enc_proj(enc).unsqueeze(2) + self.pred_proj(pred).unsqueeze(1))
+
+
+class TransducerModel(AsrModel):
+    """Encoder + LSTM predictor + joiner + output head, trained with torchaudio's RNN-T loss.
+
+    The trainer calls `forward(feats, feat_lens, lang, tokens=..., token_lens=...)` (through DDP when
+    distributed) or `transducer_loss`; decoding (asrkit.decoding.rnnt) uses `encode`, `predict`,
+    `joint` and, for streaming, `encoder.stream` / `encoder.infer`.
+    """
+
+    def __init__(self, encoder: nn.Module, predictor: LstmPredictor, joiner: AdditiveJoiner, head: Head,
+                 conf: dict, feat_dim: int):
+        super().__init__(encoder, head, conf, feat_dim)
+        self.predictor = predictor
+        self.joiner = joiner
+        self.blank = BLANK
+
+    @property
+    def streaming(self) -> bool:
+        """True when the encoder can run segment by segment (an emformer)."""
+        return isinstance(self.encoder, EmformerEncoder)
+
+    def algorithmic_latency_ms(self, frame_shift_ms: float = 10.0) -> float | None:
+        """The emformer's algorithmic latency, `(segment_length + right_context) * stride` frames, in
+        ms; None for a full-utterance encoder (its latency is the utterance)."""
+        return self.encoder.latency_frames * frame_shift_ms if self.streaming else None
+
+    def predict(self, tokens: Tensor, lang: str, state: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """`tokens (N, U)` -> predictor output `(N, U, P)` and the new LSTM state."""
+        return self.predictor(tokens, lang, state)
+
+    def joint(self, enc: Tensor, pred: Tensor, lang: str) -> Tensor:
+        """`enc (N, T, E)`, `pred (N, U, P)` -> unnormalised `logits (N, T, U, V_lang)`."""
+        return self.head(self.joiner(enc, pred), lang)
+
+    def transducer_loss(self, feats: Tensor, feat_lens: Tensor, tokens: Tensor, token_lens: Tensor,
+                        lang: str) -> tuple[Tensor, float]:
+        """RNN-T loss (torchaudio.functional.rnnt_loss, blank 0), summed over utterances / B.
+
+        Args:
+            feats: `(B, T, D)`; feat_lens: `(B,)`; tokens: `(B, S)` int64 padded (any padding value);
+            token_lens: `(B,)`; lang: the batch's language.
+
+        Returns:
+            `(loss, normaliser)`: the mean loss per utterance and B.
+        """
+        import torchaudio.functional
+
+        hidden, out_lens = self.encode(feats, feat_lens)
+        hidden = hidden[:, : int(out_lens.max())]
+        u_max = int(token_lens.max()) if token_lens.numel() else 0
+        targets = tokens[:, :u_max]
+        targets = torch.where(valid_frame_mask(token_lens, u_max), targets, torch.zeros_like(targets))
+        pred, _ = self.predict(nn.functional.pad(targets, (1, 0), value=self.blank), lang)  # (B, U+1, P)
+        logits = self.joint(hidden, pred, lang)  # (B, T', U+1, V)
+        per_utt = torchaudio.functional.rnnt_loss(logits.float(), targets.int(), out_lens.int(), token_lens.int(),
+                                                  blank=self.blank, reduction="none")
+        batch = float(feats.shape[0])
+        return per_utt.sum() / batch, batch
+
+    def forward(self, feats: Tensor, feat_lens: Tensor, lang: str, tokens: Tensor | None = None,
+                token_lens: Tensor | None = None):
+        """With `tokens`/`token_lens`: `transducer_loss(...)` (so DDP sees a forward call).
+
+        Raises:
+            AsrkitError: called without tokens (a transducer has no frame-wise output; decode it
+                with asrkit.decoding.rnnt).
+        """
+        if tokens is None or token_lens is None:
+            raise AsrkitError("a transducer model's forward needs tokens (training); decode it with an RNN-T search")
+        return self.transducer_loss(feats, feat_lens, tokens, token_lens, lang)
+
+    def language_parameters(self, lang: str) -> Iterator[nn.Parameter]:
+        """Parameters only `lang` uses (its output layer and predictor embedding, unless shared)."""
+        yield from self.head.language_parameters(lang)
+        yield from self.predictor.language_parameters(lang)
+
+    def param_counts(self) -> dict[str, int | float]:
+        """As `AsrModel.param_counts`, plus `predictor` and `joiner` (without the head)."""
+        counts = super().param_counts()
+        total = counts.pop("total")
+        counts["predictor"] = sum(p.numel() for p in self.predictor.parameters())
+        counts["joiner"] = sum(p.numel() for p in self.joiner.parameters())
+        counts["total"] = total
+        return counts
+
+    def add_languages(self, vocab_sizes: Mapping[str, int]) -> None:
+        """New output layers and predictor embeddings (none for joint tokens) for new languages."""
+        self.head.add_languages(vocab_sizes)
+        self.predictor.add_languages(vocab_sizes)
+
+    def freeze(self, part: str) -> None:
+        """As `AsrModel.freeze`; "shared" leaves only the per-language output layers and embeddings training."""
+        super().freeze(part)
+        if part == "shared":
+            for p in list(self.predictor.parameters()) + list(self.joiner.parameters()):
+                p.requires_grad_(False)
+            for lang in self.languages:
+                for p in self.predictor.language_parameters(lang):
+                    p.requires_grad_(True)
+
+
+def build_transducer(encoder: nn.Module, conf: dict, feat_dim: int, vocab_sizes: Mapping[str, int],
+                     make_head: Callable[[int], Head]) -> TransducerModel:
+    """Build a TransducerModel from a resolved model config (see asr_model.build_model).
+
+    Raises:
+        ConfigError: a predictor or joiner type this module does not build.
+    """
+    pconf, jconf = dict(conf["predictor"]), dict(conf["joiner"])
+    if pconf.pop("type") != "lstm" or jconf.pop("type") != "additive":
+        raise ConfigError("model.predictor.type must be 'lstm' and model.joiner.type 'additive'")
+    head = make_head(jconf["dim"])
+    predictor = LstmPredictor(head.vocab_sizes, shared_embedding=isinstance(head, LinearHead), **pconf)
+    joiner = AdditiveJoiner(encoder.output_dim, predictor.output_dim, **jconf)
+    return TransducerModel(encoder, predictor, joiner, head, conf, feat_dim)
+

@@ -6,12 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.asrkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps test lint clean help
+.PHONY: install sysdeps test lint clean help demo bench bench-feats bench-train bench-decode
 
 help:
 	@echo "make install   create $(VENV) and install asrkit with its dev tools"
 	@echo "make test      install if needed, then run the whole test suite"
 	@echo "make lint      ruff over the package and the tests"
+	@echo "make demo      run recipes/synth/run.sh --size demo: every stage on the offline corpus, then a WER table"
+	@echo "make bench     feature, training and decoding benchmarks, one summary table"
 
 install: $(STAMP)
 
@@ -31,6 +33,21 @@ test: install sysdeps
 
 lint: install
 	$(VENV)/bin/ruff check asrkit tests
+
+demo: install sysdeps
+	cd recipes/synth && ./run.sh --size demo
+
+bench-feats: install
+	$(PY) benchmarks/bench_feats.py
+
+bench-train: install
+	$(PY) benchmarks/bench_train.py
+
+bench-decode: install
+	$(PY) benchmarks/bench_decode.py --write-docs
+
+bench: install
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

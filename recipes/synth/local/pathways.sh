@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Stage 7 of run.sh: ASR pathways ("Learning ASR pathways: a sparse multilingual ASR model").
+# A dense streaming RNN-T, then the same sparsity three ways: one language-agnostic mask,
+# monolingual pruned models, and language pathways trained jointly. Each step skips if done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ./path.sh
+
+size=demo
+device=cpu
+epochs=12
+sparsity=0.7
+help_message="Usage: $0 [--size demo|small|full] [--device cpu|cuda] [--epochs N] [--sparsity S]"
+. ./utils/parse_options.sh
+
+case "$size" in
+  demo)  rounds=2; steps=40; joint=120
+         model_opts=(--set model.encoder.d_model=96 --set model.encoder.num_layers=2 --set model.encoder.ffn_dim=256
+                     --set model.predictor.hidden_dim=128 --set model.joiner.dim=128) ;;
+  small) rounds=3; steps=300; joint=1500; model_opts=() ;;
+  full)  rounds=3; steps=1000; joint=6000
+         model_opts=(--set model.encoder.d_model=256 --set model.encoder.num_layers=12 --set model.encoder.ffn_dim=1024) ;;
+esac
+tag=$(printf '%.0f' "$(echo "$sparsity * 100" | bc -l 2>/dev/null || echo 70)")
+prune_opts=(--sparsity "$sparsity" --train-data data/train --rounds "$rounds" --steps-per-round "$steps"
+            --set "training.device=$device")
+
+asrkit train --config conf/rnnt_emformer.yaml --train-data data/train --valid-data data/dev \
+  --lang data/lang_bpe150 --out-dir exp/rnnt_dense --set "training.device=$device" \
+  --set "training.epochs=$epochs" "${model_opts[@]}"
+asrkit prune --method mono --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_mono$tag" "${prune_opts[@]}"
+asrkit prune --method pathways --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_pathways$tag" \
+  --masks-from "exp/rnnt_mono$tag" --joint-steps "$joint" "${prune_opts[@]}"
+asrkit prune --method agnostic --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_agnostic$tag" "${prune_opts[@]}"
+asrkit prune-stats "exp/rnnt_pathways$tag" --no-layers | tee "exp/rnnt_pathways$tag/prune_stats.txt"

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# asrkit multilingual demo on the offline synthetic corpus: every stage of the toolkit.
+#
+#   ./run.sh [--size demo|small|full] [--stage N] [--stop-stage N] [--nj N]
+#
+# Stages (each is one or a few `asrkit` commands and can be re-run alone from its files on disk):
+#   0  prepare the corpus (4 languages, one of them low-resource, plus a held-out transfer language)
+#   1  fbank features + per-speaker CMVN
+#   2  sentencepiece tokens per language
+#   3  MTL Conformer-CTC            4  LRMF Conformer-CTC          5  1-hour transfer to a new language
+#   6  distributed run (2 processes, model averaging) with an EMA model
+#   7  pathways: dense RNN-T vs language-agnostic / monolingual / pathway pruning
+#   8  distillation: BLSTM teacher -> posteriors -> DNN student, vs the same DNN on hard targets
+#   9  decode and score every model      10  results table
+# --size demo finishes on a 2-core CPU in about 20 minutes; small and full are meant for one GPU.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+. ./cmd.sh
+
+stage=0
+stop_stage=10
+size=demo
+nj=2
+device=auto
+langs=en,de,fr,es
+low_resource=es
+transfer_lang=it
+help_message="Usage: $0 [--size demo|small|full] [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda]"
+. ./utils/parse_options.sh
+
+case "$size" in
+  demo)  corpus_opts="--utts-per-lang 160"; low_hours=0.03; transfer_hours=0.05
+         model_opts=(--set model.encoder.d_model=96 --set model.encoder.num_layers=2 --set model.encoder.ffn_dim=256
+                     --set model.encoder.num_heads=4)
+         epochs=12; small_epochs=10 ;;
+  small) corpus_opts="--hours-per-lang 1.3"; low_hours=0.1; transfer_hours=1
+         model_opts=(); epochs=30; small_epochs=20 ;;
+  full)  corpus_opts="--hours-per-lang 5"; low_hours=1; transfer_hours=1
+         model_opts=(--set model.encoder.d_model=256 --set model.encoder.num_layers=12 --set model.encoder.ffn_dim=1024)
+         epochs=50; small_epochs=30 ;;
+  *) echo "$0: --size must be demo, small or full" >&2; exit 1 ;;
+esac
+if [ "$device" = auto ]; then
+  device=$("$(dirname "$(command -v asrkit)")/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+fi
+IFS=, read -r -a lang_list <<< "$langs"
+common=(--set "training.device=$device" --set "training.epochs=$epochs")
+test_sets="test"
+
+log() { echo "$(date '+%F %T') run.sh: $*" >&2; }
+stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+if stage_on 0; then
+  log "stage 0: prepare the synthetic corpus ($size)"
+  # shellcheck disable=SC2086
+  asrkit prepare synth data/synth --langs "$langs,$transfer_lang" $corpus_opts \
+    --low-resource "$low_resource:$low_hours" --nj "$nj" --relative
+  for split in train dev test; do
+    asrkit data combine "data/$split" $(for l in "${lang_list[@]}"; do echo "data/synth/${split}_$l"; done)
+  done
+  asrkit data subset --hours "$transfer_hours" --seed 1 "data/synth/train_$transfer_lang" "data/train_$transfer_lang"
+  asrkit data combine "data/dev_$transfer_lang" "data/synth/dev_$transfer_lang"
+  asrkit data combine "data/test_$transfer_lang" "data/synth/test_$transfer_lang"
+  for d in train dev test "train_$transfer_lang"; do asrkit data info "data/$d"; done
+fi
+
+if stage_on 1; then
+  log "stage 1: fbank features and CMVN"
+  for d in train dev test "train_$transfer_lang" "dev_$transfer_lang" "test_$transfer_lang"; do
+    asrkit make-feats "data/$d" --conf conf/fbank.conf --nj "$nj" --feat-dir fbank
+    asrkit compute-cmvn "data/$d" --feat-dir fbank
+  done
+  # Per-language test sets (with their features) for the monolingual models of stage 7.
+  for l in "${lang_list[@]}"; do
+    awk -v l="$l" '$2 == l {print $1}' data/test/utt2lang > "data/test/.utts_$l"
+    asrkit data subset --utt-list "data/test/.utts_$l" data/test "data/test_$l"
+  done
+fi
+
+if stage_on 2; then
+  log "stage 2: tokens"
+  asrkit make-lang --type bpe --vocab-size 150 data/train data/lang_bpe150
+  asrkit make-lang --type bpe --vocab-size 150 "data/train_$transfer_lang" "data/lang_${transfer_lang}_bpe150"
+fi
+
+train() {  # train NAME CONFIG [extra asrkit train options...]
+  local name=$1 config=$2; shift 2
+  log "training exp/$name"
+  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" "${common[@]}" "$@"
+}
+
+if stage_on 3; then
+  train mtl_conformer conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev \
+    --lang data/lang_bpe150 "${model_opts[@]}"
+fi
+
+if stage_on 4; then
+  train lrmf_conformer conf/lrmf_conformer.yaml --train-data data/train --valid-data data/dev \
+    --lang data/lang_bpe150 "${model_opts[@]}"
+fi
+
+if stage_on 5; then
+  # The same small-data task twice: from the MTL encoder, and from scratch.
+  train "transfer_${transfer_lang}" conf/transfer.yaml --train-data "data/train_$transfer_lang" \
+    --valid-data "data/dev_$transfer_lang" --lang "data/lang_${transfer_lang}_bpe150" "${model_opts[@]}" \
+    --init-from exp/mtl_conformer/final.pt --set "training.epochs=$small_epochs"
+  train "scratch_${transfer_lang}" conf/transfer.yaml --train-data "data/train_$transfer_lang" \
+    --valid-data "data/dev_$transfer_lang" --lang "data/lang_${transfer_lang}_bpe150" "${model_opts[@]}" \
+    --set "training.epochs=$small_epochs"
+fi
+
+if stage_on 6; then
+  procs=2
+  [ "$device" = cuda ] && gpu_opt=(--ngpu "$procs") || gpu_opt=(--nproc "$procs")
+  train mtl_conformer_dist conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev \
+    --lang data/lang_bpe150 "${model_opts[@]}" "${gpu_opt[@]}" \
+    --set training.strategy=model-averaging --set training.sync_interval=4 \
+    --set "training.ema={decay: 0.99, start_step: 20}"
+fi
+
+if stage_on 7; then
+  log "stage 7: pathways"
+  ./local/pathways.sh --size "$size" --device "$device" --epochs "$epochs"
+fi
+
+if stage_on 8; then
+  log "stage 8: distillation"
+  train teacher_blstm conf/teacher_lstm.yaml --train-data data/train --valid-data data/dev --lang data/lang_bpe150
+  for d in train dev; do
+    asrkit dump-posteriors --model exp/teacher_blstm/final.pt --data "data/$d" --out-dir "exp/teacher_blstm/post_$d" \
+      --frame-rate-of conf/student_dnn.yaml --nj "$nj" --device "$device"
+  done
+  train student_dnn conf/student_dnn.yaml --train-data data/train --valid-data data/dev --lang data/lang_bpe150 \
+    --set objective.targets=exp/teacher_blstm/post_train/post.scp \
+    --set objective.valid_targets=exp/teacher_blstm/post_dev/post.scp
+  train hard_dnn conf/hard_dnn.yaml --train-data data/train --valid-data data/dev --lang data/lang_bpe150
+fi
+
+decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR
+  $decode_cmd asrkit decode --model "$1" --data "$2" --out-dir "$3" --search greedy --nj "$nj" --device "$device"
+  asrkit score --data "$2" --decode-dir "$3"
+}
+
+if stage_on 9; then
+  log "stage 9: decode and score"
+  for exp in exp/*/; do
+    exp=${exp%/}
+    [ -f "$exp/final.pt" ] || continue
+    case "$exp" in
+      *_"$transfer_lang") set=test_$transfer_lang ;;
+      *) set=test ;;
+    esac
+    decode_score "$exp/final.pt" "data/$set" "$exp/decode_$set"
+    if [ -f "$exp/ema.pt" ]; then decode_score "$exp/ema.pt" "data/$set" "$exp/decode_${set}_ema"; fi
+  done
+  # Monolingual pruned models: each on its own language's test set.
+  for model in exp/rnnt_mono*/*/final.pt; do
+    [ -f "$model" ] || continue
+    lang=$(basename "$(dirname "$model")")
+    decode_score "$model" "data/test_$lang" "$(dirname "$model")/decode_test"
+  done
+fi
+
+if stage_on 10; then
+  log "stage 10: results"
+  asrkit results exp --markdown | tee exp/RESULTS.md
+fi

@@ -1,0 +1,238 @@
+"""Cepstral mean and variance normalisation, as Kaldi's compute-cmvn-stats and apply-cmvn.
+
+Stats are Kaldi's `2 x (dim + 1)` double matrix (src/transform/cmvn.cc): row 0 holds per-dimension
+sums with the frame count in the last column, row 1 per-dimension sums of squares. `compute_cmvn`
+writes them per speaker (`cmvn.scp` keyed by speaker, as steps/compute_cmvn_stats.sh) or once for
+the whole set; `apply_cmvn` normalises features with them when they are loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asrkit.errors import AsrkitError, DataDirError
+
+# Kaldi's variance floor in ApplyCmvn.
+_VAR_FLOOR = 1.0e-20
+
+
+def init_cmvn_stats(dim: int) -> np.ndarray:
+    """Zero stats for `dim`-dimensional features: a `(2, dim + 1)` float64 matrix."""
+    return np.zeros((2, dim + 1), dtype=np.float64)
+
+
+def acc_cmvn_stats(stats: np.ndarray, feats) -> np.ndarray:
+    """Add the frames of `feats` (`(num_frames, dim)` array or tensor) to `stats` in place; returns `stats`.
+
+    Raises:
+        ValueError: `feats` does not have `stats.shape[1] - 1` columns.
+    """
+    x = _as_numpy(feats).astype(np.float64, copy=False)
+    dim = stats.shape[1] - 1
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"features of shape {tuple(x.shape)} do not match CMVN stats of dimension {dim}")
+    stats[0, :dim] += x.sum(axis=0)
+    stats[1, :dim] += np.square(x).sum(axis=0)
+    stats[0, dim] += x.shape[0]
+    return stats
+
+
+def compute_cmvn_stats(feats) -> np.ndarray:
+    """Kaldi CMVN stats of one matrix: `(2, dim + 1)` float64, as `compute-cmvn-stats` per utterance."""
+    x = _as_numpy(feats)
+    return acc_cmvn_stats(init_cmvn_stats(x.shape[1]), x)
+
+
+def apply_cmvn(feats, stats, norm_vars: bool = False):
+    """Normalise features with CMVN stats exactly as Kaldi's `apply-cmvn` (ApplyCmvn in cmvn.cc).
+
+    Means (and, with `norm_vars`, variances) are computed in double from the stats; the variance is
+    floored at 1e-20. The offset and scale are applied in float32, as Kaldi does to float features.
+
+    Args:
+        feats: `(num_frames, dim)` numpy array or torch tensor.
+        stats: `(2, dim + 1)` stats (numpy or tensor); a `(1, dim + 1)` matrix is enough without
+            `norm_vars`.
+        norm_vars: also normalise the variance (Kaldi's `--norm-vars=true`).
+
+    Returns:
+        normalised features, the same type, shape and dtype as `feats`.
+
+    Raises:
+        AsrkitError: the stats count fewer than one frame, their dimension does not match, or the
+            variance gives NaN/infinity.
+    """
+    import torch
+
+    stats_np = _as_numpy(stats).astype(np.float64, copy=False)
+    is_torch = isinstance(feats, torch.Tensor)
+    dim = stats_np.shape[1] - 1
+    if feats.shape[-1] != dim:
+        raise AsrkitError(f"features have dimension {feats.shape[-1]} but the CMVN stats have dimension {dim}")
+    if norm_vars and stats_np.shape[0] < 2:
+        raise AsrkitError("variance normalisation needs 2-row CMVN stats")
+    count = stats_np[0, dim]
+    if count < 1.0:
+        raise AsrkitError(f"insufficient stats for cepstral mean and variance normalization: count = {count}")
+    mean = stats_np[0, :dim] / count
+    if not norm_vars:
+        offset, scale = -mean, None
+    else:
+        var = stats_np[1, :dim] / count - mean * mean
+        var = np.maximum(var, _VAR_FLOOR)
+        scale = 1.0 / np.sqrt(var)
+        if not np.all(np.isfinite(scale)) or np.any(scale == 0):
+            raise AsrkitError("NaN or infinity in cepstral mean/variance computation")
+        offset = -(mean * scale)
+    if is_torch:
+        dtype = feats.dtype if feats.is_floating_point() else torch.float32
+        out = feats.to(dtype)
+        if scale is not None:
+            out = out * torch.as_tensor(scale, dtype=dtype, device=feats.device)
+        return out + torch.as_tensor(offset, dtype=dtype, device=feats.device)
+    x = np.asarray(feats)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
+    out = x.astype(dtype, copy=True)
+    if scale is not None:
+        out *= scale.astype(dtype)
+    out += offset.astype(dtype)
+    return out
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+@dataclass(frozen=True)
+class CmvnResult:
+    """What `compute_cmvn` wrote: the stats files and how many speakers (1 for global) they cover."""
+
+    cmvn_scp: Path | None
+    cmvn_ark: Path
+    num_keys: int
+    num_frames: int
+
+
+def compute_cmvn(data_dir: str | os.PathLike, global_stats: bool = False,
+                 feat_dir: str | os.PathLike | None = None) -> CmvnResult:
+    """Accumulate CMVN stats over a data dir's `feats.scp`, per speaker or globally.
+
+    Per speaker (default; steps/compute_cmvn_stats.sh): writes `<feat-dir>/cmvn_<set>.{ark,scp}`
+    (one `(2, dim + 1)` double matrix per speaker of `spk2utt`) and copies the scp to
+    `DATA_DIR/cmvn.scp`. The feat dir defaults to the folder of the first ark in `feats.scp`
+    (where make-feats put the features), as Kaldi's script defaults to `<data-dir>/data`.
+
+    Global (`global_stats=True`): writes one keyless binary matrix to `DATA_DIR/cmvn.ark`, what
+    `compute-cmvn-stats scp:feats.scp cmvn.ark` writes and `apply-cmvn cmvn.ark ...` reads.
+
+    Raises:
+        DataDirError: no feats.scp, a speaker without features, or features of differing dimension.
+        FormatError: a bad line in feats.scp or spk2utt.
+    """
+    import kaldiio
+
+    from asrkit.fileio import atomic_write
+    from asrkit.kaldi.table import ArkScpWriter, load_table_scp
+    from asrkit.kaldi.textio import read_table
+
+    data_dir = Path(data_dir)
+    feats_scp = data_dir / "feats.scp"
+    if not feats_scp.is_file():
+        raise DataDirError(f"{feats_scp}: not found (run `asrkit make-feats {data_dir}` first)")
+    reader = load_table_scp(feats_scp)
+    if not len(reader):
+        raise DataDirError(f"{feats_scp}: empty")
+    feat_table = {utt: reader.rxfilename(utt) for utt in reader}
+
+    def load(utt: str) -> np.ndarray:
+        return np.asarray(reader[utt])  # FormatError naming the key and scp line on a bad entry
+
+    if global_stats:
+        stats = None
+        for utt in feat_table:
+            mat = load(utt)
+            stats = init_cmvn_stats(mat.shape[1]) if stats is None else stats
+            _acc_checked(stats, mat, utt, feats_scp)
+        out = data_dir / "cmvn.ark"
+        with atomic_write(out, "wb") as f:
+            kaldiio.save_mat(f, stats)
+        return CmvnResult(None, out, 1, int(stats[0, -1]))
+
+    spk2utt_path = data_dir / "spk2utt"
+    if not spk2utt_path.is_file():
+        raise DataDirError(f"{spk2utt_path}: not found (per-speaker CMVN needs spk2utt; or use --global)")
+    spk2utt = {spk: utts.split() for spk, utts in read_table(spk2utt_path, min_fields=2).items()}
+    set_name = data_dir.resolve().name
+    feat_dir = (Path(feat_dir) if feat_dir is not None else _feat_dir_of(feat_table, feats_scp)).resolve()
+    feat_dir.mkdir(parents=True, exist_ok=True)
+    ark, scp = feat_dir / f"cmvn_{set_name}.ark", feat_dir / f"cmvn_{set_name}.scp"
+    all_stats: dict[str, np.ndarray] = {}
+    total = 0
+    for spk, utts in spk2utt.items():
+        stats = None
+        for utt in utts:
+            if utt not in feat_table:
+                continue  # Kaldi warns and skips utterances without features
+            mat = load(utt)
+            stats = init_cmvn_stats(mat.shape[1]) if stats is None else stats
+            _acc_checked(stats, mat, utt, feats_scp)
+        if stats is None:
+            raise DataDirError(f"{spk2utt_path}: speaker '{spk}' has no utterance in {feats_scp}")
+        all_stats[spk] = stats
+        total += int(stats[0, -1])
+    with ArkScpWriter(ark, scp) as writer:
+        for spk, stats in all_stats.items():
+            writer.write(spk, stats)  # float64 -> Kaldi DM, as compute-cmvn-stats writes
+    with atomic_write(data_dir / "cmvn.scp") as f:
+        f.write(scp.read_text())
+    return CmvnResult(data_dir / "cmvn.scp", ark, len(all_stats), total)
+
+
+def _acc_checked(stats: np.ndarray, mat: np.ndarray, utt: str, feats_scp: Path) -> None:
+    if mat.ndim != 2 or mat.shape[1] != stats.shape[1] - 1:
+        raise DataDirError(f"{feats_scp}: '{utt}' has shape {mat.shape}, expected (*, {stats.shape[1] - 1})")
+    acc_cmvn_stats(stats, mat)
+
+
+def _feat_dir_of(feat_table: dict[str, str], feats_scp: Path) -> Path:
+    first = next(iter(feat_table.values()))
+    ark = first.rsplit(":", 1)[0]
+    path = Path(ark)
+    return path.parent if path.is_absolute() else (Path.cwd() / path).parent
+
+
+def read_cmvn_stats(data_dir: str | os.PathLike) -> dict[str, np.ndarray] | np.ndarray:
+    """Load the CMVN stats `compute_cmvn` wrote for a data dir.
+
+    Returns:
+        `{speaker: (2, dim + 1) float64}` from `DATA_DIR/cmvn.scp`, or, if only a global
+        `DATA_DIR/cmvn.ark` exists, that one `(2, dim + 1)` matrix.
+
+    Raises:
+        DataDirError: neither file exists.
+    """
+    import kaldiio
+
+    from asrkit.kaldi.table import load_table_scp
+
+    data_dir = Path(data_dir)
+    if (data_dir / "cmvn.scp").is_file():
+        with load_table_scp(data_dir / "cmvn.scp") as table:
+            return {k: np.asarray(table[k]) for k in table}
+    if (data_dir / "cmvn.ark").is_file():
+        return np.asarray(kaldiio.load_mat(str(data_dir / "cmvn.ark")))
+    raise DataDirError(f"{data_dir}: no cmvn.scp or cmvn.ark (run `asrkit compute-cmvn {data_dir}`)")
+
+
+__all__ = [
+    "CmvnResult", "acc_cmvn_stats", "apply_cmvn", "compute_cmvn", "compute_cmvn_stats",
+    "init_cmvn_stats", "read_cmvn_stats",
+]

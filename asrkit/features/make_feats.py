@@ -1,0 +1,435 @@
+"""`make-feats`: Kaldi fbank/MFCC for a data dir in N parallel jobs, as steps/make_{fbank,mfcc}.sh.
+
+The data dir is split per speaker (`split{N}`), job j writes `<feat-dir>/raw_<type>_<set>.j.{ark,scp}`
+with a run.pl-style log in `<feat-dir>/log/make_<type>_<set>.j.log`, and the parts are merged into
+`DATA_DIR/feats.scp` and `DATA_DIR/utt2num_frames`. A job whose outputs exist, whose log ends with
+code 0 and whose options and inputs are unchanged is skipped, so a killed run is resumed by re-running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asrkit.errors import AsrkitError, AudioError, ConfigError, DataDirError
+from asrkit.features.kaldi_feats import FeatureOptions, check_duration, load_feature_options
+
+# Kaldi's make_fbank.sh fails when more than this fraction of utterances got no features.
+MAX_FAILED_FRACTION = 0.05
+# Seconds of audio per batch: enough frames to keep BLAS/FFT busy, small enough for little memory.
+# On CPU a few seconds per batch keeps the (frames, window) arrays in cache (measured: 5-10 s is
+# fastest on a 2-core VM, 30 s is 20% slower); a GPU wants large batches.
+DEFAULT_BATCH_SECONDS = {"cpu": 8.0, "cuda": 600.0}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One make-feats job: the split data dir it reads and the files it writes (picklable)."""
+
+    job: int
+    split_dir: Path
+    ark: Path
+    scp: Path
+    utt2num_frames: Path
+    log: Path
+    opts: FeatureOptions
+    device: str
+    compress: bool
+    batch_seconds: float
+    signature: str
+    command: str
+    threads: int = 0  # torch threads for the job; 0 leaves torch's setting alone
+
+
+@dataclass
+class MakeFeatsResult:
+    """What `make_feats` did: the merged files, which jobs ran or were skipped, and counts."""
+
+    feats_scp: Path
+    utt2num_frames: Path
+    feat_dir: Path
+    jobs_run: list[int] = field(default_factory=list)
+    jobs_skipped: list[int] = field(default_factory=list)
+    num_utts: int = 0
+    num_frames: int = 0
+    num_failed: int = 0
+
+
+def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str | os.PathLike | None = None,
+               options: Iterable[str] | Mapping[str, object] = (), nj: int = 1, device: str = "cpu",
+               compress: bool = False, feat_dir: str | os.PathLike | None = None, overwrite: bool = False,
+               batch_seconds: float | None = None, threads: int | None = None,
+               progress: bool | None = None) -> MakeFeatsResult:
+    """Compute features for every utterance of a data dir and write `feats.scp` and `utt2num_frames`.
+
+    Args:
+        data_dir: Kaldi data dir with `wav.scp`, `utt2spk`, `spk2utt` and optionally `segments`.
+        feat_type: "fbank" or "mfcc".
+        conf: Kaldi `.conf` file of compute-{fbank,mfcc}-feats options.
+        options: extra Kaldi options applied after `conf` (`"num-mel-bins=80"` or a mapping).
+        nj: number of parallel jobs (the data dir is split per speaker into `split{nj}`).
+        device: "cpu", "cuda" or "cuda:N"; utterances are batched by total length on it.
+        compress: write Kaldi-compressed (`CM`) matrices, as `copy-feats --compress=true`.
+        feat_dir: where the arks go; default `DATA_DIR/data` (make_fbank.sh's default).
+        overwrite: recompute jobs that are already done.
+        batch_seconds: seconds of audio per batch (default 8 on CPU, 600 on GPU); 0 computes one
+            utterance at a time with `torchaudio.compliance.kaldi` directly.
+        threads: torch threads per job (default 1, like Kaldi's single-threaded binaries: --nj is
+            the way to use more cores; measured on a busy 2-core VM, 2 intra-op threads per job
+            were up to 10x slower than 1, see docs/benchmarks.md).
+        progress: show a progress bar; None shows one when stderr is a terminal.
+
+    Returns:
+        a `MakeFeatsResult`.
+
+    Raises:
+        DataDirError: missing/invalid data dir files, or too many utterances without features.
+        FormatError / ConfigError: a bad conf line or option.
+        AsrkitError: a job failed (the message names its log and the first error, e.g. an utterance
+            whose sample rate does not match --sample-frequency).
+    """
+    from asrkit.kaldi.datadir import split_data_dir
+    from asrkit.logutil import command_line, get_logger
+
+    log = get_logger("features")
+    data_dir = Path(data_dir)
+    _validate(data_dir)
+    if nj < 1:
+        raise ConfigError(f"--nj must be at least 1 (got {nj})")
+    opts = load_feature_options(feat_type, conf, options)
+    device = _check_device(device)
+    if batch_seconds is None:
+        batch_seconds = DEFAULT_BATCH_SECONDS["cuda" if device.startswith("cuda") else "cpu"]
+    set_name = data_dir.resolve().name
+    feat_dir = (Path(feat_dir) if feat_dir is not None else data_dir / "data").resolve()
+    log_dir = feat_dir / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    splits = split_data_dir(data_dir, nj)
+    command = command_line()
+    if threads is None:
+        threads = 1
+    elif threads < 1:
+        raise ConfigError(f"threads must be at least 1 (got {threads})")
+    specs = []
+    for job, split_dir in enumerate(splits, start=1):
+        stem = f"raw_{feat_type}_{set_name}.{job}"
+        specs.append(JobSpec(
+            job=job, split_dir=Path(split_dir), ark=feat_dir / f"{stem}.ark", scp=feat_dir / f"{stem}.scp",
+            utt2num_frames=log_dir / f"utt2num_frames_{feat_type}_{set_name}.{job}",
+            log=log_dir / f"make_{feat_type}_{set_name}.{job}.log", opts=opts, device=device,
+            compress=compress, batch_seconds=float(batch_seconds),
+            signature=job_signature(Path(split_dir), opts, compress), command=command, threads=threads))
+    result = MakeFeatsResult(data_dir / "feats.scp", data_dir / "utt2num_frames", feat_dir)
+    todo = []
+    for spec in specs:
+        if not overwrite and job_is_done(spec):
+            result.jobs_skipped.append(spec.job)
+        else:
+            todo.append(spec)
+    if result.jobs_skipped:
+        log.info("make-feats: %d of %d jobs already done, skipping them (--overwrite to redo)",
+                 len(result.jobs_skipped), len(specs))
+    errors = _run_jobs(todo, nj, _total_utts(todo), progress)
+    result.jobs_run = [s.job for s in todo]
+    if errors:
+        job, message = errors[0]
+        spec = specs[job - 1]
+        raise AsrkitError(f"{len(errors)} / {len(specs)} jobs failed, log is in {spec.log}: {message}")
+    _merge(specs, data_dir, opts, result)
+    return result
+
+
+def _validate(data_dir: Path) -> None:
+    """Kaldi's make_fbank.sh check: `validate_data_dir.sh --no-text --no-feats`."""
+    from asrkit.kaldi.datadir import validate_data_dir
+
+    if not (data_dir / "wav.scp").is_file():
+        raise DataDirError(f"{data_dir / 'wav.scp'}: not found (make-feats needs wav.scp, utt2spk and spk2utt)")
+    try:
+        validate_data_dir(data_dir, no_feats=True, no_text=True)
+    except DataDirError as e:
+        # A feats.scp from an earlier run is about to be replaced; only complain about other files.
+        if Path(getattr(e, "path", "") or "").name != "feats.scp":
+            raise
+
+
+def _check_device(device: str) -> str:
+    import torch
+
+    if device == "cpu":
+        return device
+    if not device.startswith("cuda"):
+        raise ConfigError(f"unknown device '{device}' (expected cpu, cuda or cuda:N)")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available")
+    return device
+
+
+def job_signature(split_dir: Path, opts: FeatureOptions, compress: bool) -> str:
+    """A digest of what a job's output depends on: the options and its split's wav.scp/segments/utt2spk."""
+    h = hashlib.sha1()
+    h.update(" ".join([opts.feat_type, *opts.to_kaldi_args(), f"compress={compress}"]).encode())
+    for name in ("wav.scp", "segments", "utt2spk"):
+        path = split_dir / name
+        h.update(f"\0{name}\0".encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def job_is_done(spec: JobSpec) -> bool:
+    """True if the job's ark, scp and utt2num_frames exist, its log ended with code 0 and the
+    log records the same signature (same options, same inputs)."""
+    if not (spec.ark.is_file() and spec.scp.is_file() and spec.utt2num_frames.is_file() and spec.log.is_file()):
+        return False
+    lines = spec.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not lines or not lines[-1].startswith("# Ended (code 0)"):
+        return False
+    return any(f"job signature {spec.signature}" in line for line in lines)
+
+
+def _total_utts(specs: list[JobSpec]) -> int:
+    total = 0
+    for spec in specs:
+        with open(spec.split_dir / "utt2spk", "rb") as f:
+            total += sum(1 for _ in f)
+    return total
+
+
+def _run_jobs(specs: list[JobSpec], nj: int, total_utts: int, progress: bool | None) -> list[tuple[int, str]]:
+    """Run jobs (in this process when there is one, else in `nj` spawned processes).
+
+    Returns:
+        `(job, error message)` of each failed job; the others finished.
+    """
+    if not specs:
+        return []
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=total_utts, unit="utt", desc="make-feats", disable=not show, file=sys.stderr)
+    errors: list[tuple[int, str]] = []
+    try:
+        if len(specs) == 1 or nj == 1:
+            for spec in specs:
+                try:
+                    run_job(spec, on_progress=bar.update)
+                except (AsrkitError, OSError) as e:
+                    errors.append((spec.job, " ".join(str(e).split("\n"))))
+            return errors
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        import queue
+
+        ctx = mp.get_context("spawn")  # torch and fork do not mix
+        updates = ctx.Queue()
+        with cf.ProcessPoolExecutor(max_workers=min(nj, len(specs)), mp_context=ctx,
+                                    initializer=_init_worker, initargs=(updates,)) as pool:
+            futures = {pool.submit(_run_job_in_worker, spec): spec for spec in specs}
+            pending = set(futures)
+            while pending:
+                done, pending = cf.wait(pending, timeout=0.2)
+                _drain(updates, bar, queue)
+                for fut in done:
+                    error = fut.result()
+                    if error is not None:
+                        errors.append((futures[fut].job, error))
+            _drain(updates, bar, queue)
+        return sorted(errors)
+    finally:
+        bar.close()
+
+
+def _drain(updates, bar, queue_module) -> None:
+    while True:
+        try:
+            bar.update(updates.get_nowait())
+        except queue_module.Empty:
+            return
+
+
+_WORKER_QUEUE = None
+
+
+def _init_worker(updates) -> None:
+    from asrkit.logutil import setup_logging
+
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = updates
+    setup_logging(stderr=False)  # job logs only; the parent shows progress
+
+
+def _run_job_in_worker(spec: JobSpec) -> str | None:
+    """Run a job in a pool worker; return its error message (user errors) or None."""
+    try:
+        run_job(spec, on_progress=_WORKER_QUEUE.put if _WORKER_QUEUE is not None else None)
+    except (AsrkitError, OSError) as e:
+        return " ".join(str(e).split("\n"))
+    return None
+
+
+def run_job(spec: JobSpec, on_progress=None) -> dict[str, int]:
+    """Compute the features of one split data dir and write its ark/scp, utt2num_frames and log.
+
+    Args:
+        spec: the job.
+        on_progress: called with the number of utterances finished since the last call.
+
+    Returns:
+        `{utt: num_frames}` of the utterances written.
+
+    Raises:
+        AudioError: unreadable audio, or a sample rate different from --sample-frequency (naming
+            the utterance); the log then ends with code 1.
+        AsrkitError: no utterance of the job gave features.
+    """
+    import torch
+
+    saved = torch.get_num_threads()
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    try:
+        return _run_job(spec, on_progress)
+    finally:
+        torch.set_num_threads(saved)  # in-process jobs must not change the caller's setting
+
+
+def _run_job(spec: JobSpec, on_progress) -> dict[str, int]:
+    import logging
+
+    import torch
+
+    from asrkit.fileio import atomic_write
+    from asrkit.kaldi.table import ArkScpWriter
+    from asrkit.kaldi.wav import WavScpReader
+    from asrkit.logutil import get_logger, job_log, versions
+
+    if get_logger().getEffectiveLevel() > logging.INFO:
+        get_logger().setLevel(logging.INFO)  # the job log always gets progress lines
+    opts = spec.opts
+    with job_log(spec.log, spec.command) as log:
+        log.info("%s", versions())
+        log.info("job %d: %s -> %s", spec.job, spec.split_dir, spec.ark)
+        log.info("options: %s", " ".join(opts.to_kaldi_args()))
+        log.info("job signature %s", spec.signature)
+        with open(spec.split_dir / "utt2spk", "rb") as f:
+            total = sum(1 for _ in f)
+        compute = _make_compute(opts, spec.device, spec.batch_seconds)
+        num_frames: dict[str, int] = {}
+        failed = 0
+        pending: list[tuple[str, object]] = []
+        pending_samples = 0
+        max_samples = int(spec.batch_seconds * opts.sample_frequency)
+        start = time.time()
+        next_report = start + 30.0
+        done = 0
+
+        def flush(writer) -> None:
+            nonlocal pending, pending_samples, done, next_report
+            if not pending:
+                return
+            keys = [k for k, _ in pending]
+            outputs = compute([w for _, w in pending], keys)
+            if outputs and outputs[0].device.type != "cpu":
+                # One device-to-host copy per batch rather than one per utterance.
+                outputs = torch.cat(outputs).cpu().split([f.shape[0] for f in outputs])
+            for key, feats in zip(keys, outputs):
+                mat = feats.numpy()
+                writer.write(key, mat)  # the writer rejects NaN/infinity, naming the key
+                num_frames[key] = mat.shape[0]
+            done += len(pending)
+            if on_progress is not None:
+                on_progress(len(pending))
+            pending, pending_samples = [], 0
+            if time.time() >= next_report or done == total:
+                log.info("progress: %d / %d utterances", done, total)
+                next_report = time.time() + 30.0
+
+        with ArkScpWriter(spec.ark, spec.scp, compress=spec.compress) as writer:
+            for utt, samples, rate in WavScpReader(spec.split_dir):
+                if rate != opts.sample_frequency:
+                    raise AudioError(f"{utt}: sample rate {rate} Hz does not match the feature config's "
+                                     f"--sample-frequency={opts.sample_frequency:g}")
+                try:
+                    check_duration(len(samples), opts, utt)
+                except AudioError as e:
+                    # As Kaldi's compute-fbank-feats: warn, skip, and let the count check decide.
+                    log.warning("skipping utterance: %s", e)
+                    failed += 1
+                    if on_progress is not None:
+                        on_progress(1)
+                    continue
+                pending.append((utt, torch.from_numpy(_as_float32(samples))))
+                pending_samples += len(samples)
+                if pending_samples >= max_samples:
+                    flush(writer)
+            flush(writer)
+            if not num_frames:
+                raise AudioError(f"{spec.split_dir}: no utterance gave features ({failed} skipped)")
+        with atomic_write(spec.utt2num_frames) as f:
+            for utt, n in num_frames.items():
+                f.write(f"{utt} {n}\n")
+        elapsed = time.time() - start
+        audio = sum(num_frames.values()) * opts.frame_shift / 1000.0
+        log.info("done %d utterances (%d skipped), %.1f s of audio in %.1f s (%.0fx real time)",
+                 len(num_frames), failed, audio, elapsed, audio / max(elapsed, 1e-9))
+    return num_frames
+
+
+def _as_float32(samples):
+    import numpy as np
+
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _make_compute(opts: FeatureOptions, device: str, batch_seconds: float):
+    """A function `(waveforms, keys) -> list of (T, D) tensors`: batched, or torchaudio per utterance."""
+    if batch_seconds > 0:
+        from asrkit.features.batched import BatchedFeatureExtractor
+
+        return BatchedFeatureExtractor(opts, device)
+    from asrkit.features.kaldi_feats import compute_features
+
+    def per_utterance(waveforms, keys):
+        return [compute_features(w.to(device), opts, k) for w, k in zip(waveforms, keys)]
+
+    return per_utterance
+
+
+def _merge(specs: list[JobSpec], data_dir: Path, opts: FeatureOptions, result: MakeFeatsResult) -> None:
+    """Merge the job outputs into DATA_DIR/feats.scp and utt2num_frames; write DATA_DIR/conf/<type>.conf."""
+    from asrkit.fileio import atomic_write_text
+    from asrkit.kaldi.table import merge_scp
+    from asrkit.kaldi.textio import read_table, write_table
+    from asrkit.logutil import get_logger
+
+    merge_scp([s.scp for s in specs], result.feats_scp)
+    frames: dict[str, str] = {}
+    for spec in specs:
+        frames.update(read_table(spec.utt2num_frames, num_fields=2))
+    write_table(result.utt2num_frames, frames)
+    (data_dir / "conf").mkdir(exist_ok=True)
+    atomic_write_text(data_dir / "conf" / f"{opts.feat_type}.conf",
+                      f"# written by asrkit make-feats: the options of {result.feats_scp}\n" + opts.to_kaldi_conf())
+    num_utts = len(read_table(data_dir / "utt2spk"))
+    result.num_utts = len(frames)
+    result.num_frames = sum(int(n) for n in frames.values())
+    result.num_failed = num_utts - len(frames)
+    log = get_logger("features")
+    if result.num_failed:
+        message = (f"{data_dir}: {result.num_failed} of {num_utts} utterances got no features (see the "
+                   f"warnings in {specs[0].log.parent}); run `asrkit data fix {data_dir}`")
+        if result.num_failed > MAX_FAILED_FRACTION * num_utts:
+            raise DataDirError(message)
+        log.warning("%s", message)
+    log.info("make-feats: wrote %s (%d utterances, %d frames)", result.feats_scp, result.num_utts,
+             result.num_frames)
+
+
+__all__ = ["JobSpec", "MakeFeatsResult", "job_is_done", "job_signature", "make_feats", "run_job"]

@@ -37,7 +37,9 @@ lint: install
 demo: install sysdeps
 	cd recipes/synth && ./run.sh --size demo
 
+# kaldi-native-fbank is a peer measured by the benchmark only, not a dependency of asrkit.
 bench-feats: install
+	$(PY) -m pip install --quiet kaldi-native-fbank || true
 	$(PY) benchmarks/bench_feats.py
 
 bench-train: install

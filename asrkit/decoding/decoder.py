@@ -669,13 +669,23 @@ def run_job(spec: JobSpec, progress: bool | None = None) -> JobResult:
 
 def _decode_job(spec: JobSpec, log, progress: bool | None) -> JobResult:
     import torch
+
+    saved_threads = torch.get_num_threads()
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    try:
+        return _decode_job_body(spec, log, progress)
+    finally:
+        torch.set_num_threads(saved_threads)  # an in-process job must not change the caller's setting
+
+
+def _decode_job_body(spec: JobSpec, log, progress: bool | None) -> JobResult:
+    import torch
     from tqdm import tqdm
 
     from asrkit.training.checkpoint import load_model, tokenizers_from_meta
 
     opts = spec.opts
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
     log.info("job %d: %s -> %s", spec.job, spec.data_dir, spec.text or spec.scp)
     log.info("job signature %s", spec.signature)
     device = torch.device(opts.device)

@@ -1,0 +1,950 @@
+"""Teacher posteriors for knowledge distillation ("soft alignments"), written and read as Kaldi tables.
+
+`dump_posteriors` runs a trained teacher over a data dir, batched (on a GPU with `device="cuda"`),
+and writes each utterance's per-frame output distribution `softmax(logits / T)` at the *student's*
+output frame rate: as float matrices (rows = frames, columns = the utterance's language head) in
+`post.JOB.ark/scp`, or with `topk` as Kaldi's `Posterior` format (the k largest entries per frame,
+renormalised). Jobs run over `split{nj}` of the data dir, finished jobs are skipped on a re-run, and
+the parts are merged into `DIR/post.scp`. `open_soft_targets` reads either format back for
+`asrkit train` (`objective: kl`), expanding Posterior archives to dense matrices at load time.
+
+Kaldi has no Python writer for Posterior archives (kaldiio reads and writes matrices and int
+vectors only), so the binary format of src/hmm/posterior.cc is written and read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from asrkit.errors import AsrkitError, ConfigError, DataDirError, FormatError
+from asrkit.logutil import get_logger
+
+log = get_logger("distill")
+
+INFO_NAME = "post_info.yaml"
+RESAMPLE_METHODS = ("average", "pick")
+# Frames a resampled teacher output may differ from the student's count (conformer-style
+# subsampling drops a few edge frames that ceil(T / n) keeps), in teacher frames.
+EDGE_TOLERANCE = 2
+
+# ------------------------------------------------------------------------------------------------
+# Kaldi's Posterior format (src/hmm/posterior.cc: WritePosterior / ReadPosterior)
+#
+# Binary, after `<key> \0B`: `\4` int32 num_frames, then per frame `\4` int32 n and n pairs
+# `\4` int32 id, `\4` float32 weight (WriteBasicType puts the size byte before every value).
+# ------------------------------------------------------------------------------------------------
+
+_SIZE = b"\x04"
+
+
+_PAIR = np.dtype([("s_id", "u1"), ("id", "<i4"), ("s_w", "u1"), ("w", "<f4")])  # packed: 10 bytes
+
+
+def _frame_dtype(k: int) -> np.dtype:
+    """One frame of k entries: `\\4 n`, then k × (`\\4 id`, `\\4 weight`) (packed: 5 + 10k bytes)."""
+    return np.dtype([("s_n", "u1"), ("n", "<i4"), ("pairs", _PAIR, (k,))])
+
+
+def posterior_bytes(ids: np.ndarray, weights: np.ndarray) -> bytes:
+    """Encode a Posterior with the same number of entries per frame as Kaldi's binary form.
+
+    Args:
+        ids: `(num_frames, k)` integer class ids; weights: `(num_frames, k)` float weights.
+
+    Returns:
+        the bytes after `<key> \\0B` (`\\4` num_frames, then the frames); a Posterior object.
+
+    Raises:
+        ValueError: shapes differ, or an id is outside int32.
+    """
+    ids = np.asarray(ids)
+    weights = np.asarray(weights)
+    if ids.ndim != 2 or ids.shape != weights.shape:
+        raise ValueError(f"posterior ids {ids.shape} and weights {weights.shape} must be equal 2-D shapes")
+    if ids.size and (ids.min() < 0 or ids.max() >= 2**31):
+        raise ValueError("posterior ids must be non-negative int32 values")
+    num_frames, k = ids.shape
+    frames = np.zeros(num_frames, dtype=_frame_dtype(k))
+    frames["s_n"] = 4
+    frames["n"] = k
+    frames["pairs"]["s_id"] = 4
+    frames["pairs"]["id"] = ids
+    frames["pairs"]["s_w"] = 4
+    frames["pairs"]["w"] = weights
+    return _SIZE + struct.pack("<i", num_frames) + frames.tobytes()
+
+
+def _read_exact(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise EOFError(f"data ends early (wanted {n} bytes, found {len(data)})")
+    return data
+
+
+def _read_int32(f) -> int:
+    data = _read_exact(f, 5)
+    if data[:1] != _SIZE:
+        raise ValueError(f"expected an int32 size byte \\4, found {data[:1]!r}")
+    return struct.unpack("<i", data[1:])[0]
+
+
+def read_posterior(f) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Read one binary Posterior (the bytes after `<key> \\0B`) from a binary stream.
+
+    Returns:
+        one `(ids int32 (n,), weights float32 (n,))` pair per frame.
+
+    Raises:
+        EOFError: the data ends inside the object; ValueError: the bytes are not a Posterior.
+    """
+    num_frames = _read_int32(f)
+    if num_frames < 0:
+        raise ValueError(f"negative frame count {num_frames}")
+    frames = []
+    for _ in range(num_frames):
+        n = _read_int32(f)
+        if n < 0:
+            raise ValueError(f"negative entry count {n} in frame {len(frames)}")
+        pairs = np.frombuffer(_read_exact(f, _PAIR.itemsize * n), dtype=_PAIR)
+        if n and (np.any(pairs["s_id"] != 4) or np.any(pairs["s_w"] != 4)):
+            raise ValueError(f"bad size bytes in frame {len(frames)} (not a Posterior?)")
+        frames.append((pairs["id"].astype(np.int32), pairs["w"].astype(np.float32)))
+    return frames
+
+
+def posterior_to_dense(post: Sequence[tuple[np.ndarray, np.ndarray]], dim: int, key: str = "?") -> np.ndarray:
+    """Expand a Posterior to a dense `(num_frames, dim)` float32 matrix (repeated ids are summed, as
+    Kaldi's PosteriorToMatrix does).
+
+    Raises:
+        AsrkitError: an id outside `[0, dim)` or a non-finite weight, naming the key and frame.
+    """
+    out = np.zeros((len(post), dim), dtype=np.float32)
+    for t, (ids, weights) in enumerate(post):
+        if ids.size and (ids.min() < 0 or ids.max() >= dim):
+            raise AsrkitError(f"utterance '{key}': frame {t} has class id {int(ids.max())} outside the "
+                              f"output dimension {dim}")
+        if not np.isfinite(weights).all():
+            raise AsrkitError(f"utterance '{key}': frame {t} has a non-finite weight")
+        np.add.at(out[t], ids, weights)
+    return out
+
+
+def dense_to_topk(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the `k` largest entries of each row, renormalised to sum to 1.
+
+    Args:
+        probs: `(num_frames, dim)` probabilities.
+
+    Returns:
+        `ids (num_frames, min(k, dim))` int32 in decreasing weight order, and their weights float32.
+    """
+    k = min(k, probs.shape[1])
+    ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    weights = np.take_along_axis(probs, ids, axis=1).astype(np.float64)
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-30)
+    return ids.astype(np.int32), weights.astype(np.float32)
+
+
+class PosteriorArkWriter:
+    """Write a binary Posterior archive and its scp, atomically (both appear only on close()).
+
+    scp lines point at the `\\0B` of each object, as Kaldi's `ark,scp:` writer does, so Kaldi's
+    `copy-post scp:post.scp ark,t:-` and `asrkit train` read them.
+
+    Example:
+        >>> with PosteriorArkWriter("post.1.ark", "post.1.scp") as w:
+        ...     w.write("utt1", ids, weights)     # (num_frames, k) each
+
+    Raises (from write):
+        AsrkitError: a bad or duplicate key, non-finite weights, or bad shapes (naming the key).
+    """
+
+    def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None):
+        from asrkit.fileio import tmp_path_for
+
+        self.ark_path = Path(ark_path)
+        self.scp_path = Path(scp_path) if scp_path is not None else None
+        for p in (self.ark_path, self.scp_path):
+            if p is not None and not p.parent.is_dir():
+                raise FileNotFoundError(f"{p.parent}: output folder does not exist")
+        self._tmp = [tmp_path_for(self.ark_path)] + ([tmp_path_for(self.scp_path)] if self.scp_path else [])
+        self._ark = open(self._tmp[0], "wb")
+        self._scp = open(self._tmp[1], "w", encoding="utf-8", newline="\n") if self.scp_path else None
+        self._keys: set[str] = set()
+        self._closed = False
+
+    def write(self, key: str, ids: np.ndarray, weights: np.ndarray) -> None:
+        """Append the Posterior of one utterance: `ids`, `weights` of shape `(num_frames, k)`."""
+        if self._closed:
+            raise AsrkitError(f"{self.ark_path}: writer is closed")
+        if not isinstance(key, str) or not key or any(c.isspace() for c in key):
+            raise AsrkitError(f"invalid key {key!r}: Kaldi keys are non-empty and contain no whitespace")
+        if key in self._keys:
+            raise AsrkitError(f"{self.ark_path}: duplicate key '{key}'")
+        if not np.isfinite(np.asarray(weights, dtype=np.float64)).all():
+            raise AsrkitError(f"key '{key}': non-finite posterior weight")
+        try:
+            body = posterior_bytes(ids, weights)
+        except ValueError as e:
+            raise AsrkitError(f"key '{key}': {e}") from None
+        self._ark.write(key.encode("utf-8") + b" ")
+        offset = self._ark.tell()
+        self._ark.write(b"\0B" + body)
+        if self._scp is not None:
+            self._scp.write(f"{key} {self.ark_path}:{offset}\n")
+        self._keys.add(key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def close(self) -> None:
+        """Flush, fsync and rename the archive, then the scp, into place."""
+        if self._closed:
+            return
+        self._closed = True
+        finals = [self.ark_path] + ([self.scp_path] if self.scp_path else [])
+        try:
+            for f in (self._ark, self._scp):
+                if f is not None:
+                    f.flush()
+                    os.fsync(f.fileno())
+                    f.close()
+            umask = os.umask(0)
+            os.umask(umask)
+            for tmp, final in zip(self._tmp, finals):
+                os.chmod(tmp, 0o666 & ~umask)
+                os.replace(tmp, final)
+        except BaseException:
+            self.abort(force=True)
+            raise
+
+    def abort(self, force: bool = False) -> None:
+        """Discard everything written: no file appears."""
+        if self._closed and not force:
+            return
+        self._closed = True
+        for f in (self._ark, self._scp):
+            if f is not None and not f.closed:
+                f.close()
+        for tmp in self._tmp:
+            tmp.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def iter_posterior_ark(path: str | os.PathLike) -> Iterator[tuple[str, list[tuple[np.ndarray, np.ndarray]]]]:
+    """Yield `(key, posterior)` from a binary Posterior archive (see `read_posterior`).
+
+    Raises:
+        FormatError: a truncated or corrupted object, or a text-form archive (naming the key).
+    """
+    from asrkit.kaldi.table import _read_key  # the archive key reader shared with kaldi.table
+
+    with open(path, "rb") as f:
+        while True:
+            try:
+                key = _read_key(f)
+            except EOFError as e:
+                raise FormatError(path, f"truncated archive: {e}") from None
+            if key is None:
+                return
+            try:
+                if f.read(2) != b"\0B":
+                    raise ValueError("not a binary object (only binary Posterior archives are read)")
+                post = read_posterior(f)
+            except (EOFError, ValueError, struct.error) as e:
+                raise FormatError(path, f"key '{key}': bad Posterior: {e}") from None
+            yield key, post
+
+
+def _read_posterior_at(rxfilename: str, files: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    from asrkit.kaldi.table import _split_offset
+
+    path, offset = _split_offset(rxfilename)
+    if offset is None or rxfilename.endswith("|") or rxfilename.endswith("]"):
+        raise ValueError(f"'{rxfilename}' is not an <archive>:<offset> entry (pipes and ranges are not "
+                         "supported for Posterior archives)")
+    f = files.get(path)
+    if f is None:
+        if len(files) >= 16:
+            files.pop(next(iter(files))).close()
+        f = files[path] = open(path, "rb")
+    f.seek(offset)
+    if f.read(2) != b"\0B":
+        raise ValueError(f"no binary object at offset {offset} of {path}")
+    return read_posterior(f)
+
+
+class PosteriorTable(Mapping):
+    """Lazy random access to a Posterior scp, expanded to dense soft-target matrices.
+
+    `table[key]` is a `(num_frames, dim)` float32 matrix whose `dim` is the output size of the
+    utterance's language: `dims` is one int, or `{lang: dim}` with `utt2lang` mapping keys to
+    languages (a Posterior does not store its dimension; `dump_posteriors` records it in
+    `post_info.yaml`). `table.posterior(key)` gives the sparse `(ids, weights)` frames.
+
+    Raises (from indexing):
+        KeyError: key not in the scp. FormatError: the entry cannot be read, naming the scp file:line.
+        AsrkitError: an id outside the output dimension.
+    """
+
+    def __init__(self, scp_path: str | os.PathLike, dims: int | Mapping[str, int],
+                 utt2lang: Mapping[str, str] | None = None):
+        from asrkit.kaldi.table import _parse_scp
+
+        self.path = Path(scp_path)
+        self._entries = {}
+        for entry in _parse_scp(self.path):
+            if entry.key in self._entries:
+                raise FormatError(self.path, f"duplicate key '{entry.key}'", entry.line)
+            self._entries[entry.key] = entry
+        self.dims = dims
+        self.utt2lang = dict(utt2lang or {})
+        self._files: dict[str, object] = {}
+        self._pid = os.getpid()
+
+    def dim(self, key: str) -> int:
+        """The output dimension of `key`'s rows."""
+        if isinstance(self.dims, int):
+            return self.dims
+        lang = self.utt2lang.get(key)
+        if lang is None or lang not in self.dims:
+            raise AsrkitError(f"{self.path}: no output dimension for utterance '{key}' (language "
+                              f"{lang or 'unknown'}; {INFO_NAME} lists {', '.join(self.dims)})")
+        return int(self.dims[lang])
+
+    def posterior(self, key: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        entry = self._entries[key]
+        if self._pid != os.getpid():  # a DataLoader worker: never share the parent's file offsets
+            self._files, self._pid = {}, os.getpid()
+        try:
+            return _read_posterior_at(entry.rxfilename, self._files)
+        except FileNotFoundError as e:
+            raise FormatError(self.path, f"key '{key}': cannot open '{e.filename}': no such file", entry.line) from None
+        except (OSError, EOFError, ValueError, struct.error) as e:
+            raise FormatError(self.path, f"key '{key}': bad Posterior: {e}", entry.line) from None
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return posterior_to_dense(self.posterior(key), self.dim(key), key)
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key) -> bool:
+        return key in self._entries
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for f in self._files.values():
+                f.close()
+        self._files = {}
+
+
+def read_post_info(folder: str | os.PathLike) -> dict | None:
+    """The `post_info.yaml` that `dump_posteriors` writes next to `post.scp`, or None."""
+    import yaml
+
+    path = Path(folder) / INFO_NAME
+    if not path.is_file():
+        return None
+    info = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(info, dict):
+        raise FormatError(path, "expected a YAML mapping")
+    return info
+
+
+def _is_posterior_scp(scp_path: Path) -> bool:
+    """Look at the first entry's object: `\\0B\\4` (int32 count, no type token) is a Posterior."""
+    from asrkit.kaldi.table import _parse_scp, _split_offset, _split_range
+
+    entries = _parse_scp(scp_path)
+    if not entries:
+        raise FormatError(scp_path, "empty soft-target scp")
+    rx, _ = _split_range(entries[0].rxfilename)
+    path, offset = _split_offset(rx)
+    if rx.endswith("|") or not os.path.isfile(path):
+        return False  # let the matrix reader report (or read) it
+    with open(path, "rb") as f:
+        f.seek(offset or 0)
+        return f.read(3) == b"\0B\x04"
+
+
+def _posterior_dims(folder: Path, scp: Path) -> tuple[int | dict[str, int], dict[str, str] | None]:
+    from asrkit.kaldi.textio import read_table
+
+    info = read_post_info(folder)
+    if info is None or not (info.get("output_dims") or info.get("output_dim")):
+        raise AsrkitError(f"{scp}: a Posterior archive does not record its output dimension; put a {INFO_NAME} "
+                          f"next to it with 'output_dim: <dim>' (or 'output_dims: {{<lang>: <dim>}}' and a "
+                          f"utt2lang file)")
+    if info.get("output_dim"):
+        return int(info["output_dim"]), None
+    dims = {str(k): int(v) for k, v in info["output_dims"].items()}
+    if len(set(dims.values())) == 1:
+        return next(iter(dims.values())), None
+    if not (folder / "utt2lang").is_file():
+        raise AsrkitError(f"{folder / INFO_NAME}: per-language output dimensions need {folder / 'utt2lang'}")
+    return dims, read_table(folder / "utt2lang", num_fields=2)
+
+
+def open_soft_targets(rspecifier: str) -> Mapping:
+    """Open soft targets for training: `{key: (num_frames, dim) float32}`, read lazily.
+
+    Accepts an scp (`post.scp`, `scp:post.scp`) of float matrices (FM/DM, compressed CM/CM2/CM3) or
+    of Kaldi Posteriors (expanded to dense rows at load time, with the dimension from the
+    `post_info.yaml` beside the scp), or an archive (`ark:post.1.ark`, read whole into memory).
+
+    Raises:
+        FileNotFoundError: no such scp/archive. FormatError / AsrkitError: unreadable entries, or a
+        Posterior table whose output dimension is unknown.
+    """
+    from asrkit.kaldi.table import iter_table, load_table_scp
+
+    spec = rspecifier
+    if not spec.startswith(("ark:", "ark,", "scp:", "scp,")):
+        spec = ("ark:" if spec.endswith(".ark") else "scp:") + spec
+    kind, rest = spec.split(":", 1)
+    if kind.startswith("scp"):
+        scp = Path(rest)
+        if not scp.is_file():
+            raise FileNotFoundError(2, "no such soft-target scp", str(scp))
+        if _is_posterior_scp(scp):
+            dims, utt2lang = _posterior_dims(scp.parent, scp)
+            return PosteriorTable(scp, dims, utt2lang)
+        return load_table_scp(scp)
+    ark = Path(rest)
+    if not ark.is_file():  # a pipe (`ark:gunzip -c post.ark.gz |`) or `-`: matrices only
+        return {k: np.asarray(v, dtype=np.float32) for k, v in iter_table(spec)}
+    with open(ark, "rb") as f:
+        head = f.read(64)
+    space = head.find(b" ")
+    if space > 0 and head[space + 1:space + 4] == b"\0B\x04":
+        dims, utt2lang = _posterior_dims(ark.parent, ark)
+        return {k: posterior_to_dense(p, _dim_of(dims, utt2lang, k, ark), k) for k, p in iter_posterior_ark(ark)}
+    return {k: np.asarray(v, dtype=np.float32) for k, v in iter_table(spec)}
+
+
+def _dim_of(dims, utt2lang, key: str, where: Path) -> int:
+    if isinstance(dims, int):
+        return dims
+    lang = (utt2lang or {}).get(key)
+    if lang not in dims:
+        raise AsrkitError(f"{where}: no output dimension for utterance '{key}' (language {lang or 'unknown'})")
+    return dims[lang]
+
+
+# ------------------------------------------------------------------------------------------------
+# Frame rates
+# ------------------------------------------------------------------------------------------------
+
+LengthFn = Callable[["torch.Tensor"], "torch.Tensor"]  # noqa: F821 - (batch,) input frames -> output frames
+
+
+def student_frame_rate(spec: str | os.PathLike, feat_dim: int) -> tuple[int, LengthFn]:
+    """The student's output frame rate, from its training YAML (`model:` section) or a model file.
+
+    The student encoder is built on torch's meta device (no memory, no weights) only to ask it for
+    its exact output lengths, so any encoder type gives its own frame counts (ceil(T / n) for
+    dnn/lstm with `subsample: n`, ((T - 1) // 2 - 1) // 2 for the conformer).
+
+    Returns:
+        `(subsampling, output_lengths)`: input frames per output frame, and a function
+        `(batch,) int64 input lengths -> (batch,) output lengths`.
+
+    Raises:
+        FileNotFoundError / ConfigError: no such file, bad YAML, or a bad `model` section.
+    """
+    import torch
+    import yaml
+
+    from asrkit.models import build_model, model_config_defaults
+
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such student config", str(path))
+    if path.suffix in (".pt", ".pth", ".mdl"):
+        from asrkit.training.checkpoint import read_model_file
+
+        model_conf = read_model_file(path)["model_conf"]
+    else:
+        try:
+            conf = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(conf, dict) or not isinstance(conf.get("model"), dict):
+            raise ConfigError(f"{path}: no 'model' section (give the student's training config)")
+        model_conf = conf["model"]
+    try:
+        model_conf = model_config_defaults({k: model_conf.get(k) for k in ("encoder", "head")})
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    with torch.device("meta"):
+        model = build_model(model_conf, feat_dim=feat_dim, vocab_sizes={"all": 2})
+    encoder = model.encoder
+
+    def output_lengths(lens: torch.Tensor) -> torch.Tensor:
+        return encoder.output_lengths(lens.cpu()).to(lens.device)
+
+    return int(model.frame_subsampling), output_lengths
+
+
+def check_frame_rates(teacher_subsampling: int, student_subsampling: int) -> None:
+    """Raise ConfigError unless one frame rate is an integer multiple of the other."""
+    big, small = max(teacher_subsampling, student_subsampling), min(teacher_subsampling, student_subsampling)
+    if big % small:
+        raise ConfigError(f"the teacher outputs a frame per {teacher_subsampling} input frames and the student "
+                          f"per {student_subsampling}; one must be a multiple of the other to resample posteriors")
+
+
+def resample_posteriors(post, teacher_subsampling: int, student_subsampling: int, num_out: int,
+                        method: str = "average", key: str = "?"):
+    """Bring one utterance's teacher posteriors to the student's frame rate and frame count.
+
+    Student output frame i stands for input frames `[i * s, (i + 1) * s)` (s = student
+    subsampling; dnn/lstm keep input frame i * s). With n = s / teacher subsampling:
+
+    - n > 1, "average": row i is the mean of teacher rows `[i * n, (i + 1) * n)` (the last group
+      may be shorter); every teacher spike keeps its mass, which matters for peaky CTC teachers.
+    - n > 1, "pick": row i is teacher row i * n (the frame the student's subsampling keeps).
+    - teacher coarser (its subsampling = m * s): each teacher row is repeated m times.
+
+    The result is then cropped or padded (repeating the last row) to `num_out` frames: encoders
+    differ at the edges (a conformer's x4 front end drops frames that ceil(T / 4) keeps).
+
+    Args:
+        post: `(T_teacher, V)` torch tensor of probabilities (any device).
+        num_out: the student's output frame count for this utterance.
+
+    Returns:
+        `(num_out, V)` tensor on the same device.
+
+    Raises:
+        AsrkitError: the counts differ by more than the edge tolerance (naming the utterance).
+        ConfigError: unknown method, or frame rates that are not multiples of each other.
+    """
+    import torch
+
+    if method not in RESAMPLE_METHODS:
+        raise ConfigError(f"unknown resampling method '{method}' (choose from {', '.join(RESAMPLE_METHODS)})")
+    check_frame_rates(teacher_subsampling, student_subsampling)
+    if student_subsampling > teacher_subsampling:
+        n = student_subsampling // teacher_subsampling
+        if method == "pick":
+            post = post[::n]
+        else:
+            groups = -(-post.shape[0] // n)
+            padded = torch.zeros(groups * n, post.shape[1], dtype=post.dtype, device=post.device)
+            padded[: post.shape[0]] = post
+            counts = torch.full((groups,), float(n), dtype=post.dtype, device=post.device)
+            counts[-1] = post.shape[0] - (groups - 1) * n
+            post = padded.view(groups, n, -1).sum(dim=1) / counts.unsqueeze(1)
+    elif teacher_subsampling > student_subsampling:
+        post = post.repeat_interleave(teacher_subsampling // student_subsampling, dim=0)
+    have = post.shape[0]
+    tolerance = EDGE_TOLERANCE * max(1, teacher_subsampling // student_subsampling)
+    if abs(have - num_out) > tolerance or have == 0:
+        raise AsrkitError(f"utterance '{key}': the teacher gives {have} frames at the student's rate but the student "
+                          f"outputs {num_out} frames (teacher subsampling {teacher_subsampling}, student "
+                          f"{student_subsampling}); were the features made with other options?")
+    if have > num_out:
+        return post[:num_out]
+    if have < num_out:
+        return torch.cat([post, post[-1:].expand(num_out - have, -1)], dim=0)
+    return post
+
+
+# ------------------------------------------------------------------------------------------------
+# Dumping
+# ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DumpOptions:
+    """What a dump job computes (everything the output depends on, besides the inputs)."""
+
+    temperature: float = 1.0
+    topk: int = 0
+    student_subsampling: int | None = None  # None: the teacher's own frame rate
+    resample: str = "average"
+    compress: bool = False
+    max_frames: int = 20000
+
+    def describe(self) -> str:
+        rate = "teacher" if self.student_subsampling is None else str(self.student_subsampling)
+        return (f"temperature={self.temperature:g} topk={self.topk} frame-rate={rate} resample={self.resample} "
+                f"compress={self.compress}")
+
+
+@dataclass(frozen=True)
+class DumpJob:
+    """One job: the split data dir it reads and the files it writes."""
+
+    job: int
+    split_dir: Path
+    ark: Path
+    scp: Path
+    utt2num_frames: Path
+    log: Path
+    signature: str
+
+
+@dataclass
+class DumpResult:
+    """What `dump_posteriors` did."""
+
+    out_dir: Path
+    post_scp: Path | None
+    jobs_run: list[int] = field(default_factory=list)
+    jobs_skipped: list[int] = field(default_factory=list)
+    num_utts: int = 0
+    num_frames: int = 0
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def job_signature(model_digest: str, opts: DumpOptions, split_dir: Path) -> str:
+    """A digest of what a job's output depends on: the teacher's weights, the options, and its split's
+    feats.scp, cmvn.scp, utt2spk and utt2lang."""
+    h = hashlib.sha1()
+    h.update(f"{model_digest}\0{opts.describe()}\0{opts.max_frames}".encode())
+    for name in ("feats.scp", "cmvn.scp", "utt2spk", "utt2lang"):
+        path = split_dir / name
+        h.update(f"\0{name}\0".encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def job_is_done(job: DumpJob) -> bool:
+    """True if the job's ark, scp and frame counts exist and its log ended with code 0 under the same
+    signature (same teacher, options and inputs)."""
+    if not all(p.is_file() for p in (job.ark, job.scp, job.utt2num_frames, job.log)):
+        return False
+    lines = job.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not lines or not lines[-1].startswith("# Ended (code 0)"):
+        return False
+    return any(f"job signature {job.signature}" in line for line in lines)
+
+
+def _check_device(device: str) -> str:
+    import torch
+
+    if device == "cpu":
+        return device
+    if not device.startswith("cuda"):
+        raise ConfigError(f"unknown device '{device}' (expected cpu, cuda or cuda:N)")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available")
+    return device
+
+
+def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                    temperature: float = 1.0, topk: int = 0, frame_rate_of: str | os.PathLike | None = None,
+                    resample: str = "average", device: str = "cpu", nj: int = 1, job: int | None = None,
+                    compress: bool = False, overwrite: bool = False, max_frames: int = 20000,
+                    command: str | None = None) -> DumpResult:
+    """Write a teacher's per-frame posteriors for every utterance of a data dir.
+
+    Job j of `nj` reads `DATA_DIR/split{nj}/j` (per speaker, as Kaldi's split_data.sh) and writes
+    `OUT_DIR/post.j.{ark,scp}`, `OUT_DIR/log/utt2num_frames.j` and the run.pl-style log
+    `OUT_DIR/log/dump_posteriors.j.log`. When every job is done the parts are merged into
+    `OUT_DIR/post.scp` (C-sorted), `utt2num_frames` (rows per utterance), `utt2lang` and
+    `post_info.yaml` (teacher, temperature, top-k, frame rate and the output dimension per language).
+
+    Rows are `softmax(logits / temperature)` over the head of the utterance's language (utt2lang;
+    a one-language teacher needs none), at the frame rate of `frame_rate_of` (a student training
+    YAML or model file; default the teacher's) resampled by `resample_posteriors`. With `topk`, the
+    k largest entries per frame, renormalised, are written as Kaldi Posteriors; otherwise dense float
+    matrices (`compress`: Kaldi's two-byte compressed matrix CM2, 1/65535 of the range per step).
+
+    Args:
+        model_path: the teacher model file (`final.pt`).
+        data_dir: a data dir with feats.scp (and cmvn.scp, utt2lang).
+        out_dir: the output folder (created).
+        nj: number of jobs; job: run only this job (1..nj) and do not merge, for running the jobs of
+            one dump in parallel (run.pl/queue.pl/Slurm arrays); a later call without `job` skips
+            the finished jobs and merges.
+        overwrite: recompute finished jobs too.
+        max_frames: padded input frames per batch.
+        command: the command line recorded in the job logs.
+
+    Returns:
+        a `DumpResult` (`post_scp` is None when `job` was given).
+
+    Raises:
+        ConfigError: bad options, or frame rates that cannot be matched.
+        DataDirError / FileNotFoundError: a missing data dir file, or a language the teacher lacks.
+        AsrkitError: a job failed (the message names its log and the error, e.g. the utterance
+            whose frame count cannot be matched).
+    """
+    from asrkit.kaldi.datadir import split_data_dir
+    from asrkit.logutil import command_line
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if isinstance(temperature, bool) or not temperature > 0:
+        raise ConfigError(f"--temperature must be > 0, got {temperature}")
+    if topk < 0:
+        raise ConfigError(f"--topk must be >= 0, got {topk}")
+    if topk and compress:
+        raise ConfigError("--compress applies to float matrices; a --topk Posterior archive is already sparse")
+    if resample not in RESAMPLE_METHODS:
+        raise ConfigError(f"unknown --resample '{resample}' (choose from {', '.join(RESAMPLE_METHODS)})")
+    if nj < 1:
+        raise ConfigError(f"--nj must be at least 1, got {nj}")
+    if job is not None and not 1 <= job <= nj:
+        raise ConfigError(f"--job must be in 1..{nj}, got {job}")
+    if not (data_dir / "feats.scp").is_file():
+        raise FileNotFoundError(2, "no features; run `asrkit make-feats` first", str(data_dir / "feats.scp"))
+    device = _check_device(device)
+    model_path = Path(model_path)
+    from asrkit.training.checkpoint import read_model_file
+
+    meta = {k: v for k, v in read_model_file(model_path).items() if k != "state_dict"}
+    student_sub = None
+    if frame_rate_of is not None:
+        student_sub, _ = student_frame_rate(frame_rate_of, int(meta["feat_dim"]))
+        check_frame_rates(int(meta["frame_subsampling"]), student_sub)
+    opts = DumpOptions(float(temperature), int(topk), student_sub, resample, bool(compress), int(max_frames))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "log").mkdir(exist_ok=True)
+    out_abs = out_dir.resolve()
+    splits = split_data_dir(data_dir, nj) if nj > 1 else [data_dir]
+    digest = _file_digest(model_path)
+    jobs = [DumpJob(j, Path(s), out_abs / f"post.{j}.ark", out_abs / f"post.{j}.scp",
+                    out_abs / "log" / f"utt2num_frames.{j}", out_abs / "log" / f"dump_posteriors.{j}.log",
+                    job_signature(digest, opts, Path(s))) for j, s in enumerate(splits, start=1)]
+    wanted = [jobs[job - 1]] if job is not None else jobs
+    result = DumpResult(out_dir, None)
+    todo = []
+    for spec in wanted:
+        if not overwrite and job_is_done(spec):
+            result.jobs_skipped.append(spec.job)
+        else:
+            todo.append(spec)
+    if result.jobs_skipped:
+        log.info("dump-posteriors: %d of %d job(s) already done, skipping them (--overwrite to redo)",
+                 len(result.jobs_skipped), len(wanted))
+    if todo:
+        teacher = _Teacher(model_path, device, opts, frame_rate_of)
+        for spec in todo:
+            try:
+                run_job(spec, teacher, command or command_line())
+            except (AsrkitError, OSError) as e:
+                raise AsrkitError(f"job {spec.job} of {nj} failed, log is in {spec.log}: "
+                                  f"{' '.join(str(e).split())}") from None
+            result.jobs_run.append(spec.job)
+    if job is not None:
+        return result
+    _merge(jobs, out_dir, meta, model_path, opts, result)
+    return result
+
+
+class _Teacher:
+    """The loaded teacher and how to turn a batch into per-utterance student-rate posteriors."""
+
+    def __init__(self, model_path: Path, device: str, opts: DumpOptions, frame_rate_of):
+        from asrkit.training.checkpoint import load_model
+
+        self.model, self.meta = load_model(model_path, device=device)
+        self.device = device
+        self.opts = opts
+        self.subsampling = int(self.model.frame_subsampling)
+        self.student_lengths = None
+        if frame_rate_of is not None:
+            _, self.student_lengths = student_frame_rate(frame_rate_of, int(self.meta["feat_dim"]))
+        self.languages = list(self.model.languages)
+
+    def default_lang(self) -> str | None:
+        return self.languages[0] if len(self.languages) == 1 else None
+
+    def posteriors(self, batch) -> list[tuple[str, object]]:
+        """`(key, (T_student, V) tensor on the device)` for each utterance of a language-homogeneous batch."""
+        import torch
+
+        batch = batch.to(self.device)
+        with torch.inference_mode():
+            logits, out_lens = self.model(batch.feats, batch.feat_lens, batch.lang)
+            probs = (logits.float() / self.opts.temperature).softmax(dim=-1)
+            teacher_lens = out_lens.tolist()  # one device sync per batch, not per utterance
+            student_lens = teacher_lens if self.student_lengths is None else \
+                self.student_lengths(batch.feat_lens).tolist()
+            out = []
+            for i, key in enumerate(batch.keys):
+                post = probs[i, : teacher_lens[i]]
+                if self.student_lengths is not None:
+                    post = resample_posteriors(post, self.subsampling, self.opts.student_subsampling,
+                                               student_lens[i], self.opts.resample, key)
+                out.append((key, post))
+        return out
+
+
+def _remove_stale_tmp(job: DumpJob) -> None:
+    # A killed job leaves its writer's temporary files (`.post.J.ark.XXXX.tmp`); they are never
+    # renamed into place, so they can go.
+    for final in (job.ark, job.scp, job.utt2num_frames):
+        for stale in final.parent.glob(f".{final.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
+    """Dump one split data dir's posteriors into the job's ark/scp, frame counts and log.
+
+    Returns:
+        `{utt: rows written}`.
+
+    Raises:
+        DataDirError: an utterance's language has no head in the teacher.
+        AsrkitError: frame counts that cannot be matched (naming the utterance), bad features.
+    """
+    import logging
+
+    import torch
+
+    from asrkit.fileio import atomic_write
+    from asrkit.kaldi.table import COMPRESSION_TWO_BYTE, ArkScpWriter
+    from asrkit.logutil import job_log, versions
+    from asrkit.training.data import AsrDataset, batch_loader
+    from asrkit.training.sampler import BatchPlan
+
+    if get_logger().getEffectiveLevel() > logging.INFO:
+        get_logger().setLevel(logging.INFO)  # the job log always gets its signature and progress lines
+    opts = teacher.opts
+    _remove_stale_tmp(job)
+    with job_log(job.log, command) as jlog:
+        jlog.info("%s", versions())
+        jlog.info("job %d: %s -> %s", job.job, job.split_dir, job.ark)
+        jlog.info("options: %s", opts.describe())
+        jlog.info("job signature %s", job.signature)
+        dataset = AsrDataset([job.split_dir], target_kinds=(), norm_vars=bool(teacher.meta["cmvn"]["norm_vars"]),
+                             default_lang=teacher.default_lang())
+        unknown = sorted(set(dataset.languages) - set(teacher.languages))
+        if unknown and "all" not in teacher.languages:
+            first = next(k for k, v in dataset.utt_lang.items() if v == unknown[0])
+            raise DataDirError(f"{job.split_dir}/utt2lang: language '{unknown[0]}' (utterance '{first}') has no "
+                               f"output layer in the teacher (languages: {', '.join(teacher.languages)})")
+        utts = _drop_too_short(dataset.utts, teacher, jlog)
+        plan = BatchPlan(utts, max_frames=opts.max_frames, homogeneous=True, shuffle=False, seed=0)
+        batches = plan.global_batches(0)
+        frames: dict[str, int] = {}
+        start = time.time()
+        next_report = start + 30.0
+        if opts.topk:
+            writer = PosteriorArkWriter(job.ark, job.scp)
+        else:
+            writer = ArkScpWriter(job.ark, job.scp, compress=opts.compress, compression_method=COMPRESSION_TWO_BYTE)
+        with writer:
+            for batch in batch_loader(dataset, batches):
+                for key, post in teacher.posteriors(batch):
+                    if opts.topk:
+                        k = min(opts.topk, post.shape[1])
+                        weights, ids = torch.topk(post, k, dim=-1)
+                        weights = weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+                        writer.write(key, ids.cpu().numpy().astype(np.int32), weights.cpu().numpy())
+                    else:
+                        writer.write(key, post.cpu().numpy())
+                    frames[key] = int(post.shape[0])
+                if time.time() >= next_report:
+                    jlog.info("progress: %d / %d utterances", len(frames), len(utts))
+                    next_report = time.time() + 30.0
+        with atomic_write(job.utt2num_frames) as f:
+            for key, n in frames.items():
+                f.write(f"{key} {n}\n")
+        elapsed = time.time() - start
+        jlog.info("done %d utterances, %d frames, in %.1f s", len(frames), sum(frames.values()), elapsed)
+    return frames
+
+
+def _drop_too_short(utts, teacher: _Teacher, jlog):
+    """Utterances too short to give the teacher or the student an output frame are skipped."""
+    import torch
+
+    lens = torch.tensor([u.num_frames for u in utts], dtype=torch.int64)
+    ok = teacher.model.output_lengths(lens) > 0
+    if teacher.student_lengths is not None:
+        ok &= teacher.student_lengths(lens) > 0
+    kept = [u for u, good in zip(utts, ok.tolist()) if good]
+    if len(kept) < len(utts):
+        jlog.warning("skipped %d utterance(s) too short for an output frame (first: '%s')", len(utts) - len(kept),
+                     next(u.key for u, good in zip(utts, ok.tolist()) if not good))
+    if not kept:
+        raise AsrkitError("no utterance is long enough for an output frame")
+    return kept
+
+
+def _merge(jobs: list[DumpJob], out_dir: Path, meta: dict, model_path: Path, opts: DumpOptions,
+           result: DumpResult) -> None:
+    """Merge the job parts into post.scp, utt2num_frames and utt2lang; write post_info.yaml."""
+    import yaml
+
+    from asrkit.fileio import atomic_write_text
+    from asrkit.kaldi.table import merge_scp
+    from asrkit.kaldi.textio import read_table, write_table
+
+    frames: dict[str, str] = {}
+    utt2lang: dict[str, str] = {}
+    languages = list(meta["languages"])
+    for spec in jobs:
+        frames.update(read_table(spec.utt2num_frames, num_fields=2))
+        lang_file = spec.split_dir / "utt2lang"
+        langs = read_table(lang_file, num_fields=2) if lang_file.is_file() else {}
+        for key in read_table(spec.utt2num_frames, num_fields=2):
+            utt2lang[key] = langs.get(key, languages[0])
+    merge_scp([s.scp for s in jobs], out_dir / "post.scp")
+    write_table(out_dir / "utt2num_frames", frames)
+    write_table(out_dir / "utt2lang", utt2lang)
+    dims = {lang: int(meta["vocab_sizes"][lang]) for lang in sorted(set(utt2lang.values()))
+            if lang in meta["vocab_sizes"]}
+    if not dims:  # a linear head registered as "all"
+        dims = {lang: int(next(iter(meta["vocab_sizes"].values()))) for lang in sorted(set(utt2lang.values()))}
+    info = {
+        "format": "posterior" if opts.topk else "matrix",
+        "teacher": str(model_path),
+        "teacher_objective": meta.get("objective"),
+        "teacher_frame_subsampling": int(meta["frame_subsampling"]),
+        "frame_subsampling": int(opts.student_subsampling or meta["frame_subsampling"]),
+        "resample": opts.resample if opts.student_subsampling not in (None, int(meta["frame_subsampling"])) else None,
+        "temperature": opts.temperature,
+        "topk": opts.topk,
+        "compress": opts.compress,
+        "output_dims": dims,
+        "num_utts": len(frames),
+        "num_frames": sum(int(n) for n in frames.values()),
+    }
+    atomic_write_text(out_dir / INFO_NAME, yaml.safe_dump(info, sort_keys=False))
+    result.post_scp = out_dir / "post.scp"
+    result.num_utts = info["num_utts"]
+    result.num_frames = info["num_frames"]
+    log.info("dump-posteriors: wrote %s (%d utterances, %d frames)", result.post_scp, result.num_utts,
+             result.num_frames)
+
+
+__all__ = ["DumpOptions", "DumpResult", "PosteriorArkWriter", "PosteriorTable", "dense_to_topk",
+           "dump_posteriors", "iter_posterior_ark", "job_is_done", "open_soft_targets", "posterior_bytes",
+           "posterior_to_dense", "read_post_info", "read_posterior", "resample_posteriors", "run_job",
+           "student_frame_rate"]

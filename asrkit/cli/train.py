@@ -102,7 +102,9 @@ def average_checkpoints(out, last, inputs) -> None:
             raise click.UsageError("--last N takes one EXP_DIR")
         ckpts = [p for p in list_checkpoints(Path(inputs[0]) / "checkpoints") if ".rank" not in p.name]
         if len(ckpts) < last:
-            raise click.ClickException(f"{inputs[0]}/checkpoints has {len(ckpts)} checkpoint(s), fewer than --last {last}")
+            from asrkit.errors import AsrkitError
+
+            raise AsrkitError(f"{inputs[0]}/checkpoints has {len(ckpts)} checkpoint(s), fewer than --last {last}")
         paths = ckpts[-last:]
     average_model_files(paths, out)
     click.echo(f"{out}: average of {len(paths)} model(s)")

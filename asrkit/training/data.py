@@ -62,6 +62,7 @@ class AsrDataset:
         norm_vars: CMVN also normalises variances.
         default_lang: language of utterances when a data dir has no utt2lang.
         min_frames, max_utt_frames: utterances outside this range are skipped (and counted).
+        expected_feat_dim: the model's input dimension; `load_feats` rejects an utterance of another.
 
     Raises:
         DataDirError / FileNotFoundError: missing feats.scp, duplicate utterance ids across dirs,
@@ -70,7 +71,8 @@ class AsrDataset:
 
     def __init__(self, data_dirs: Sequence[str | os.PathLike], *, target_kinds: Sequence[str] = ("text",),
                  lang_dir=None, targets: dict[str, str] | None = None, norm_vars: bool = False,
-                 default_lang: str | None = None, min_frames: int = 1, max_utt_frames: int | None = None):
+                 default_lang: str | None = None, min_frames: int = 1, max_utt_frames: int | None = None,
+                 expected_feat_dim: int | None = None):
         from asrkit.kaldi.table import load_table_scp
 
         self.data_dirs = [Path(d) for d in data_dirs]
@@ -78,12 +80,14 @@ class AsrDataset:
         targets = dict(targets or {})
         self.lang_dir = lang_dir
         self.norm_vars = norm_vars
+        self.expected_feat_dim = expected_feat_dim
         self._feats: dict[str, object] = {}   # key -> lazy table holding it
         self._cmvn: dict[str, tuple[object, str]] = {}  # key -> (cmvn table, speaker)
         self.text: dict[str, str] = {}
         self.utt_lang: dict[str, str] = {}
         infos: list[UttInfo] = []
         skipped = {"too short": 0, "too long": 0, "no target": 0}
+        first_skipped: dict[str, str] = {}
         for d in self.data_dirs:
             feats_scp = d / "feats.scp"
             if not feats_scp.is_file():
@@ -113,13 +117,16 @@ class AsrDataset:
                 n = num_frames[key]
                 if n < min_frames:
                     skipped["too short"] += 1
+                    first_skipped.setdefault("too short", key)
                     continue
                 if max_utt_frames and n > max_utt_frames:
                     skipped["too long"] += 1
+                    first_skipped.setdefault("too long", key)
                     continue
                 if "text" in self.target_kinds:
                     if key not in text:
                         skipped["no target"] += 1
+                        first_skipped.setdefault("no target", key)
                         continue
                     self.text[key] = text[key]
                 self._feats[key] = feats
@@ -140,6 +147,8 @@ class AsrDataset:
             table = self._load_targets(kind, targets[kind])
             kept = [u for u in infos if u.key in table]
             skipped["no target"] += len(infos) - len(kept)
+            if len(kept) < len(infos):
+                first_skipped.setdefault("no target", next(u.key for u in infos if u.key not in table))
             if not kept:
                 raise DataDirError(f"{targets[kind]}: none of the {len(infos)} utterances has a target "
                                    f"(first utterance: '{infos[0].key if infos else '-'}')")
@@ -147,20 +156,26 @@ class AsrDataset:
             self.tables[kind] = table
         for reason, n in skipped.items():
             if n:
-                log.warning("skipped %d utterance(s): %s", n, reason)
+                log.warning("skipped %d utterance(s): %s (first: '%s')", n, reason, first_skipped[reason])
         if not infos:
             raise DataDirError(f"no usable utterances in {', '.join(map(str, self.data_dirs))}")
         self.utts = infos
         self.index = {u.key: u for u in infos}
         if "text" in self.target_kinds:
             self._check_languages()
+            self._check_transcripts()
 
     @staticmethod
     def _load_targets(kind: str, rspec: str):
         from asrkit.kaldi.table import iter_table
 
         if not rspec.startswith(("ark:", "ark,", "scp:", "scp,")):
-            rspec = ("ark:" if rspec.endswith((".ark", ".gz", "|")) else "scp:") + rspec
+            if rspec.endswith(".gz"):  # Kaldi's ali.N.gz: a gzipped archive
+                import shlex
+
+                rspec = f"ark:gunzip -c {shlex.quote(rspec)} |"
+            else:
+                rspec = ("ark:" if rspec.endswith((".ark", "|")) else "scp:") + rspec
         if kind == "ali":
             # Alignments are small: read them all (also from `ark:gunzip -c ali.*.gz|`).
             return {k: np.asarray(v, dtype=np.int64) for k, v in iter_table(rspec)}
@@ -178,6 +193,28 @@ class AsrDataset:
             raise ConfigError(f"language '{missing[0]}' (utterance '{first}') is not in lang dir "
                               f"{self.lang_dir.path} (it has: {', '.join(self.lang_dir.languages)})")
 
+    def _check_transcripts(self) -> None:
+        """Warn about transcripts that train badly: empty ones (CTC learns them as all blank) and
+        characters the language's token set has never seen (they become <unk>, id 1)."""
+        from asrkit.text.tokenizer import UNK_ID
+
+        empty = [u.key for u in self.utts if not self.text[u.key].strip()]
+        if empty:
+            log.warning("%d utterance(s) with an empty transcript (first: '%s'); they are trained as silence",
+                        len(empty), empty[0])
+        unk_utts, unk_tokens, total = [], 0, 0
+        for u in self.utts:
+            ids = self.lang_dir.tokenizer(u.lang).encode(self.text[u.key])
+            n = sum(1 for i in ids if i == UNK_ID)
+            total += len(ids)
+            if n:
+                unk_utts.append(u.key)
+                unk_tokens += n
+        if unk_utts:
+            log.warning("%d of %d target tokens are <unk> in %d utterance(s) (first: '%s'): their characters are "
+                        "not in the token sets of %s (was it made from other text?)", unk_tokens, total,
+                        len(unk_utts), unk_utts[0], self.lang_dir.path)
+
     @property
     def languages(self) -> list[str]:
         return sorted(set(self.utt_lang.values()))
@@ -191,6 +228,9 @@ class AsrDataset:
 
         # A copy: arrays read from an ark may be read-only views, which torch.from_numpy warns about.
         feats = np.array(self._feats[key][key], dtype=np.float32)
+        if self.expected_feat_dim is not None and (feats.ndim != 2 or feats.shape[1] != self.expected_feat_dim):
+            raise AsrkitError(f"utterance '{key}': features of shape {feats.shape} do not fit the model, which "
+                              f"expects dimension {self.expected_feat_dim} (made with other feature options?)")
         if key in self._cmvn:
             table, spk = self._cmvn[key]
             try:
@@ -212,7 +252,8 @@ class AsrDataset:
         if "ali" in self.target_kinds:
             targets["ali"] = self.tables["ali"][key]
         if "post" in self.target_kinds:
-            targets["post"] = np.asarray(self.tables["post"][key], dtype=np.float32)
+            # A copy: rows read from an ark may be read-only views, which torch.from_numpy warns about.
+            targets["post"] = np.array(self.tables["post"][key], dtype=np.float32)
         return Example(key, lang, feats, targets)
 
 

@@ -12,7 +12,8 @@
 #   7  pathways: dense RNN-T vs language-agnostic / monolingual / pathway pruning
 #   8  distillation: BLSTM teacher -> posteriors -> DNN student, vs the same DNN on hard targets
 #   9  decode and score every model      10  results table
-# --size demo finishes on a 2-core CPU in about 20 minutes; small and full are meant for one GPU.
+# --size demo finishes on a 2-core CPU in about 20 minutes; small and full are meant for one GPU;
+# tiny runs every stage in a few minutes for the tests (its numbers mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -26,21 +27,33 @@ device=auto
 langs=en,de,fr,es
 low_resource=es
 transfer_lang=it
-help_message="Usage: $0 [--size demo|small|full] [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda]"
+help_message="Usage: $0 [--size tiny|demo|small|full] [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda]"
 . ./utils/parse_options.sh
 
 case "$size" in
-  demo)  corpus_opts="--utts-per-lang 160"; low_hours=0.03; transfer_hours=0.05
+  tiny)  # for tests/recipes: every stage in a few minutes, numbers meaningless
+         corpus_opts="--utts-per-lang 20"; low_hours=0.005; transfer_hours=0.005; token_type=char
+         model_opts=(--set model.encoder.d_model=32 --set model.encoder.num_layers=1 --set model.encoder.ffn_dim=64
+                     --set model.encoder.num_heads=2)
+         epochs=1; small_epochs=1
+         distill_opts=(--set model.encoder.hidden_dim=16 --set model.encoder.num_layers=1)
+         student_opts=(--set "model.encoder.hidden_dims=[32]") ;;
+  demo)  corpus_opts="--utts-per-lang 160"; low_hours=0.03; transfer_hours=0.05; token_type=char
          model_opts=(--set model.encoder.d_model=96 --set model.encoder.num_layers=2 --set model.encoder.ffn_dim=256
-                     --set model.encoder.num_heads=4)
-         epochs=12; small_epochs=10 ;;
-  small) corpus_opts="--hours-per-lang 1.3"; low_hours=0.1; transfer_hours=1
-         model_opts=(); epochs=30; small_epochs=20 ;;
-  full)  corpus_opts="--hours-per-lang 5"; low_hours=1; transfer_hours=1
+                     --set model.encoder.num_heads=4 --set data.max_frames=6000 --set optim.lr=3e-3
+                     --set scheduler.warmup_steps=100)
+         epochs=20; small_epochs=20
+         distill_opts=(--set model.encoder.hidden_dim=128 --set model.encoder.num_layers=2)
+         student_opts=(--set "model.encoder.hidden_dims=[128, 128]") ;;
+  small) corpus_opts="--hours-per-lang 1.3"; low_hours=0.1; transfer_hours=1; token_type=bpe
+         model_opts=(); epochs=30; small_epochs=20; distill_opts=(); student_opts=() ;;
+  full)  corpus_opts="--hours-per-lang 5"; low_hours=1; transfer_hours=1; token_type=bpe
          model_opts=(--set model.encoder.d_model=256 --set model.encoder.num_layers=12 --set model.encoder.ffn_dim=1024)
-         epochs=50; small_epochs=30 ;;
-  *) echo "$0: --size must be demo, small or full" >&2; exit 1 ;;
+         epochs=50; small_epochs=30; distill_opts=(); student_opts=() ;;
+  *) echo "$0: --size must be tiny, demo, small or full" >&2; exit 1 ;;
 esac
+if [ "$token_type" = char ]; then token_opts=(--type char); lang=data/lang_char
+else token_opts=(--type bpe --vocab-size 150); lang=data/lang_bpe150; fi
 if [ "$device" = auto ]; then
   device=$("$(dirname "$(command -v asrkit)")/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
 fi
@@ -80,8 +93,8 @@ fi
 
 if stage_on 2; then
   log "stage 2: tokens"
-  asrkit make-lang --type bpe --vocab-size 150 data/train data/lang_bpe150
-  asrkit make-lang --type bpe --vocab-size 150 "data/train_$transfer_lang" "data/lang_${transfer_lang}_bpe150"
+  asrkit make-lang "${token_opts[@]}" data/train "$lang"
+  asrkit make-lang "${token_opts[@]}" "data/train_$transfer_lang" "${lang}_$transfer_lang"
 fi
 
 train() {  # train NAME CONFIG [extra asrkit train options...]
@@ -92,21 +105,21 @@ train() {  # train NAME CONFIG [extra asrkit train options...]
 
 if stage_on 3; then
   train mtl_conformer conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev \
-    --lang data/lang_bpe150 "${model_opts[@]}"
+    --lang "$lang" "${model_opts[@]}"
 fi
 
 if stage_on 4; then
   train lrmf_conformer conf/lrmf_conformer.yaml --train-data data/train --valid-data data/dev \
-    --lang data/lang_bpe150 "${model_opts[@]}"
+    --lang "$lang" "${model_opts[@]}"
 fi
 
 if stage_on 5; then
   # The same small-data task twice: from the MTL encoder, and from scratch.
   train "transfer_${transfer_lang}" conf/transfer.yaml --train-data "data/train_$transfer_lang" \
-    --valid-data "data/dev_$transfer_lang" --lang "data/lang_${transfer_lang}_bpe150" "${model_opts[@]}" \
+    --valid-data "data/dev_$transfer_lang" --lang "${lang}_$transfer_lang" "${model_opts[@]}" \
     --init-from exp/mtl_conformer/final.pt --set "training.epochs=$small_epochs"
   train "scratch_${transfer_lang}" conf/transfer.yaml --train-data "data/train_$transfer_lang" \
-    --valid-data "data/dev_$transfer_lang" --lang "data/lang_${transfer_lang}_bpe150" "${model_opts[@]}" \
+    --valid-data "data/dev_$transfer_lang" --lang "${lang}_$transfer_lang" "${model_opts[@]}" \
     --set "training.epochs=$small_epochs"
 fi
 
@@ -114,27 +127,28 @@ if stage_on 6; then
   procs=2
   [ "$device" = cuda ] && gpu_opt=(--ngpu "$procs") || gpu_opt=(--nproc "$procs")
   train mtl_conformer_dist conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev \
-    --lang data/lang_bpe150 "${model_opts[@]}" "${gpu_opt[@]}" \
+    --lang "$lang" "${model_opts[@]}" "${gpu_opt[@]}" \
     --set training.strategy=model-averaging --set training.sync_interval=4 \
     --set "training.ema={decay: 0.99, start_step: 20}"
 fi
 
 if stage_on 7; then
   log "stage 7: pathways"
-  ./local/pathways.sh --size "$size" --device "$device" --epochs "$epochs"
+  ./local/pathways.sh --size "$size" --device "$device" --epochs "$epochs" --lang "$lang"
 fi
 
 if stage_on 8; then
   log "stage 8: distillation"
-  train teacher_blstm conf/teacher_lstm.yaml --train-data data/train --valid-data data/dev --lang data/lang_bpe150
+  train teacher_blstm conf/teacher_lstm.yaml --train-data data/train --valid-data data/dev --lang "$lang" \
+    "${distill_opts[@]}"
   for d in train dev; do
     asrkit dump-posteriors --model exp/teacher_blstm/final.pt --data "data/$d" --out-dir "exp/teacher_blstm/post_$d" \
       --frame-rate-of conf/student_dnn.yaml --nj "$nj" --device "$device"
   done
-  train student_dnn conf/student_dnn.yaml --train-data data/train --valid-data data/dev --lang data/lang_bpe150 \
+  train student_dnn conf/student_dnn.yaml --train-data data/train --valid-data data/dev --lang "$lang" \
     --set objective.targets=exp/teacher_blstm/post_train/post.scp \
-    --set objective.valid_targets=exp/teacher_blstm/post_dev/post.scp
-  train hard_dnn conf/hard_dnn.yaml --train-data data/train --valid-data data/dev --lang data/lang_bpe150
+    --set objective.valid_targets=exp/teacher_blstm/post_dev/post.scp "${student_opts[@]}"
+  train hard_dnn conf/hard_dnn.yaml --train-data data/train --valid-data data/dev --lang "$lang" "${student_opts[@]}"
 fi
 
 decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR
@@ -157,8 +171,8 @@ if stage_on 9; then
   # Monolingual pruned models: each on its own language's test set.
   for model in exp/rnnt_mono*/*/final.pt; do
     [ -f "$model" ] || continue
-    lang=$(basename "$(dirname "$model")")
-    decode_score "$model" "data/test_$lang" "$(dirname "$model")/decode_test"
+    l=$(basename "$(dirname "$model")")
+    decode_score "$model" "data/test_$l" "$(dirname "$model")/decode_test"
   done
 fi
 

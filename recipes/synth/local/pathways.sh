@@ -10,10 +10,15 @@ size=demo
 device=cpu
 epochs=12
 sparsity=0.7
-help_message="Usage: $0 [--size demo|small|full] [--device cpu|cuda] [--epochs N] [--sparsity S]"
+lang=data/lang_bpe150
+help_message="Usage: $0 [--size tiny|demo|small|full] [--device cpu|cuda] [--epochs N] [--sparsity S] [--lang LANG_DIR]"
 . ./utils/parse_options.sh
 
 case "$size" in
+  tiny)  rounds=1; steps=2; joint=4
+         model_opts=(--set model.encoder.d_model=32 --set model.encoder.num_layers=1 --set model.encoder.ffn_dim=64
+                     --set model.encoder.num_heads=2 --set model.predictor.hidden_dim=32 --set model.predictor.embed_dim=16
+                     --set model.joiner.dim=32) ;;
   demo)  rounds=2; steps=40; joint=120
          model_opts=(--set model.encoder.d_model=96 --set model.encoder.num_layers=2 --set model.encoder.ffn_dim=256
                      --set model.predictor.hidden_dim=128 --set model.joiner.dim=128) ;;
@@ -21,12 +26,12 @@ case "$size" in
   full)  rounds=3; steps=1000; joint=6000
          model_opts=(--set model.encoder.d_model=256 --set model.encoder.num_layers=12 --set model.encoder.ffn_dim=1024) ;;
 esac
-tag=$(printf '%.0f' "$(echo "$sparsity * 100" | bc -l 2>/dev/null || echo 70)")
+tag=$(awk -v s="$sparsity" 'BEGIN { printf "%d", s * 100 + 0.5 }')
 prune_opts=(--sparsity "$sparsity" --train-data data/train --rounds "$rounds" --steps-per-round "$steps"
             --set "training.device=$device")
 
 asrkit train --config conf/rnnt_emformer.yaml --train-data data/train --valid-data data/dev \
-  --lang data/lang_bpe150 --out-dir exp/rnnt_dense --set "training.device=$device" \
+  --lang "$lang" --out-dir exp/rnnt_dense --set "training.device=$device" \
   --set "training.epochs=$epochs" "${model_opts[@]}"
 asrkit prune --method mono --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_mono$tag" "${prune_opts[@]}"
 asrkit prune --method pathways --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_pathways$tag" \

@@ -1,0 +1,1 @@
+../../mls/local/pathways.sh

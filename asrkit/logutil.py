@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from asrkit.fileio import naming_write_errors
+
 LOGGER_NAME = "asrkit"
 _FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 
@@ -23,6 +25,27 @@ def get_logger(name: str = LOGGER_NAME) -> logging.Logger:
     if name != LOGGER_NAME and not name.startswith(LOGGER_NAME + "."):
         name = f"{LOGGER_NAME}.{name}"
     return logging.getLogger(name)
+
+
+class _LogFileHandler(logging.FileHandler):
+    """A log file that cannot stop the run: on a full disk, records that cannot be written are dropped
+    (the first error is kept in `write_error`) instead of printing a traceback per record, and
+    closing never raises. The outputs' own writes report a full disk, naming the file."""
+
+    write_error: OSError | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            self.write_error = self.write_error or exc
+            return
+        super().handleError(record)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as e:
+            self.write_error = self.write_error or e
 
 
 def setup_logging(log_file: str | os.PathLike | None = None, verbose: bool = False,
@@ -40,7 +63,7 @@ def setup_logging(log_file: str | os.PathLike | None = None, verbose: bool = Fal
         logger.addHandler(sh)
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh = _LogFileHandler(log_file, encoding="utf-8")
         fh.setFormatter(fmt)
         logger.addHandler(fh)
     logger.propagate = False
@@ -80,10 +103,10 @@ def job_log(path: str | os.PathLike, command: str | None = None):
     command = command or command_line()
     start = time.time()
     logger = logging.getLogger(LOGGER_NAME)
-    with open(path, "w", encoding="utf-8") as f:
+    with naming_write_errors(path), open(path, "w", encoding="utf-8") as f:
         f.write(f"# {command}\n# Started at {time.strftime('%a %b %d %H:%M:%S %Z %Y')}\n#\n")
         f.flush()
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _LogFileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     logger.addHandler(handler)
     code = 0
@@ -97,7 +120,49 @@ def job_log(path: str | os.PathLike, command: str | None = None):
         logger.removeHandler(handler)
         handler.close()
         elapsed = int(round(time.time() - start))
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(f"# Accounting: time={elapsed} threads=1\n")
-            f.write(f"# Ended (code {code}) at {time.strftime('%a %b %d %H:%M:%S %Z %Y')}, "
-                    f"elapsed time {elapsed} seconds\n")
+        # On a full disk the trailer cannot be written either; the error that stopped the block
+        # (code 1) is the one to report, and a finished block stays finished (with a warning).
+        error = handler.write_error
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"# Accounting: time={elapsed} threads=1\n")
+                f.write(f"# Ended (code {code}) at {time.strftime('%a %b %d %H:%M:%S %Z %Y')}, "
+                        f"elapsed time {elapsed} seconds\n")
+        except OSError as e:
+            error = error or e
+        if error is not None and code == 0:
+            logger.warning("%s: the log is incomplete: %s", path, error.strerror or error)
+
+
+def job_log_finished(path: str | os.PathLike, signature: str) -> bool:
+    """True if a job log ends with `# Ended (code 0)` and records `job signature <signature>`.
+
+    Jobs log their signature (a digest of their options and inputs); a re-run skips a job whose
+    log says it finished with the same signature.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not lines or not lines[-1].startswith("# Ended (code 0)"):
+        return False
+    return any(f"job signature {signature}" in line for line in lines)
+
+
+def check_device(device: str) -> str:
+    """Validate a `--device` value (cpu, cuda, cuda:N) against what this machine has.
+
+    Raises:
+        ConfigError: an unknown device name, or cuda without a CUDA device.
+    """
+    from asrkit.errors import ConfigError
+
+    if device == "cpu":
+        return device
+    if not device.startswith("cuda"):
+        raise ConfigError(f"unknown device '{device}' (expected cpu, cuda or cuda:N)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available")
+    return device

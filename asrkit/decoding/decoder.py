@@ -254,7 +254,9 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     log = get_logger("decode")
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     command = command or command_line()
-    device = _check_device(device)
+    from asrkit.logutil import check_device
+
+    device = check_device(device)
     if search not in SEARCHES:
         raise ConfigError(f"unknown search '{search}' (choose from {', '.join(SEARCHES)})")
     if beam < 1:
@@ -338,18 +340,6 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
 
     atomic_write_text(out_dir / DONE_FILE, signature + "\n")
     return result
-
-
-def _check_device(device: str) -> str:
-    import torch
-
-    if device == "cpu":
-        return device
-    if not device.startswith("cuda"):
-        raise ConfigError(f"unknown device '{device}' (expected cpu, cuda or cuda:N)")
-    if not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is available")
-    return device
 
 
 def _check_model_for_output(meta: dict, model_path: Path, output: str) -> None:
@@ -493,10 +483,9 @@ def job_is_done(spec: JobSpec) -> bool:
     outputs = [p for p in (spec.text, spec.ark, spec.scp) if p is not None]
     if spec.log is None or not spec.log.is_file() or not all(p.is_file() for p in outputs):
         return False
-    lines = spec.log.read_text(encoding="utf-8", errors="replace").splitlines()
-    if not lines or not lines[-1].startswith("# Ended (code 0)"):
-        return False
-    return any(f"job signature {spec.signature}" in line for line in lines)
+    from asrkit.logutil import job_log_finished
+
+    return job_log_finished(spec.log, spec.signature)
 
 
 def _read_done(out_dir: Path) -> str | None:
@@ -598,7 +587,7 @@ def open_data(data_dir: Path, meta: dict, lang: str = "auto"):
     from asrkit.training.sampler import UttInfo
 
     dataset = AsrDataset([data_dir], target_kinds=(), norm_vars=bool((meta.get("cmvn") or {}).get("norm_vars")),
-                         default_lang=default_language(meta, lang))
+                         default_lang=default_language(meta, lang), expected_feat_dim=meta.get("feat_dim"))
     if lang != "auto":
         dataset.utt_lang = {u.key: lang for u in dataset.utts}
         dataset.utts = [UttInfo(u.key, lang, u.num_frames) for u in dataset.utts]

@@ -645,22 +645,9 @@ def job_is_done(job: DumpJob) -> bool:
     signature (same teacher, options and inputs)."""
     if not all(p.is_file() for p in (job.ark, job.scp, job.utt2num_frames, job.log)):
         return False
-    lines = job.log.read_text(encoding="utf-8", errors="replace").splitlines()
-    if not lines or not lines[-1].startswith("# Ended (code 0)"):
-        return False
-    return any(f"job signature {job.signature}" in line for line in lines)
+    from asrkit.logutil import job_log_finished
 
-
-def _check_device(device: str) -> str:
-    import torch
-
-    if device == "cpu":
-        return device
-    if not device.startswith("cuda"):
-        raise ConfigError(f"unknown device '{device}' (expected cpu, cuda or cuda:N)")
-    if not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is available")
-    return device
+    return job_log_finished(job.log, job.signature)
 
 
 def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -720,7 +707,9 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         raise ConfigError(f"--job must be in 1..{nj}, got {job}")
     if not (data_dir / "feats.scp").is_file():
         raise FileNotFoundError(2, "no features; run `asrkit make-feats` first", str(data_dir / "feats.scp"))
-    device = _check_device(device)
+    from asrkit.logutil import check_device
+
+    device = check_device(device)
     model_path = Path(model_path)
     from asrkit.training.checkpoint import read_model_file
 
@@ -842,7 +831,7 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
         jlog.info("options: %s", opts.describe())
         jlog.info("job signature %s", job.signature)
         dataset = AsrDataset([job.split_dir], target_kinds=(), norm_vars=bool(teacher.meta["cmvn"]["norm_vars"]),
-                             default_lang=teacher.default_lang())
+                             default_lang=teacher.default_lang(), expected_feat_dim=teacher.meta.get("feat_dim"))
         unknown = sorted(set(dataset.languages) - set(teacher.languages))
         if unknown and "all" not in teacher.languages:
             first = next(k for k, v in dataset.utt_lang.items() if v == unknown[0])

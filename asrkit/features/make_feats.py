@@ -102,7 +102,9 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     if nj < 1:
         raise ConfigError(f"--nj must be at least 1 (got {nj})")
     opts = load_feature_options(feat_type, conf, options)
-    device = _check_device(device)
+    from asrkit.logutil import check_device
+
+    device = check_device(device)
     if batch_seconds is None:
         batch_seconds = DEFAULT_BATCH_SECONDS["cuda" if device.startswith("cuda") else "cpu"]
     set_name = data_dir.resolve().name
@@ -159,18 +161,6 @@ def _validate(data_dir: Path) -> None:
             raise
 
 
-def _check_device(device: str) -> str:
-    import torch
-
-    if device == "cpu":
-        return device
-    if not device.startswith("cuda"):
-        raise ConfigError(f"unknown device '{device}' (expected cpu, cuda or cuda:N)")
-    if not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is available")
-    return device
-
-
 def job_signature(split_dir: Path, opts: FeatureOptions, compress: bool) -> str:
     """A digest of what a job's output depends on: the options and its split's wav.scp/segments/utt2spk."""
     h = hashlib.sha1()
@@ -188,10 +178,9 @@ def job_is_done(spec: JobSpec) -> bool:
     log records the same signature (same options, same inputs)."""
     if not (spec.ark.is_file() and spec.scp.is_file() and spec.utt2num_frames.is_file() and spec.log.is_file()):
         return False
-    lines = spec.log.read_text(encoding="utf-8", errors="replace").splitlines()
-    if not lines or not lines[-1].startswith("# Ended (code 0)"):
-        return False
-    return any(f"job signature {spec.signature}" in line for line in lines)
+    from asrkit.logutil import job_log_finished
+
+    return job_log_finished(spec.log, spec.signature)
 
 
 def _total_utts(specs: list[JobSpec]) -> int:

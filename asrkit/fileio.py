@@ -7,9 +7,36 @@ the write finished, so a killed stage leaves the old output or the new one, neve
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+# Errors a write raises when the disk (or a quota, or a file-size limit) is full.
+_NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def named_write_error(e: OSError, path: str | os.PathLike) -> OSError:
+    """Return `e` naming `path` when `e` is a full-disk write error without a file name, else `e`.
+
+    A failed `f.write()` raises `OSError(EFBIG/ENOSPC)` that names no file; the user must learn which
+    output could not be written.
+    """
+    if e.filename is None and e.errno in _NO_SPACE:
+        return OSError(e.errno, f"cannot write: {e.strerror}", str(path))
+    return e
+
+
+@contextlib.contextmanager
+def naming_write_errors(path: str | os.PathLike):
+    """Context manager: a full-disk OSError without a file name raised inside is re-raised naming `path`."""
+    try:
+        yield
+    except OSError as e:
+        named = named_write_error(e, path)
+        if named is e:
+            raise
+        raise named from e
 
 
 def tmp_path_for(path: str | os.PathLike) -> Path:
@@ -47,9 +74,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             os.fsync(f.fileno())
         _keep_mode(path, tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        named = named_write_error(e, path) if isinstance(e, OSError) else e
+        if named is not e:
+            raise named from e
         raise
 
 

@@ -199,6 +199,10 @@ def compute_cmvn(data_dir: str | os.PathLike, global_stats: bool = False,
 def _acc_checked(stats: np.ndarray, mat: np.ndarray, utt: str, feats_scp: Path) -> None:
     if mat.ndim != 2 or mat.shape[1] != stats.shape[1] - 1:
         raise DataDirError(f"{feats_scp}: '{utt}' has shape {mat.shape}, expected (*, {stats.shape[1] - 1})")
+    if not np.isfinite(mat).all():
+        # Caught here, where the utterance is known, rather than as a NaN in the speaker's stats.
+        frame, dim = (int(i) for i in np.argwhere(~np.isfinite(mat))[0])
+        raise DataDirError(f"{feats_scp}: utterance '{utt}': NaN or Inf in its features (frame {frame}, dim {dim})")
     acc_cmvn_stats(stats, mat)
 
 

@@ -26,7 +26,7 @@ from kaldiio.matio import read_ascii_mat, read_kaldi, write_array
 from kaldiio.utils import MultiFileDescriptor
 
 from asrkit.errors import AsrkitError, FormatError
-from asrkit.fileio import atomic_write, tmp_path_for
+from asrkit.fileio import atomic_write, naming_write_errors, tmp_path_for
 from asrkit.kaldi.textio import iter_lines, write_table
 from asrkit.logutil import get_logger
 
@@ -689,11 +689,13 @@ class ArkScpWriter:
             raise AsrkitError(f"{self.ark_path}: duplicate key '{key}'")
         if self._sorted and self._last_key is not None and not key > self._last_key:
             raise AsrkitError(f"{self.ark_path}: key '{key}' is not after '{self._last_key}' in C order")
-        self._ark.write(key.encode("utf-8") + b" ")
-        offset = self._ark.tell()
-        write_array(self._ark, array, compression_method=method)
+        with naming_write_errors(self.ark_path):
+            self._ark.write(key.encode("utf-8") + b" ")
+            offset = self._ark.tell()
+            write_array(self._ark, array, compression_method=method)
         if self._scp is not None:
-            self._scp.write(f"{key} {self.ark_path}:{offset}\n")
+            with naming_write_errors(self.scp_path):
+                self._scp.write(f"{key} {self.ark_path}:{offset}\n")
         self._keys.add(key)
         self._last_key = key
 
@@ -709,11 +711,12 @@ class ArkScpWriter:
             return
         self._closed = True
         try:
-            for f in (self._ark, self._scp):
+            for f, path in ((self._ark, self.ark_path), (self._scp, self.scp_path)):
                 if f is not None:
-                    f.flush()
-                    os.fsync(f.fileno())
-                    f.close()
+                    with naming_write_errors(path):
+                        f.flush()
+                        os.fsync(f.fileno())
+                        f.close()
             _set_default_mode(self._ark_tmp)
             os.replace(self._ark_tmp, self.ark_path)
             if self._scp_tmp is not None:

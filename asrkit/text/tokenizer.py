@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from asrkit.errors import ConfigError, DataDirError, FormatError
+from asrkit.fileio import naming_write_errors
 from asrkit.kaldi.textio import read_table, write_table
 
 BLANK = "<blk>"
@@ -216,10 +217,12 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
             proto = train_sentencepiece(sentences, token_type=token_type, vocab_size=vocab_size)
             out = tmp / set_name
             out.mkdir()
-            (out / "tokens.model").write_bytes(proto)
+            with naming_write_errors(lang_dir / set_name / "tokens.model"):
+                (out / "tokens.model").write_bytes(proto)
             tok = Tokenizer(proto, name=set_name)
             write_table(out / "tokens.txt", [(p, i) for i, p in enumerate(tok.pieces())], sort=False)
-            (out / "train_text").write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+            with naming_write_errors(lang_dir / set_name / "train_text"):
+                (out / "train_text").write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
             sizes[set_name] = tok.vocab_size
         manifest = {
             "token_type": token_type,
@@ -227,7 +230,8 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
             "vocab_sizes": sizes,
             "request": request,
         }
-        (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=True))
+        with naming_write_errors(lang_dir / MANIFEST):
+            (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=True))
         if lang_dir.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{lang_dir.name}.old.", dir=lang_dir.parent))
             os.replace(lang_dir, backup / lang_dir.name)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from asrkit.errors import ConfigError
-from asrkit.fileio import tmp_path_for
+from asrkit.fileio import named_write_error, tmp_path_for
 
 MODEL_FORMAT = "asrkit-model"
 MODEL_VERSION = 1
@@ -27,7 +27,15 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     path = Path(path)
     tmp = tmp_path_for(path)
     try:
-        torch.save(obj, tmp)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+        except RuntimeError as e:
+            # torch's zip writer turns a failed write (disk full) into a RuntimeError whose context
+            # holds the OSError; report that, naming the file, instead of a traceback.
+            if isinstance(e.__context__, OSError):
+                raise named_write_error(e.__context__, path) from None
+            raise
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -137,8 +137,12 @@ def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, in
         new = sorted(set(vocab_sizes) - set(src.get("vocab_sizes", {})))
         log.info("init from %s: %d tensors loaded, %d not used; new languages: %s", init, len(loaded),
                  len(skipped), ", ".join(new) or "none")
-        if not loaded:
-            raise ConfigError(f"{init}: no parameter matches this model (different architecture?)")
+        # The encoder is what a transfer carries over; a model whose encoder matches nothing (other
+        # layer sizes, another encoder type) is from an incompatible config, even if a bias happens to fit.
+        if not any(k.startswith("encoder.") for k in loaded):
+            mismatch = next((f"; e.g. '{k}' is {tuple(v.shape)} there, {tuple(own[k].shape)} here"
+                             for k, v in src["state_dict"].items() if k in own), "")
+            raise ConfigError(f"{init}: no encoder parameter matches this model (different architecture?){mismatch}")
     if conf["training"]["freeze"] != "none":
         model.freeze(conf["training"]["freeze"])
     return model.to(device)

@@ -183,6 +183,7 @@ if $stage_hybrid && stage_on 7; then
   log "stage 7: held-out speakers and the BLSTM teacher (ce on pdf-ids)"
   # Kaldi's nnet recipes validate on about 10% of the training speakers (subset_data_dir_tr_cv.sh).
   num_cv=$(( $(wc -l < "data/$train_set/utt2spk") / 10 ))
+  [ "$num_cv" -ge 1 ] || num_cv=1
   asrkit data subset --speakers "$num_cv" --seed 1 "data/$train_set" "data/$cv_set"
   mkdir -p data/local
   awk 'NR == FNR {cv[$1]; next} !($1 in cv) {print $1}' "data/$cv_set/spk2utt" "data/$train_set/spk2utt" \
@@ -197,8 +198,10 @@ if $stage_hybrid && stage_on 8; then
   log "stage 8: teacher posteriors"
   [ -f "$teacher/final.pt" ] || die "$teacher/final.pt not found: run stage 7 first"
   for d in $tr_set $cv_set; do
+    # Jobs split the data per speaker: no more jobs than speakers.
+    nspk=$(wc -l < "data/$d/spk2utt")
     asrkit dump-posteriors --model "$teacher/final.pt" --data "data/$d" --out-dir "$teacher/post_$d" \
-      --frame-rate-of conf/hybrid_dnn_kl.yaml --nj "$job_nj" --device "$device"
+      --frame-rate-of conf/hybrid_dnn_kl.yaml --nj "$(( nspk < job_nj ? nspk : job_nj ))" --device "$device"
   done
 fi
 

@@ -79,6 +79,7 @@ DEFAULTS: dict = {
         "strategy_opts": {},
         "ema": None,              # {decay: 0.999, start_step: 0}
         "init_from": None,
+        "init_lrmf_svd": False,   # with init_from an mtl model and an lrmf head: A and B_l from an SVD
         "freeze": "none",         # none | encoder | shared
         "pathways": None,         # masks dir (asrkit prune): train each language only inside its mask
         "dist_timeout": 300,

@@ -121,10 +121,18 @@ def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, in
 
     head_conf = {k: v for k, v in conf["model"]["head"].items() if k != "num_classes"}
     model_conf = dict(conf["model"], head=head_conf)
+    if conf["objective"]["type"] == "rnnt" and not model_conf.get("predictor"):
+        raise ConfigError("objective 'rnnt' needs a transducer: add model.predictor (and model.joiner), "
+                          "e.g. --set 'model.predictor={}'")
     model = build_model(model_conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes)
     init = conf["training"]["init_from"]
     if init:
         src = ckpt.read_model_file(init)
+        if int(src.get("feat_dim", feat_dim)) != feat_dim:
+            raise ConfigError(f"{init}: the model takes {src['feat_dim']}-dim features but the training data has "
+                              f"{feat_dim}-dim features (make them with the same make-feats options)")
+        if conf["training"]["init_lrmf_svd"]:
+            src = _svd_initialised(src, model_conf, init)
         own = model.state_dict()
         loaded, skipped = [], []
         for k, v in src["state_dict"].items():
@@ -146,6 +154,21 @@ def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, in
     if conf["training"]["freeze"] != "none":
         model.freeze(conf["training"]["freeze"])
     return model.to(device)
+
+
+def _svd_initialised(src: dict, model_conf: dict, init: str) -> dict:
+    """The init model file with its mtl head replaced by an lrmf head from an SVD of the mtl output layers
+    ("Multi-lingual speech recognition with low-rank multi-task DNNs"), at the configured rank."""
+    from asrkit.models import build_model, lrmf_model_from_mtl
+
+    head = model_conf["head"]
+    if head.get("type") != "lrmf":
+        raise ConfigError("training.init_lrmf_svd needs model.head.type lrmf")
+    mtl = build_model(src["model_conf"], feat_dim=int(src["feat_dim"]), vocab_sizes=dict(src["vocab_sizes"]))
+    mtl.load_state_dict(src["state_dict"])
+    lrmf = lrmf_model_from_mtl(mtl, int(head["rank"]))
+    log.info("init from %s: lrmf head (rank %d) from an SVD of its mtl output layers", init, int(head["rank"]))
+    return dict(src, model_conf=lrmf.conf, state_dict=lrmf.state_dict())
 
 
 def build_optimizer(conf: dict, model: torch.nn.Module, *, world_size: int = 1) -> torch.optim.Optimizer:
@@ -525,6 +548,9 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
         window["frames"] += _num_frames(batch)
         if progress is not None:
             progress.update(1)
+            progress.set_postfix(loss=f"{float(loss.detach()):.3g}",
+                                 frames_per_s=f"{window['frames'] / max(time.perf_counter() - window['time'], 1e-9):.0f}",
+                                 refresh=False)
         if not last_of_step:
             continue
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tconf["grad_clip"]) or math.inf)

@@ -133,3 +133,34 @@ def test_alignment_length_mismatch_names_utterance(tmp_path, toy_data):
                               "model.head={type: linear, num_classes: 4}"])
     with pytest.raises(AsrkitError, match=r"utterance '.*': the targets have \d+ frames but the model outputs"):
         run_training(conf, train_dirs=[train_dir], lang_dir=None, out_dir=tmp_path / "bad")
+
+
+def test_lrmf_svd_init_from_mtl_at_full_rank_keeps_the_outputs(tmp_path, toy_data):
+    from asrkit.training.checkpoint import load_model
+
+    out, final = _train(tmp_path, toy_data, "mtl_src", epochs=1)
+    mtl, meta = load_model(final)
+    rank = 22  # min(total vocabulary 2 x 11, hidden 48): full rank, so the SVD factorisation is exact
+    conf = load_config(None, [*DNN, "training.epochs=1", "training.max_steps=1", "optim.lr=1e-12",
+                              f"model.head={{type: lrmf, rank: {rank}}}", f"training.init_from={final}",
+                              "training.init_lrmf_svd=true", "scheduler.name=constant"])
+    train_dir, valid_dir = toy_data
+    lrmf_final = run_training(conf, train_dirs=[train_dir], lang_dir=str(tmp_path / "lang"), out_dir=tmp_path / "lrmf")
+    lrmf, _ = load_model(lrmf_final)
+    mtl.eval()
+    lrmf.eval()
+    feats = torch.randn(2, 25, 12)
+    with torch.no_grad():
+        a, _ = mtl(feats, torch.tensor([25, 20]), "en")
+        b, _ = lrmf(feats, torch.tensor([25, 20]), "en")
+    assert torch.allclose(a, b, atol=1e-3)
+
+
+def test_init_from_a_model_with_other_feature_dim_fails_at_start(tmp_path, toy_data):
+    out, final = _train(tmp_path, toy_data, "src", epochs=1)
+    obj = read_model_file(final)
+    obj["feat_dim"] = 40
+    bad = tmp_path / "bad.pt"
+    torch.save(obj, bad)
+    with pytest.raises(ConfigError, match="takes 40-dim features but the training data has 12-dim"):
+        _train(tmp_path, toy_data, "tr", [f"training.init_from={bad}"], epochs=1)

@@ -22,7 +22,7 @@ ENCODER_DEFAULTS: dict[str, dict] = {
     "dnn": {"context": 5, "hidden_dims": [1024, 1024, 1024, 1024], "bottleneck_dim": 0, "dropout": 0.0,
             "subsample": 1},
     "lstm": {"hidden_dim": 512, "num_layers": 3, "bidirectional": True, "proj_size": 0, "dropout": 0.0,
-             "subsample": 1},
+             "subsample": 1, "stack": 1},
     "conformer": {"d_model": 256, "num_layers": 12, "num_heads": 4, "ffn_dim": 1024,
                   "depthwise_conv_kernel_size": 31, "dropout": 0.1, "subsampling_channels": None,
                   "pos_enc": True, "convolution_first": False},
@@ -42,7 +42,7 @@ DEFAULT_HEAD_TYPE = "linear"
 # How each value is checked: "int>0", "int>=0", "prob" (0 <= p < 1), "bool", "int_list", "int>0|None".
 _KINDS = {
     "context": "int>=0", "hidden_dims": "int_list", "bottleneck_dim": "int>=0", "dropout": "prob",
-    "subsample": "int>0", "hidden_dim": "int>0", "num_layers": "int>0", "bidirectional": "bool",
+    "subsample": "int>0", "stack": "int>0", "hidden_dim": "int>0", "num_layers": "int>0", "bidirectional": "bool",
     "proj_size": "int>=0", "d_model": "int>0", "num_heads": "int>0", "ffn_dim": "int>0",
     "depthwise_conv_kernel_size": "int>0", "subsampling_channels": "int>0|None", "pos_enc": "bool",
     "convolution_first": "bool", "rank": "int>0", "segment_length": "int>0", "left_context": "int>=0",

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from asrkit.errors import AsrkitError
+from asrkit.errors import AsrkitError, ConfigError
 
 
 def valid_frame_mask(lens: Tensor, max_len: int) -> Tensor:
@@ -113,31 +113,46 @@ class LstmEncoder(nn.Module):
         input_dim: feature dimension D.
         hidden_dim, num_layers, bidirectional, dropout: as `torch.nn.LSTM` (dropout between layers).
         proj_size: `torch.nn.LSTM`'s projection size (0 = none).
-        subsample: keep every n-th output frame. The recurrence runs at the input frame rate, so
-            frame i of the output is the LSTM state at input frame i * n.
+        subsample: keep every n-th output frame. The recurrence runs at the (stacked) input frame
+            rate, so frame i of the output is the LSTM state at (stacked) frame i * n.
+        stack: concatenate `stack` consecutive input frames (the last group zero-padded) before the
+            LSTM, so the recurrence runs `stack` times fewer steps (low frame rate input, as in
+            LFR / frame-stacking acoustic models); the output frame rate is divided by `stack` too.
 
-    Forward: `(feats (B, T, D), lens (B,)) -> (hidden (B, ceil(T / n), output_dim), out_lens)`, with
-    `output_dim = (proj_size or hidden_dim) * (2 if bidirectional else 1)`.
+    Forward: `(feats (B, T, D), lens (B,)) -> (hidden (B, ceil(ceil(T / stack) / n), output_dim), out_lens)`,
+    with `output_dim = (proj_size or hidden_dim) * (2 if bidirectional else 1)`.
     """
 
     def __init__(self, input_dim: int, *, hidden_dim: int = 512, num_layers: int = 3, bidirectional: bool = True,
-                 proj_size: int = 0, dropout: float = 0.0, subsample: int = 1):
+                 proj_size: int = 0, dropout: float = 0.0, subsample: int = 1, stack: int = 1):
         super().__init__()
-        self.subsampling = subsample
-        self.lstm = nn.LSTM(input_dim, hidden_dim, num_layers=num_layers, bidirectional=bidirectional,
+        if stack < 1:
+            raise ConfigError(f"model.encoder.stack must be at least 1, not {stack}")
+        self.stack, self.subsample = stack, subsample
+        self.subsampling = stack * subsample
+        self.lstm = nn.LSTM(input_dim * stack, hidden_dim, num_layers=num_layers, bidirectional=bidirectional,
                             proj_size=proj_size, dropout=dropout if num_layers > 1 else 0.0, batch_first=True)
         self.output_dim = (proj_size or hidden_dim) * (2 if bidirectional else 1)
 
     def output_lengths(self, lens: Tensor) -> Tensor:
-        """`(batch,)` output frame counts for input lengths `lens`: `ceil(lens / subsample)`."""
-        return torch.div(lens + (self.subsampling - 1), self.subsampling, rounding_mode="floor")
+        """`(batch,)` output frame counts for input lengths `lens`: `ceil(ceil(lens / stack) / subsample)`."""
+        stacked = torch.div(lens + (self.stack - 1), self.stack, rounding_mode="floor")
+        return torch.div(stacked + (self.subsample - 1), self.subsample, rounding_mode="floor")
 
     def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        if self.stack > 1:
+            b, t, d = feats.shape
+            pad = (-t) % self.stack
+            # Zero the padding of each utterance first: a stacked group must not mix in a longer
+            # neighbour's frames (batched output equals the output alone).
+            feats = feats * valid_frame_mask(lens, t).unsqueeze(-1).to(feats.dtype)
+            feats = torch.nn.functional.pad(feats, (0, 0, 0, pad)).reshape(b, (t + pad) // self.stack, d * self.stack)
+            lens = torch.div(lens + (self.stack - 1), self.stack, rounding_mode="floor")
         # pack_padded_sequence wants lengths on the CPU; the padding never enters the recurrence.
         packed = pack_padded_sequence(feats, lens.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         h, _ = pad_packed_sequence(out, batch_first=True, total_length=feats.shape[1])
-        return subsample_frames(h, lens, self.subsampling)
+        return subsample_frames(h, lens, self.subsample)
 
 
 class Conv2dSubsampling(nn.Module):

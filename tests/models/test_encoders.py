@@ -169,3 +169,18 @@ def test_conformer_without_padding_mask_would_leak():
         batched, _ = enc(torch.cat([torch.randn(1, 41, 10), torch.cat([short, torch.randn(1, 18, 10)], 1)]),
                          torch.tensor([41, 23]))
     assert (batched[1, :4] - alone[0, :4]).abs().max() > 1e-3
+
+
+def test_lstm_frame_stacking_lengths_and_padding_invariance():
+    from asrkit.models.encoders import LstmEncoder
+
+    torch.manual_seed(0)
+    enc = LstmEncoder(5, hidden_dim=8, num_layers=1, bidirectional=True, stack=3, subsample=2).eval()
+    assert enc.subsampling == 6
+    lens = torch.tensor([13, 7, 6, 1])
+    assert enc.output_lengths(lens).tolist() == [3, 2, 1, 1]  # ceil(ceil(T / 3) / 2)
+    feats = torch.randn(4, 13, 5)
+    out, out_lens = enc(feats, lens)
+    assert out.shape == (4, 3, 16) and out_lens.tolist() == [3, 2, 1, 1]
+    alone, _ = enc(feats[1:2, :7], lens[1:2])  # a short utterance gives the same output alone
+    assert torch.allclose(out[1, :2], alone[0], atol=1e-6)

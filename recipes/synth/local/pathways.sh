@@ -19,7 +19,7 @@ case "$size" in
          model_opts=(--set model.encoder.d_model=32 --set model.encoder.num_layers=1 --set model.encoder.ffn_dim=64
                      --set model.encoder.num_heads=2 --set model.predictor.hidden_dim=32 --set model.predictor.embed_dim=16
                      --set model.joiner.dim=32) ;;
-  demo)  rounds=2; steps=40; joint=120
+  demo)  rounds=2; steps=15; joint=60
          model_opts=(--set model.encoder.d_model=96 --set model.encoder.num_layers=2 --set model.encoder.ffn_dim=256
                      --set model.predictor.hidden_dim=128 --set model.joiner.dim=128) ;;
   small) rounds=3; steps=300; joint=1500; model_opts=() ;;

@@ -155,7 +155,7 @@ fi
 
 decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR
   $decode_cmd asrkit decode --model "$1" --data "$2" --out-dir "$3" --search greedy --nj "$nj" --device "$device"
-  asrkit score --data "$2" --decode-dir "$3"
+  asrkit score --cer --data "$2" --decode-dir "$3"  # characters too: word error is harsh on a small demo
 }
 
 if stage_on 9; then

@@ -17,9 +17,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 BENCHES = [
-    ("features", "bench_feats.py", [], r"make-feats nj=1\S*\s.*?([\d.]+)x\s*$", "make-feats nj=1 vs torchaudio loop"),
-    ("training", "bench_train.py", [], r"\|\s*2 proc\w*\s*\|\s*allreduce\s*\|\s*[\d.]+\s*\|\s*([\d.]+)", "2 procs allreduce vs 1 proc (frames/s)"),
-    ("decoding", "bench_decode.py", [], r"beam.*?([\d,.]+)\s*x", "beam search, x real time"),
+    ("features", "bench_feats.py", [], r"^asrkit make-feats nj=1\s+[\d.]+\s+[\d.]+\s+\d+\s+([\d.]+)x",
+     "make-feats nj=1 vs the torchaudio loop"),
+    ("training", "bench_train.py", [], r"^\|\s*2 procs CPU gloo\s*\|\s*allreduce\s*\|\s*\d+\s*\|\s*([\d.]+)",
+     "2 processes (allreduce) vs 1, frames/s"),
+    ("decoding", "bench_decode.py", [], r"^\|[^|]*\|\s*beam \d+\s*\|(?:[^|]*\|){4}\s*([\d,.]+)\s*\|",
+     "beam search on CPU, x real time"),
 ]
 
 

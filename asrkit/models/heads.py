@@ -9,6 +9,7 @@ per language and can be initialised from a trained MTL head by an SVD.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -36,8 +37,8 @@ def _unknown_language(lang: str, languages) -> ConfigError:
     return ConfigError(f"language '{lang}' has no output layer in this model (languages: {', '.join(languages)})")
 
 
-class Head(nn.Module):
-    """Base class: `forward(h (B, T, H), lang) -> logits (B, T, V_lang)`.
+class Head(nn.Module, metaclass=abc.ABCMeta):
+    """Abstract base: `forward(h (B, T, H), lang) -> logits (B, T, V_lang)`.
 
     Subclasses provide `vocab_sizes` (`{lang: V}` in order), `shared_parameters()` (used by every
     language) and `language_parameters(lang)` (used only by `lang`), and `add_languages`.
@@ -50,14 +51,17 @@ class Head(nn.Module):
     def languages(self) -> list[str]:
         return list(self.vocab_sizes)
 
+    @abc.abstractmethod
     def shared_parameters(self) -> Iterator[nn.Parameter]:
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abc.abstractmethod
     def language_parameters(self, lang: str) -> Iterator[nn.Parameter]:
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abc.abstractmethod
     def add_languages(self, vocab_sizes: Mapping[str, int]) -> None:
-        raise NotImplementedError
+        """See the class docstring."""
 
     def _new_languages(self, vocab_sizes: Mapping[str, int]) -> dict[str, int]:
         vocab_sizes = _check_vocab_sizes(vocab_sizes)

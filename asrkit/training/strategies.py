@@ -9,6 +9,7 @@ messages, no global collective). `build(name, ctx, training_conf)` is what `buil
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import time
 
@@ -90,7 +91,7 @@ def broadcast_model(model: torch.nn.Module, src: int = 0) -> None:
             dist.broadcast(t, src)
 
 
-class _LocalSgd(Strategy):
+class _LocalSgd(Strategy, metaclass=abc.ABCMeta):
     """Workers step alone; parameters are mixed every `sync_interval` steps and at epoch ends."""
 
     name = "local-sgd"
@@ -132,8 +133,9 @@ class _LocalSgd(Strategy):
         self.last_sync_step = step
         return True
 
+    @abc.abstractmethod
     def _sync(self, model: torch.nn.Module, step: int) -> None:
-        raise NotImplementedError
+        """Bring the replicas together (each local-SGD strategy its own way)."""
 
     def state_dict(self) -> dict:
         return {"last_sync_step": self.last_sync_step}

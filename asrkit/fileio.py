@@ -94,3 +94,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_write(path) as f:
         f.write(text)
+
+
+def replace_dir(tmp: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Rename the finished folder `tmp` to `dst`, replacing an existing `dst` whole.
+
+    A folder cannot be renamed over a non-empty one, so the old one steps aside first: `dst` is
+    always either the old folder or the new one, and the old one is removed only after.
+    """
+    import shutil
+
+    tmp, dst = Path(tmp), Path(dst)
+    if not dst.exists():
+        os.rename(tmp, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+    os.rmdir(old)
+    os.rename(dst, old)
+    try:
+        os.rename(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.rename(old, dst)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

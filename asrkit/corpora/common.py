@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asrkit.errors import AsrkitError, AudioError, DataDirError
+from asrkit.fileio import replace_dir
 from asrkit.kaldi.textio import c_sorted, write_table
 from asrkit.logutil import get_logger
 
@@ -243,7 +244,7 @@ def write_data_dir(dest: str | os.PathLike, tables: Mapping[str, Mapping[str, ob
             write_table(tmp / name, table)
         write_table(tmp / "spk2utt", utt2spk_to_spk2utt(tables["utt2spk"]))
         _validate(tmp, dest, validate_options or {})
-        _move_into_place(tmp, dest)
+        replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -266,17 +267,3 @@ def _validate(tmp: Path, dest: Path, options: Mapping[str, bool]) -> None:
         logger.warning("%s", str(w).replace(str(tmp), str(dest)))
 
 
-def _move_into_place(tmp: Path, dest: Path) -> None:
-    if not dest.exists():
-        os.rename(tmp, dest)
-        return
-    # Two renames: the old dir steps aside, the new one takes its name, then the old one goes.
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-    os.rmdir(old)
-    os.rename(dest, old)
-    try:
-        os.rename(tmp, dest)
-    except BaseException:
-        os.rename(old, dest)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

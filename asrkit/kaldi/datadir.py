@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from asrkit.errors import ConfigError, DataDirError, FormatError
-from asrkit.fileio import atomic_write
+from asrkit.fileio import atomic_write, replace_dir
 from asrkit.kaldi.textio import c_sorted, iter_lines
 from asrkit.logutil import get_logger
 
@@ -743,27 +743,10 @@ def _staged_dir(dst: Path):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 folders
-        _replace_dir(tmp, dst)
+        replace_dir(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _replace_dir(tmp: Path, dst: Path) -> None:
-    if not dst.exists():
-        os.rename(tmp, dst)
-        return
-    # A folder cannot be renamed over a non-empty one: move the old one aside first, so dst is
-    # always either the old folder or the new one.
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
-    os.rmdir(old)
-    os.rename(dst, old)
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        os.rename(old, dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_not_inside(dst: Path, srcs: Iterable[Path]) -> None:

@@ -8,7 +8,6 @@ asrkit.kaldi.wav reads with or without sox installed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from asrkit.errors import ConfigError, DataDirError, FormatError
+from asrkit.fileio import replace_dir
 from asrkit.kaldi.textio import c_sorted, read_table, write_table
 from asrkit.logutil import get_logger
 
@@ -347,7 +347,7 @@ def perturb_data_dir_speed(src: str | os.PathLike, dst: str | os.PathLike, facto
 
             for w in validate_data_dir(tmp, no_feats=True, no_text=True):
                 log.warning("%s", w.replace(str(tmp), str(dst)))
-        _replace_dir(tmp, dst)
+        replace_dir(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -360,18 +360,3 @@ def _umask() -> int:
     return mask
 
 
-def _replace_dir(tmp: Path, dst: Path) -> None:
-    """Rename tmp to dst; an existing dst is moved aside first and removed after."""
-    if not dst.exists():
-        os.rename(tmp, dst)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
-    os.rmdir(old)
-    os.rename(dst, old)
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.rename(old, dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from asrkit.errors import ConfigError, DataDirError, FormatError
-from asrkit.fileio import naming_write_errors
+from asrkit.fileio import naming_write_errors, replace_dir
 from asrkit.kaldi.textio import read_table, write_table
 
 BLANK = "<blk>"
@@ -232,13 +232,7 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
         }
         with naming_write_errors(lang_dir / MANIFEST):
             (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=True))
-        if lang_dir.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{lang_dir.name}.old.", dir=lang_dir.parent))
-            os.replace(lang_dir, backup / lang_dir.name)
-            os.replace(tmp, lang_dir)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, lang_dir)
+        replace_dir(tmp, lang_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -133,6 +133,9 @@ def main() -> None:
     ap.add_argument("--sync-interval", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategies", default="allreduce,allreduce-timed,model-averaging,bmuf,gossip")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="Extra config override for the multi-process runs (repeatable), e.g. "
+                         "'training.strategy_opts={nesterov: true}'.")
     ap.add_argument("--work", help="Folder for data and runs (default: a temporary one, removed after).")
     args = ap.parse_args()
 
@@ -146,8 +149,9 @@ def main() -> None:
         make_corpus(work, "train", args.utts_per_lang, args.dim, seed=1)
         make_corpus(work, "valid", max(10, args.utts_per_lang // 5), args.dim, seed=2)
         make_lang_dir([work / "train"], work / "lang", token_type="char")
+    n_train = sum(1 for _ in open(work / "train" / "utt2spk"))
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
-          f"{args.model} encoder, {2 * args.utts_per_lang} training utterances, {args.epochs} epochs, "
+          f"{args.model} encoder, {n_train} training utterances, {args.epochs} epochs, "
           f"K={args.sync_interval}, lr {args.lr} (scaling {args.lr_scaling}), EMA decay {args.ema_decay}; "
           f"max_frames {args.max_frames}; same total samples in every run", flush=True)
     runs = [("1 proc CPU", 1, "-", [])]
@@ -156,6 +160,7 @@ def main() -> None:
     for s in args.strategies.split(","):
         sets = ["training.strategy=allreduce", "training.strategy_opts={time_comm: true}"] \
             if s == "allreduce-timed" else [f"training.strategy={s}"]
+        sets = sets + args.sets
         runs.append(("2 procs CPU gloo", 2, s, sets))
     results = []
     for label, nproc, strategy, sets in runs:

@@ -103,17 +103,18 @@ def model_config_defaults(model_conf: Mapping | None = None) -> dict:
     `num_layers` + `hidden_dim` are resolved into `hidden_dims`; a conformer's
     `subsampling_channels: null` into `d_model`. Sections set to null (e.g. `predictor: null`) are
     ignored; the result has the `encoder` and `head` sections, and for a transducer (a config with a
-    `predictor` or `joiner` section; `{}` takes the defaults) `predictor` and `joiner` as well.
+    `predictor` or `joiner` section; `{}` takes the defaults) `predictor` and `joiner` as well, and
+    `aux_ctc: {weight: w}` when given (an auxiliary CTC loss on the encoder, see TransducerModel).
 
     Raises:
         ConfigError: unknown section, type or option, or a value of the wrong kind, naming the key.
     """
     # A section set to null counts as absent (a trainer config may carry `predictor: null` etc.).
     model_conf = {k: v for k, v in (model_conf or {}).items() if v is not None}
-    unknown = [k for k in model_conf if k not in ("encoder", "head", "predictor", "joiner")]
+    unknown = [k for k in model_conf if k not in ("encoder", "head", "predictor", "joiner", "aux_ctc")]
     if unknown:
         raise ConfigError(f"model: unknown section(s) {', '.join(map(repr, unknown))} "
-                          "(known: encoder, head, predictor, joiner)")
+                          "(known: encoder, head, predictor, joiner, aux_ctc)")
     # A dnn's width may be given as hidden_dims, or as num_layers + hidden_dim (resolved to hidden_dims).
     enc = _resolve_section("model.encoder", model_conf.get("encoder"), ENCODER_DEFAULTS, DEFAULT_ENCODER_TYPE,
                            aliases_by_type={"dnn": ("num_layers", "hidden_dim")})
@@ -153,6 +154,9 @@ def model_config_defaults(model_conf: Mapping | None = None) -> dict:
         if key != "type":
             _check_value("model.head", key, value)
     if "predictor" not in model_conf and "joiner" not in model_conf:
+        if "aux_ctc" in model_conf:
+            raise ConfigError("model.aux_ctc: an auxiliary CTC loss is for transducers (add model.predictor); "
+                              "a CTC model is trained with objective.type: ctc")
         return {"encoder": enc, "head": head}
     predictor = _resolve_section("model.predictor", model_conf.get("predictor"), PREDICTOR_DEFAULTS, "lstm")
     joiner = _resolve_section("model.joiner", model_conf.get("joiner"), JOINER_DEFAULTS, "additive")
@@ -160,7 +164,17 @@ def model_config_defaults(model_conf: Mapping | None = None) -> dict:
         for key, value in section.items():
             if key != "type":
                 _check_value(where, key, value)
-    return {"encoder": enc, "head": head, "predictor": predictor, "joiner": joiner}
+    out = {"encoder": enc, "head": head, "predictor": predictor, "joiner": joiner}
+    if "aux_ctc" in model_conf:
+        aux = dict(model_conf["aux_ctc"]) if isinstance(model_conf["aux_ctc"], Mapping) else None
+        if aux is None or set(aux) != {"weight"}:
+            raise ConfigError("model.aux_ctc must be {weight: w} with 0 < w < 1, "
+                              f"not {model_conf['aux_ctc']!r}")
+        w = aux["weight"]
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < 1:
+            raise ConfigError(f"model.aux_ctc.weight: expected a number with 0 < w < 1, got {w!r}")
+        out["aux_ctc"] = {"weight": float(w)}
+    return out
 
 
 def _build_encoder(conf: dict, feat_dim: int) -> nn.Module:

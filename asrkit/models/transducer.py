@@ -243,11 +243,16 @@ class TransducerModel(AsrModel):
     """
 
     def __init__(self, encoder: nn.Module, predictor: LstmPredictor, joiner: AdditiveJoiner, head: Head,
-                 conf: dict, feat_dim: int):
+                 conf: dict, feat_dim: int, ctc_head: Head | None = None):
         super().__init__(encoder, head, conf, feat_dim)
         self.predictor = predictor
         self.joiner = joiner
         self.blank = BLANK
+        # `model.aux_ctc: {weight: w}`: a CTC output layer on the encoder, used only in training
+        # (loss = (1 - w) * rnnt + w * ctc), as icefall's and ESPnet's transducers do: the encoder
+        # learns to align far sooner than from the RNN-T loss alone.
+        self.ctc_head = ctc_head
+        self.ctc_weight = float((conf.get("aux_ctc") or {}).get("weight", 0.0)) if ctc_head is not None else 0.0
 
     @property
     def streaming(self) -> bool:
@@ -291,7 +296,13 @@ class TransducerModel(AsrModel):
         per_utt = torchaudio.functional.rnnt_loss(logits.float(), targets.int(), out_lens.int(), token_lens.int(),
                                                   blank=self.blank, reduction="none")
         batch = float(feats.shape[0])
-        return per_utt.sum() / batch, batch
+        loss = per_utt.sum() / batch
+        if self.ctc_head is not None:
+            log_probs = self.ctc_head(hidden, lang).float().log_softmax(-1).transpose(0, 1)  # (T', B, V)
+            ctc = nn.functional.ctc_loss(log_probs, targets, out_lens, token_lens, blank=self.blank,
+                                         reduction="sum", zero_infinity=True) / batch
+            loss = (1.0 - self.ctc_weight) * loss + self.ctc_weight * ctc
+        return loss, batch
 
     def forward(self, feats: Tensor, feat_lens: Tensor, lang: str, tokens: Tensor | None = None,
                 token_lens: Tensor | None = None):
@@ -309,6 +320,8 @@ class TransducerModel(AsrModel):
         """Parameters only `lang` uses (its output layer and predictor embedding, unless shared)."""
         yield from self.head.language_parameters(lang)
         yield from self.predictor.language_parameters(lang)
+        if self.ctc_head is not None:
+            yield from self.ctc_head.language_parameters(lang)
 
     def param_counts(self) -> dict[str, int | float]:
         """As `AsrModel.param_counts`, plus `predictor` and `joiner` (without the head)."""
@@ -316,6 +329,8 @@ class TransducerModel(AsrModel):
         total = counts.pop("total")
         counts["predictor"] = sum(p.numel() for p in self.predictor.parameters())
         counts["joiner"] = sum(p.numel() for p in self.joiner.parameters())
+        if self.ctc_head is not None:  # training only: decoding never uses it
+            counts["aux_ctc_head"] = sum(p.numel() for p in self.ctc_head.parameters())
         counts["total"] = total
         return counts
 
@@ -323,6 +338,8 @@ class TransducerModel(AsrModel):
         """New output layers and predictor embeddings (none for joint tokens) for new languages."""
         self.head.add_languages(vocab_sizes)
         self.predictor.add_languages(vocab_sizes)
+        if self.ctc_head is not None:
+            self.ctc_head.add_languages(vocab_sizes)
 
     def freeze(self, part: str) -> None:
         """As `AsrModel.freeze`; "shared" leaves only the per-language output layers and embeddings training."""
@@ -330,8 +347,11 @@ class TransducerModel(AsrModel):
         if part == "shared":
             for p in list(self.predictor.parameters()) + list(self.joiner.parameters()):
                 p.requires_grad_(False)
+            if self.ctc_head is not None:
+                for p in self.ctc_head.shared_parameters():
+                    p.requires_grad_(False)
             for lang in self.languages:
-                for p in self.predictor.language_parameters(lang):
+                for p in self.language_parameters(lang):
                     p.requires_grad_(True)
 
 
@@ -348,5 +368,6 @@ def build_transducer(encoder: nn.Module, conf: dict, feat_dim: int, vocab_sizes:
     head = make_head(jconf["dim"])
     predictor = LstmPredictor(head.vocab_sizes, shared_embedding=isinstance(head, LinearHead), **pconf)
     joiner = AdditiveJoiner(encoder.output_dim, predictor.output_dim, **jconf)
-    return TransducerModel(encoder, predictor, joiner, head, conf, feat_dim)
+    ctc_head = make_head(encoder.output_dim) if conf.get("aux_ctc") else None
+    return TransducerModel(encoder, predictor, joiner, head, conf, feat_dim, ctc_head)
 

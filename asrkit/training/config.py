@@ -17,7 +17,7 @@ import yaml
 from asrkit.errors import ConfigError
 
 # Sections whose keys are free-form here (validated by their builders).
-FREE_FORM = {("model", "encoder"), ("model", "head"), ("model", "predictor"), ("model", "joiner"),
+FREE_FORM = {("model", "encoder"), ("model", "head"), ("model", "predictor"), ("model", "joiner"), ("model", "aux_ctc"),
              ("objective", "mix"), ("data", "specaugment"), ("training", "ema"), ("training", "strategy_opts")}
 
 DEFAULTS: dict = {
@@ -26,6 +26,7 @@ DEFAULTS: dict = {
         "head": {"type": "mtl"},
         "predictor": None,
         "joiner": None,
+        "aux_ctc": None,          # transducers: {weight: w}, loss = (1-w)*rnnt + w*ctc on the encoder
     },
     "objective": {
         "type": "ctc",            # ctc | ce | kl | rnnt

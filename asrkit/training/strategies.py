@@ -26,7 +26,7 @@ from asrkit.training.distributed import DistContext, Strategy
 KNOWN_OPTS = {
     "allreduce": {"find_unused_parameters", "bucket_cap_mb", "time_comm"},
     "model-averaging": set(),
-    "bmuf": {"block_momentum", "block_lr", "nesterov"},
+    "bmuf": {"block_momentum", "block_lr", "nesterov", "reset_momentum"},
     "gossip": {"ring", "neighbours"},
 }
 
@@ -167,11 +167,15 @@ class ModelAveraging(_LocalSgd):
 class Bmuf(_LocalSgd):
     """Block-wise model update filtering (Chen & Huo, 2016) every K steps.
 
-    With θ_g the global model after the previous sync and θ̄ the mean of the workers:
-    G = θ̄ − θ_g; Δ ← η Δ + ζ G; θ_g ← θ_g + Δ; workers restart from θ_g (+ η Δ with Nesterov).
-    η = 0, ζ = 1 is plain model averaging. Options (`training.strategy_opts`): `block_momentum`
-    η (default 1 − 1/N), `block_lr` ζ (default 1), `nesterov` (default false). θ_g and Δ are the
-    same on every rank and are saved in the checkpoint for resume.
+    With θ_0 the point the workers started the block from and θ̄ their mean at its end:
+    G = θ̄ − θ_0; Δ ← η Δ + ζ G; θ_g = θ_0 + Δ; the next block starts from θ_g, or from the
+    look-ahead θ_g + η Δ with Nesterov (the block gradient is always measured from where the
+    workers started, as in CNTK's BlockMomentumSGD). η = 0, ζ = 1 is plain model averaging.
+    Options (`training.strategy_opts`): `block_momentum` η (default 1 − 1/N), `block_lr` ζ
+    (default 1), `nesterov` (default false), `reset_momentum` (default true: zero the local
+    optimizer's momentum — SGD's buffer, Adam's first moment — after each sync, as CNTK does by
+    default, so that the local optimizer does not keep pushing along the step the block momentum
+    already took). θ_0 and Δ are the same on every rank and are saved in the checkpoint for resume.
     """
 
     name = "bmuf"
@@ -181,11 +185,13 @@ class Bmuf(_LocalSgd):
         self.block_momentum = float(self.opts.get("block_momentum", 1.0 - 1.0 / ctx.world_size))
         self.block_lr = float(self.opts.get("block_lr", 1.0))
         self.nesterov = bool(self.opts.get("nesterov", False))
+        self.reset_momentum = bool(self.opts.get("reset_momentum", True))
+        self.optimizer: torch.optim.Optimizer | None = None
         if not 0.0 <= self.block_momentum < 1.0:
             raise ConfigError(f"training.strategy_opts.block_momentum must be in [0, 1), not {self.block_momentum}")
         if self.block_lr <= 0:
             raise ConfigError(f"training.strategy_opts.block_lr must be positive, not {self.block_lr}")
-        self.global_params: torch.Tensor | None = None  # θ_g, flat (num_params,)
+        self.global_params: torch.Tensor | None = None  # θ_0 of the next block, flat (num_params,)
         self.delta: torch.Tensor | None = None          # Δ, flat (num_params,)
         self._loaded: dict = {}
 
@@ -214,10 +220,17 @@ class Bmuf(_LocalSgd):
             block_grad = mean - self.global_params
             self.delta.mul_(self.block_momentum).add_(block_grad, alpha=self.block_lr)
             self.global_params.add_(self.delta)
-            start = self.global_params + self.block_momentum * self.delta if self.nesterov else self.global_params
+            if self.nesterov:
+                self.global_params.add_(self.delta, alpha=self.block_momentum)
             # A copy: vector_to_parameters makes the parameters views of it, and the optimizer
-            # must not write into θ_g.
-            vector_to_parameters(start.clone(), params)
+            # must not write into θ_0.
+            vector_to_parameters(self.global_params.clone(), params)
+            if self.reset_momentum and self.optimizer is not None:
+                reset_optimizer_momentum(self.optimizer)
+
+    def after_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> bool:
+        self.optimizer = optimizer
+        return super().after_step(model, optimizer, step)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -228,6 +241,16 @@ class Bmuf(_LocalSgd):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self._loaded = dict(state)
+
+
+def reset_optimizer_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Zero the first-moment state of `optimizer` (SGD's `momentum_buffer`, Adam's `exp_avg`);
+    Adam's second moment and step count are kept, so its step size stays calibrated."""
+    for state in optimizer.state.values():
+        for key in ("momentum_buffer", "exp_avg"):
+            buf = state.get(key)
+            if isinstance(buf, torch.Tensor):
+                buf.zero_()
 
 
 def ring_peers(rank: int, order: list[int], neighbours: int) -> list[int]:

@@ -128,3 +128,33 @@ def test_trainer_trains_a_transducer(tmp_path):
     assert isinstance(model, TransducerModel) and meta["objective"] == "rnnt" and meta["frame_subsampling"] == 2
     assert (tmp_path / "exp" / "ema.pt").is_file()
     assert "valid_loss" in (tmp_path / "exp" / "log" / "train.log").read_text()
+
+
+def test_auxiliary_ctc_loss_mixes_with_the_rnnt_loss():
+    aux = {**TINY, "aux_ctc": {"weight": 0.25}}
+    assert model_config_defaults(aux)["aux_ctc"] == {"weight": 0.25}
+    for bad in ({"weight": 0}, {"weight": 1.5}, {"w": 0.3}, 0.3):
+        with pytest.raises(ConfigError, match="model.aux_ctc"):
+            model_config_defaults({**TINY, "aux_ctc": bad})
+    with pytest.raises(ConfigError, match="model.aux_ctc: an auxiliary CTC loss is for transducers"):
+        model_config_defaults({"encoder": ENC, "aux_ctc": {"weight": 0.3}})
+    plain, mixed = _model(), _model(aux)
+    # The same seed builds the same transducer; the CTC layer is built after it.
+    missing = mixed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("ctc_head.") for k in missing)
+    counts = mixed.param_counts()
+    assert counts["aux_ctc_head"] == 16 * 7 + 7 + 16 * 9 + 9 and counts["total"] == sum(
+        p.numel() for p in mixed.parameters())
+    assert {id(p) for p in mixed.ctc_head.language_parameters("de")} <= {id(p) for p in mixed.language_parameters("de")}
+    feats, lens = torch.randn(2, 20, 5), torch.tensor([20, 14])
+    tokens, token_lens = torch.tensor([[1, 2, 3], [5, 6, 0]]), torch.tensor([3, 2])
+    rnnt, _ = plain.transducer_loss(feats, lens, tokens, token_lens, "de")
+    hidden, out_lens = mixed.encode(feats, lens)
+    log_probs = mixed.ctc_head(hidden, "de").log_softmax(-1).transpose(0, 1)
+    ctc = torch.nn.functional.ctc_loss(log_probs, tokens, out_lens, token_lens, reduction="sum") / 2
+    loss, norm = mixed.transducer_loss(feats, lens, tokens, token_lens, "de")
+    assert norm == 2.0
+    torch.testing.assert_close(loss, 0.75 * rnnt + 0.25 * ctc)
+    loss.backward()
+    assert mixed.ctc_head.outputs["de"].weight.grad.abs().sum() > 0
+    assert mixed.ctc_head.outputs["en"].weight.grad is None

@@ -227,7 +227,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         lang: "auto" (each utterance's `utt2lang`, or the model's only language) or a language
             tag used for every utterance.
         device: "cpu", "cuda" or "cuda:N".
-        nj: parallel CPU jobs over `split_data_dir(data_dir, nj)`.
+        nj: parallel CPU jobs over `split_for_jobs(data_dir, nj)` (per speaker, or per utterance when there are fewer speakers than jobs).
         batch_frames: padded input frames per batch (0: 20000 on CPU, 400000 on a GPU).
         output: "text" (hypotheses) or "loglikes" (log posterior - log prior per output frame).
         priors: for loglikes, a Kaldi vector of class counts (`asrkit.decoding.loglikes.read_priors`);
@@ -247,7 +247,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
             multilingual model.
         AsrkitError: a job failed (the message names its log and the first error).
     """
-    from asrkit.kaldi.datadir import split_data_dir
+    from asrkit.kaldi.datadir import split_for_jobs
     from asrkit.logutil import command_line, get_logger, job_log, versions
     from asrkit.training.checkpoint import read_model_file
 
@@ -290,7 +290,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     (out_dir / "log").mkdir(exist_ok=True)
     final_output = out_dir / ("text" if output == "text" else "loglikes.scp")
     model_digest = file_digest(model_path)
-    splits = [data_dir] if nj == 1 else _split(data_dir, nj, split_data_dir)
+    splits = split_for_jobs(data_dir, nj)
     specs = [_job_spec(job, part, model_path, out_dir, opts, model_digest, nj, command)
              for job, part in enumerate(splits, start=1)]
     signature = _hash_strings([f"nj={nj}", *(s.signature for s in specs)])
@@ -407,14 +407,6 @@ def check_languages(data_dir: Path, meta: dict, lang: str, model_path: Path) -> 
                                f"{model_path} does not have (its languages: {', '.join(langs)})")
         counts[tag] = counts.get(tag, 0) + 1
     return counts
-
-
-def _split(data_dir: Path, nj: int, split_data_dir) -> list[Path]:
-    from asrkit.kaldi.textio import read_table
-
-    num_speakers = len(set(read_table(data_dir / "utt2spk", num_fields=2).values()))
-    # split_data.sh refuses more parts than speakers; decoding has no per-speaker state, so split per utterance.
-    return split_data_dir(data_dir, nj, per_utt=num_speakers < nj)
 
 
 def _job_spec(job: int, part: Path, model_path: Path, out_dir: Path, opts: DecodeOptions, model_digest: str,

@@ -657,7 +657,8 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
                     command: str | None = None) -> DumpResult:
     """Write a teacher's per-frame posteriors for every utterance of a data dir.
 
-    Job j of `nj` reads `DATA_DIR/split{nj}/j` (per speaker, as Kaldi's split_data.sh) and writes
+    Job j of `nj` reads `DATA_DIR/split{nj}/j` (per speaker, as Kaldi's split_data.sh; per utterance,
+    `split{nj}utt/j`, when there are fewer speakers than jobs) and writes
     `OUT_DIR/post.j.{ark,scp}`, `OUT_DIR/log/utt2num_frames.j` and the run.pl-style log
     `OUT_DIR/log/dump_posteriors.j.log`. When every job is done the parts are merged into
     `OUT_DIR/post.scp` (C-sorted), `utt2num_frames` (rows per utterance), `utt2lang` and
@@ -689,7 +690,7 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         AsrkitError: a job failed (the message names its log and the error, e.g. the utterance
             whose frame count cannot be matched).
     """
-    from asrkit.kaldi.datadir import split_data_dir
+    from asrkit.kaldi.datadir import split_for_jobs
     from asrkit.logutil import command_line
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -723,7 +724,7 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "log").mkdir(exist_ok=True)
     out_abs = out_dir.resolve()
-    splits = split_data_dir(data_dir, nj) if nj > 1 else [data_dir]
+    splits = split_for_jobs(data_dir, nj)
     digest = _file_digest(model_path)
     jobs = [DumpJob(j, Path(s), out_abs / f"post.{j}.ark", out_abs / f"post.{j}.scp",
                     out_abs / "log" / f"utt2num_frames.{j}", out_abs / "log" / f"dump_posteriors.{j}.log",

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from asrkit.errors import ConfigError, DataDirError, FormatError
 from asrkit.fileio import atomic_write, replace_dir
-from asrkit.kaldi.textio import c_sorted, iter_lines
+from asrkit.kaldi.textio import c_sorted, iter_lines, read_table
 from asrkit.logutil import get_logger
 
 log = get_logger("kaldi.datadir")
@@ -1045,6 +1045,20 @@ def _first_column(path: Path) -> set[str]:
 # split_data_dir
 
 _SPLIT_FILES = ("utt2spk", "spk2utt", "segments", *UTT_FILES, *SPK_FILES, *RECO_FILES)
+
+
+def split_for_jobs(path: str | os.PathLike, nj: int) -> list[Path]:
+    """The data dirs of `nj` parallel jobs of a stage with no per-speaker state (decoding, dumping
+    posteriors): the dir itself for one job, else `split_data_dir` per speaker, or per utterance when
+    there are fewer speakers than jobs (where split_data.sh would refuse). CMVN stays per speaker:
+    every part keeps utt2spk and the speakers' cmvn.scp lines.
+    """
+    d = Path(path)
+    if nj == 1:
+        return [d]
+    _require_utt2spk(d)
+    num_speakers = len(set(read_table(d / "utt2spk", num_fields=2).values()))
+    return split_data_dir(d, nj, per_utt=num_speakers < nj)
 
 
 def split_data_dir(path: str | os.PathLike, n: int, *, per_utt: bool = False) -> list[Path]:

@@ -198,10 +198,8 @@ if $stage_hybrid && stage_on 8; then
   log "stage 8: teacher posteriors"
   [ -f "$teacher/final.pt" ] || die "$teacher/final.pt not found: run stage 7 first"
   for d in $tr_set $cv_set; do
-    # Jobs split the data per speaker: no more jobs than speakers.
-    nspk=$(wc -l < "data/$d/spk2utt")
     asrkit dump-posteriors --model "$teacher/final.pt" --data "data/$d" --out-dir "$teacher/post_$d" \
-      --frame-rate-of conf/hybrid_dnn_kl.yaml --nj "$(( nspk < job_nj ? nspk : job_nj ))" --device "$device"
+      --frame-rate-of conf/hybrid_dnn_kl.yaml --nj "$job_nj" --device "$device"
   done
 fi
 

@@ -349,3 +349,13 @@ def test_language_without_teacher_head_is_an_error(tmp_path):
                                           r"language 'fr' \(utterance 'frspk0-000'\) has no output layer in the "
                                           r"teacher \(languages: de, en\)"):
         P.dump_posteriors(teacher, data, tmp_path / "post")
+
+
+def test_more_jobs_than_speakers_split_per_utterance(tmp_path, setup):
+    data, teacher, student = setup  # 4 speakers, 12 utterances
+    result = P.dump_posteriors(teacher, data, tmp_path / "post", frame_rate_of=student, nj=6)
+    assert result.jobs_run == [1, 2, 3, 4, 5, 6] and result.num_utts == 12
+    assert (data / "split6utt" / "6" / "utt2spk").is_file() and not (data / "split6").exists()
+    table = P.open_soft_targets(str(tmp_path / "post" / "post.scp"))
+    for key, want in _expected(teacher, data, 1.0).items():
+        np.testing.assert_allclose(table[key], want, rtol=1e-5, atol=1e-6)

@@ -359,8 +359,9 @@ def format_prune_stats(exp_dir: str | os.PathLike, per_layer: bool = True) -> st
 
 
 def export_language(model_path: str | os.PathLike, lang: str, out: str | os.PathLike) -> dict:
-    """Write a single-language model: `lang`'s mask applied, other languages' layers dropped, the pruned
-    weight tensors stored as packed mask bits + kept values (they load as ordinary dense tensors).
+    """Write a single-language model: `lang`'s mask applied, other languages' layers (and a transducer's
+    training-only auxiliary CTC layer) dropped, the pruned weight tensors stored as packed mask bits +
+    kept values (they load as ordinary dense tensors).
 
     Returns:
         `{"kept": n, "params": n, "bytes": file size, "dense_bytes": size of the weights stored densely}`.
@@ -382,9 +383,11 @@ def export_language(model_path: str | os.PathLike, lang: str, out: str | os.Path
 
     model, _ = load_model(model_path)
     foreign = foreign_parameter_names(model, lang)
+    # A transducer's auxiliary CTC layer (model.aux_ctc) only trains the encoder: not exported.
+    training_only = "aux_ctc" in (obj.get("model_conf") or {})
     state, kept, total, dense_bytes = {}, 0, 0, 0
     for name, value in obj["state_dict"].items():
-        if name in foreign:
+        if name in foreign or (training_only and name.startswith("ctc_head.")):
             continue
         dense_bytes += value.numel() * value.element_size()
         if name in mask:
@@ -397,6 +400,8 @@ def export_language(model_path: str | os.PathLike, lang: str, out: str | os.Path
         total += value.numel() if value.is_floating_point() else 0
     out_obj = {k: v for k, v in obj.items() if k not in ("state_dict", "pathways")}
     out_obj["state_dict"] = state
+    if training_only:
+        out_obj["model_conf"] = {k: v for k, v in obj["model_conf"].items() if k != "aux_ctc"}
     if lang in obj["vocab_sizes"]:
         out_obj["vocab_sizes"] = {lang: obj["vocab_sizes"][lang]}
         out_obj["languages"] = [lang]

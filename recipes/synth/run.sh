@@ -136,7 +136,7 @@ fi
 
 if stage_on 7; then
   log "stage 7: pathways"
-  ./local/pathways.sh --size "$size" --device "$device" --epochs "$epochs" --lang "$lang"
+  ./local/pathways.sh --size "$size" --device "$device" --lang "$lang"
 fi
 
 if stage_on 8; then

@@ -122,3 +122,29 @@ def test_prune_cli_reports_bad_options(tmp_path, dense, asrkit_cli):
     proc = asrkit_cli("prune", "--method", "pathways", "--model", str(model), "--sparsity", "0.5",
                       "--train-data", str(train), "--out-dir", str(tmp_path / "y"), "--masks-from", str(tmp_path / "z"))
     assert proc.returncode == 1 and "no mask files" in proc.stderr
+
+
+def test_export_of_a_transducer_drops_its_auxiliary_ctc_layer(tmp_path):
+    from asrkit.models import build_model
+    from asrkit.pruning.masks import magnitude_mask, pack_mask, prunable_parameters
+    from asrkit.pruning.prune import export_language
+    from asrkit.training.checkpoint import atomic_torch_save, make_model_file
+
+    conf = {"encoder": {"type": "emformer", "d_model": 8, "num_layers": 1, "num_heads": 2, "ffn_dim": 8,
+                        "segment_length": 2, "left_context": 2, "right_context": 1, "stride": 2, "dropout": 0.0},
+            "head": {"type": "mtl"}, "predictor": {"embed_dim": 4, "hidden_dim": 6, "dropout": 0.0},
+            "joiner": {"dim": 8}, "aux_ctc": {"weight": 0.3}}
+    torch.manual_seed(0)
+    model = build_model(conf, feat_dim=5, vocab_sizes={"en": 6, "de": 7}).eval()
+    mask = magnitude_mask(prunable_parameters(model), 0.5)
+    meta = {"model_conf": model.conf, "feat_dim": 5, "vocab_sizes": {"en": 6, "de": 7}, "languages": ["en", "de"],
+            "pathways": {"method": "pathways", "masks": {"en": pack_mask(mask), "de": pack_mask(mask)}}}
+    atomic_torch_save(make_model_file(model, meta=meta), tmp_path / "pw.pt")
+    info = export_language(tmp_path / "pw.pt", "en", tmp_path / "en.pt")
+    small, small_meta = load_model(tmp_path / "en.pt")
+    assert small.ctc_head is None and "aux_ctc" not in small_meta["model_conf"]
+    assert not any(k.startswith("ctc_head.") for k in read_model_file(tmp_path / "en.pt")["state_dict"])
+    assert info["params"] == sum(p.numel() for p in small.parameters())
+    with torch.no_grad():
+        enc, _ = small.encode(torch.randn(1, 12, 5), torch.tensor([12]))
+    assert enc.shape[-1] == 8

@@ -460,13 +460,13 @@ def job_signature(data_dir: Path, model_digest: str, opts: DecodeOptions) -> str
 
 
 def _archives(scp_text: str) -> set[str]:
-    from asrkit.kaldi.table import _split_offset, _split_range
+    from asrkit.kaldi.table import split_offset, split_range
 
     arks = set()
     for line in scp_text.splitlines():
         parts = line.split(maxsplit=1)
         if len(parts) == 2 and not parts[1].rstrip().endswith("|"):
-            arks.add(_split_offset(_split_range(parts[1].strip())[0])[0])
+            arks.add(split_offset(split_range(parts[1].strip())[0])[0])
     return arks
 
 

@@ -76,7 +76,7 @@ class _StrictStream:
 # Reading one object
 # ------------------------------------------------------------------------------------------------
 
-def _read_key(f) -> str | None:
+def read_key(f) -> str | None:
     """Read `<key><space>` from an archive; None at a clean end of file."""
     buf = bytearray()
     while True:
@@ -189,14 +189,14 @@ def _describe(e: BaseException) -> str:
 # rxfilenames: path, path:offset, path:offset[range], command |
 # ------------------------------------------------------------------------------------------------
 
-def _split_range(rxfilename: str) -> tuple[str, str | None]:
+def split_range(rxfilename: str) -> tuple[str, str | None]:
     m = _RANGE_RE.match(rxfilename)
     if m and not rxfilename.rstrip().endswith("|"):
         return m.group(1), m.group(2)
     return rxfilename, None
 
 
-def _split_offset(rxfilename: str) -> tuple[str, int | None]:
+def split_offset(rxfilename: str) -> tuple[str, int | None]:
     """Kaldi's ClassifyRxfilename rule: a trailing `:<digits>` is a byte offset."""
     m = _OFFSET_RE.match(rxfilename)
     if m:
@@ -338,7 +338,7 @@ def iter_ark(rxfilename: str) -> Iterator[tuple[str, object]]:
         prev = None
         while True:
             try:
-                key = _read_key(f)
+                key = read_key(f)
             except _Truncated as e:
                 after = f" after key '{prev}'" if prev else ""
                 raise FormatError(rxfilename, f"truncated archive{after}: {e}") from None
@@ -352,14 +352,14 @@ def iter_ark(rxfilename: str) -> Iterator[tuple[str, object]]:
             yield key, obj
 
 
-class _ScpEntry:
+class ScpEntry:
     __slots__ = ("key", "rxfilename", "line")
 
     def __init__(self, key: str, rxfilename: str, line: int):
         self.key, self.rxfilename, self.line = key, rxfilename, line
 
 
-def _parse_scp(path: str | os.PathLike) -> list[_ScpEntry]:
+def parse_scp(path: str | os.PathLike) -> list[ScpEntry]:
     entries = []
     for lineno, line in iter_lines(path):
         parts = line.strip().split(maxsplit=1)
@@ -367,7 +367,7 @@ def _parse_scp(path: str | os.PathLike) -> list[_ScpEntry]:
             raise FormatError(path, "empty line", lineno)
         if len(parts) != 2:
             raise FormatError(path, f"expected '<key> <rxfilename>', found '{line.strip()}'", lineno)
-        entries.append(_ScpEntry(parts[0], parts[1].strip(), lineno))
+        entries.append(ScpEntry(parts[0], parts[1].strip(), lineno))
     return entries
 
 
@@ -401,13 +401,13 @@ class _FileCache:
 
 def _read_entry(rxfilename: str, files: _FileCache | None):
     """Read the object an scp entry points to. Raises the _READ_ERRORS or OSError."""
-    rx, range_spec = _split_range(rxfilename)
+    rx, range_spec = split_range(rxfilename)
     if rx.endswith("|"):
         with _open_rx(rx) as f:
             obj = _read_object(f)
             f.read()  # drain, so the command is not killed by SIGPIPE before we check its status
     else:
-        path, offset = _split_offset(rx)
+        path, offset = split_offset(rx)
         if offset is not None and not os.path.exists(path) and os.path.exists(rx):
             path, offset = rx, None  # a file whose name really ends in :<digits>
         if files is not None:
@@ -438,7 +438,7 @@ def iter_scp(scp_path: str | os.PathLike, *, permissive: bool = False) -> Iterat
     """
     files = _FileCache(max_open=4)
     try:
-        for entry in _parse_scp(scp_path):
+        for entry in parse_scp(scp_path):
             try:
                 obj = _read_entry(entry.rxfilename, files)
             except (OSError, AsrkitError, *_READ_ERRORS) as e:
@@ -452,7 +452,7 @@ def iter_scp(scp_path: str | os.PathLike, *, permissive: bool = False) -> Iterat
         files.close()
 
 
-def _entry_error(scp_path, entry: _ScpEntry, e: BaseException) -> FormatError:
+def _entry_error(scp_path, entry: ScpEntry, e: BaseException) -> FormatError:
     if isinstance(e, FileNotFoundError):
         why = f"cannot open '{e.filename}': no such file"
     elif isinstance(e, OSError):
@@ -517,8 +517,8 @@ class ScpTable(Mapping):
 
     def __init__(self, scp_path: str | os.PathLike):
         self.path = Path(scp_path)
-        self._entries: dict[str, _ScpEntry] = {}
-        for entry in _parse_scp(self.path):
+        self._entries: dict[str, ScpEntry] = {}
+        for entry in parse_scp(self.path):
             if entry.key in self._entries:
                 first = self._entries[entry.key].line
                 raise FormatError(self.path, f"duplicate key '{entry.key}' (first on line {first})", entry.line)
@@ -803,7 +803,7 @@ def merge_scp(part_scps: Iterable[str | os.PathLike], out_scp: str | os.PathLike
     merged: dict[str, tuple[str, Path, int]] = {}
     for part in part_scps:
         part = Path(part)
-        for entry in _parse_scp(part):
+        for entry in parse_scp(part):
             if entry.key in merged:
                 _, other, other_line = merged[entry.key]
                 raise FormatError(part, f"duplicate key '{entry.key}' (also in {other}:{other_line})", entry.line)

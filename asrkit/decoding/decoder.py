@@ -575,11 +575,13 @@ def open_data(data_dir: Path, meta: dict, lang: str = "auto"):
 
     `lang` other than "auto" sets the language of every utterance.
     """
+    from asrkit.features.cmvn import model_cmvn
     from asrkit.training.data import AsrDataset
     from asrkit.training.sampler import UttInfo
 
     dataset = AsrDataset([data_dir], target_kinds=(), norm_vars=bool((meta.get("cmvn") or {}).get("norm_vars")),
-                         default_lang=default_language(meta, lang), expected_feat_dim=meta.get("feat_dim"))
+                         default_lang=default_language(meta, lang), expected_feat_dim=meta.get("feat_dim"),
+                         global_cmvn=model_cmvn(meta))
     if lang != "auto":
         dataset.utt_lang = {u.key: lang for u in dataset.utts}
         dataset.utts = [UttInfo(u.key, lang, u.num_frames) for u in dataset.utts]

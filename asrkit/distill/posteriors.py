@@ -485,6 +485,7 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
 
     import torch
 
+    from asrkit.features.cmvn import model_cmvn
     from asrkit.fileio import atomic_write
     from asrkit.kaldi.table import COMPRESSION_TWO_BYTE, ArkScpWriter
     from asrkit.logutil import job_log, versions
@@ -501,7 +502,8 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
         jlog.info("options: %s", opts.describe())
         jlog.info("job signature %s", job.signature)
         dataset = AsrDataset([job.split_dir], target_kinds=(), norm_vars=bool(teacher.meta["cmvn"]["norm_vars"]),
-                             default_lang=teacher.default_lang(), expected_feat_dim=teacher.meta.get("feat_dim"))
+                             default_lang=teacher.default_lang(), expected_feat_dim=teacher.meta.get("feat_dim"),
+                             global_cmvn=model_cmvn(teacher.meta))
         unknown = sorted(set(dataset.languages) - set(teacher.languages))
         if unknown and "all" not in teacher.languages:
             first = next(k for k, v in dataset.utt_lang.items() if v == unknown[0])

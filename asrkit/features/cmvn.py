@@ -9,12 +9,13 @@ the whole set; `apply_cmvn` normalises features with them when they are loaded.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from asrkit.errors import AsrkitError, DataDirError
+from asrkit.errors import AsrkitError, DataDirError, FormatError
 
 # Kaldi's variance floor in ApplyCmvn.
 _VAR_FLOOR = 1.0e-20
@@ -236,7 +237,49 @@ def read_cmvn_stats(data_dir: str | os.PathLike) -> dict[str, np.ndarray] | np.n
     raise DataDirError(f"{data_dir}: no cmvn.scp or cmvn.ark (run `asrkit compute-cmvn {data_dir}`)")
 
 
+def training_cmvn(data_dirs: Sequence[str | os.PathLike]) -> np.ndarray | None:
+    """How training data dirs want their features normalised: None for per-speaker CMVN (`cmvn.scp`)
+    or none at all, or the summed global stats `(2, dim + 1)` when every dir has only a global
+    `cmvn.ark` (`compute-cmvn --global`). The trainer records global stats in the model file, and
+    validation, decode and dump-posteriors apply those same training stats to every utterance
+    (as Kaldi-style global-CMVN recipes apply the training set's cmvn.ark to every set).
+
+    Raises:
+        DataDirError: the dirs differ in kind (some per speaker, some global, some without CMVN),
+            which would train on differently normalised features; the message names each dir's kind.
+    """
+    import kaldiio
+
+    kinds = {}
+    for d in map(Path, data_dirs):
+        kinds[d] = "per-speaker" if (d / "cmvn.scp").is_file() else "global" if (d / "cmvn.ark").is_file() else "none"
+    if len(set(kinds.values())) > 1:
+        raise DataDirError("training data dirs differ in CMVN (" + ", ".join(f"{d}: {k}" for d, k in kinds.items())
+                           + "); run `asrkit compute-cmvn` the same way on each")
+    if not kinds or next(iter(kinds.values())) != "global":
+        return None
+    total = None
+    for d in kinds:
+        try:
+            stats = np.asarray(kaldiio.load_mat(str(d / "cmvn.ark")), dtype=np.float64)
+        except Exception as e:  # kaldiio raises several types on a bad file
+            raise FormatError(d / "cmvn.ark", f"not a Kaldi matrix: {e}") from None
+        if stats.ndim != 2 or stats.shape[0] != 2 or stats.shape[1] < 2:
+            raise FormatError(d / "cmvn.ark", f"CMVN stats must be a (2, dim + 1) matrix, not {stats.shape}")
+        if total is not None and stats.shape != total.shape:
+            raise DataDirError(f"{d}/cmvn.ark: stats of dimension {stats.shape[1] - 1}, but "
+                               f"{next(iter(kinds))}/cmvn.ark has {total.shape[1] - 1}")
+        total = stats if total is None else total + stats
+    return total
+
+
+def model_cmvn(meta: Mapping) -> np.ndarray | None:
+    """The global CMVN stats a model file recorded (None: per-speaker stats of the data, or none)."""
+    stats = (meta.get("cmvn") or {}).get("global_stats")
+    return None if stats is None else np.asarray(stats, dtype=np.float64)
+
+
 __all__ = [
     "CmvnResult", "acc_cmvn_stats", "apply_cmvn", "compute_cmvn", "compute_cmvn_stats",
-    "init_cmvn_stats", "read_cmvn_stats",
+    "init_cmvn_stats", "model_cmvn", "read_cmvn_stats", "training_cmvn",
 ]

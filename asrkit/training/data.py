@@ -54,6 +54,8 @@ class AsrDataset:
 
     Args:
         data_dirs: data dirs with feats.scp (and cmvn.scp + utt2spk for CMVN, utt2lang, text).
+        global_cmvn: `(2, dim + 1)` CMVN stats applied to every utterance instead of the dirs'
+            per-speaker `cmvn.scp` (a model trained with global CMVN: `features.cmvn.training_cmvn`).
         target_kinds: any of "text" (token ids by each language's tokenizer), "ali" (int frame
             labels), "post" (soft-target matrices); empty for features only. An utterance without
             every target is skipped.
@@ -72,7 +74,7 @@ class AsrDataset:
     def __init__(self, data_dirs: Sequence[str | os.PathLike], *, target_kinds: Sequence[str] = ("text",),
                  lang_dir=None, targets: dict[str, str] | None = None, norm_vars: bool = False,
                  default_lang: str | None = None, min_frames: int = 1, max_utt_frames: int | None = None,
-                 expected_feat_dim: int | None = None):
+                 expected_feat_dim: int | None = None, global_cmvn: np.ndarray | None = None):
         from asrkit.kaldi.table import load_table_scp
 
         self.data_dirs = [Path(d) for d in data_dirs]
@@ -80,6 +82,7 @@ class AsrDataset:
         targets = dict(targets or {})
         self.lang_dir = lang_dir
         self.norm_vars = norm_vars
+        self.global_cmvn = global_cmvn
         self.expected_feat_dim = expected_feat_dim
         self._feats: dict[str, object] = {}   # key -> lazy table holding it
         self._cmvn: dict[str, tuple[object, str]] = {}  # key -> (cmvn table, speaker)
@@ -103,7 +106,7 @@ class AsrDataset:
             text = read_table(d / "text") if "text" in self.target_kinds else {}
             cmvn = None
             utt2spk = None
-            if (d / "cmvn.scp").is_file():
+            if global_cmvn is None and (d / "cmvn.scp").is_file():
                 cmvn = load_table_scp(d / "cmvn.scp")
                 utt2spk = read_table(d / "utt2spk", num_fields=2)
             for key in feats.keys():
@@ -231,7 +234,9 @@ class AsrDataset:
         if self.expected_feat_dim is not None and (feats.ndim != 2 or feats.shape[1] != self.expected_feat_dim):
             raise AsrkitError(f"utterance '{key}': features of shape {feats.shape} do not fit the model, which "
                               f"expects dimension {self.expected_feat_dim} (made with other feature options?)")
-        if key in self._cmvn:
+        if self.global_cmvn is not None:
+            feats = apply_cmvn(feats, self.global_cmvn, norm_vars=self.norm_vars)
+        elif key in self._cmvn:
             table, spk = self._cmvn[key]
             try:
                 stats = table[spk]

@@ -82,11 +82,17 @@ def target_tables(conf: dict, valid: bool = False) -> dict[str, str]:
 
 def build_datasets(conf: dict, train_dirs, valid_dirs, lang_dir) -> tuple[AsrDataset, AsrDataset | None]:
     """The training and (optional) validation datasets."""
+    from asrkit.features.cmvn import training_cmvn
+
     kinds = target_kinds(conf)
     default_lang = lang_dir.languages[0] if lang_dir is not None and len(lang_dir.languages) == 1 else None
+    global_cmvn = training_cmvn(train_dirs)
+    if global_cmvn is not None:
+        log.info("CMVN: global stats of the training dirs (cmvn.ark, %d frames), for validation too",
+                 int(global_cmvn[0, -1]))
     common = dict(target_kinds=kinds, lang_dir=lang_dir, norm_vars=conf["data"]["norm_vars"],
                   default_lang=default_lang or ("all" if lang_dir is None else None),
-                  min_frames=conf["data"]["min_frames"])
+                  min_frames=conf["data"]["min_frames"], global_cmvn=global_cmvn)
     train = AsrDataset(train_dirs, targets=target_tables(conf), max_utt_frames=conf["data"]["max_utt_frames"], **common)
     valid = None
     if valid_dirs:
@@ -193,6 +199,18 @@ def autocast_context(conf: dict, device: torch.device):
     return contextlib.nullcontext()
 
 
+def cmvn_meta(conf: dict, train_dirs) -> dict:
+    """The model file's `cmvn` entry: `norm_vars`, and `global_stats` (a list of 2 rows) when the
+    training dirs use global CMVN, so that later stages apply the training stats."""
+    from asrkit.features.cmvn import training_cmvn
+
+    stats = training_cmvn(train_dirs) if train_dirs else None
+    meta = {"norm_vars": bool(conf["data"]["norm_vars"])}
+    if stats is not None:
+        meta["global_stats"] = stats.tolist()
+    return meta
+
+
 def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state: TrainState | None = None) -> dict:
     """What a model file records besides the weights, so later stages need only `--model`."""
     from asrkit.training.features_info import feature_settings
@@ -204,7 +222,7 @@ def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state:
         "languages": list(model.languages),
         "frame_subsampling": int(model.frame_subsampling),
         "objective": conf["objective"]["type"],
-        "cmvn": {"norm_vars": bool(conf["data"]["norm_vars"])},
+        "cmvn": cmvn_meta(conf, train_dirs),
         "features": feature_settings(train_dirs[0]) if train_dirs else None,
         "tokens": None,
     }

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from asrkit.errors import AsrkitError, ConfigError
+from asrkit.errors import AsrkitError, ConfigError, DataDirError
 from asrkit.text.tokenizer import make_lang_dir
 from asrkit.training.checkpoint import load_model, read_model_file, tokenizers_from_meta
 from asrkit.training.config import load_config
@@ -164,3 +164,31 @@ def test_init_from_a_model_with_other_feature_dim_fails_at_start(tmp_path, toy_d
     torch.save(obj, bad)
     with pytest.raises(ConfigError, match="takes 40-dim features but the training data has 12-dim"):
         _train(tmp_path, toy_data, "tr", [f"training.init_from={bad}"], epochs=1)
+
+
+def test_global_cmvn_is_recorded_and_applied_by_decode(tmp_path, toy_data):
+    from asrkit.decoding.decoder import open_data
+    from asrkit.features.cmvn import apply_cmvn, compute_cmvn, training_cmvn
+
+    train_dir, valid_dir = toy_data
+    for d in (train_dir, valid_dir):
+        (d / "cmvn.scp").unlink()
+        (d / "cmvn.ark").unlink()
+    compute_cmvn(train_dir, global_stats=True)
+    stats = training_cmvn([train_dir])
+    assert stats.shape == (2, 13) and stats[0, -1] == sum(
+        int(line.split()[1]) for line in (train_dir / "utt2num_frames").read_text().splitlines())
+    out, final = _train(tmp_path, toy_data, "global", epochs=1)
+    meta = read_model_file(final)
+    np.testing.assert_array_equal(np.asarray(meta["cmvn"]["global_stats"]), stats)
+    # Decoding the validation dir (no CMVN files of its own) applies the training stats.
+    dataset = open_data(valid_dir, meta)
+    key = dataset.utts[0].key
+    raw = kaldiio.load_scp(str(valid_dir / "feats.scp"))[key]
+    np.testing.assert_array_equal(dataset.load_feats(key), apply_cmvn(np.asarray(raw, dtype=np.float32), stats))
+    # Dirs that disagree (one per speaker, one global) are refused, naming both.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "cmvn.scp").write_text("")
+    with pytest.raises(DataDirError, match=r"training data dirs differ in CMVN \(.*: global, .*other: per-speaker\)"):
+        training_cmvn([train_dir, other])

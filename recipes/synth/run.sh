@@ -12,7 +12,7 @@
 #   7  pathways: dense RNN-T vs language-agnostic / monolingual / pathway pruning
 #   8  distillation: BLSTM teacher -> posteriors -> DNN student, vs the same DNN on hard targets
 #   9  decode and score every model      10  results table
-# --size demo finishes on a 2-core CPU in about 20 minutes; small and full are meant for one GPU;
+# --size demo finishes on a 2-core CPU in about 25 minutes; small and full are meant for one GPU;
 # tiny runs every stage in a few minutes for the tests (its numbers mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -149,6 +149,24 @@ def job_log_finished(path: str | os.PathLike, signature: str) -> bool:
     return any(f"job signature {signature}" in line for line in lines)
 
 
+def pending_jobs(specs: list, is_done, *, overwrite: bool, what: str,
+                 logger: logging.Logger | None = None) -> tuple[list, list[int]]:
+    """Split parallel job specs (each with a `.job` number) into those to run and the numbers of those
+    a re-run skips because `is_done(spec)` (outputs present, log ended with code 0 under the same
+    signature, see `job_log_finished`); with `overwrite` every job runs. Logs what it skips.
+    """
+    todo, done = [], []
+    for spec in specs:
+        if not overwrite and is_done(spec):
+            done.append(spec.job)
+        else:
+            todo.append(spec)
+    if done:
+        (logger or get_logger()).info("%s: %d of %d job(s) already done, skipping them (--overwrite to redo)",
+                                      what, len(done), len(specs))
+    return todo, done
+
+
 def check_device(device: str) -> str:
     """Validate a `--device` value (cpu, cuda, cuda:N) against what this machine has.
 

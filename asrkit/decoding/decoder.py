@@ -254,7 +254,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     log = get_logger("decode")
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     command = command or command_line()
-    from asrkit.logutil import check_device
+    from asrkit.logutil import check_device, pending_jobs
 
     device = check_device(device)
     if search not in SEARCHES:
@@ -308,15 +308,9 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         log.info("decode: model %s (sha256 %s), data %s, %s", model_path, model_digest[:16], data_dir,
                  _describe_opts(opts, nj))
         start = time.time()
-        todo = []
-        for spec in specs:
-            if nj > 1 and not overwrite and job_is_done(spec):
-                result.jobs_reused.append(spec.job)
-            else:
-                todo.append(spec)
-        if result.jobs_reused:
-            log.info("decode: %d of %d jobs already done, reusing them (--overwrite to redo)",
-                     len(result.jobs_reused), len(specs))
+        # One job has no part to reuse: it writes the final outputs directly.
+        todo, result.jobs_reused = pending_jobs(specs, job_is_done, overwrite=overwrite or nj == 1, what="decode",
+                                                logger=log)
         results, errors = _run_jobs(todo, nj)
         result.jobs_run = [s.job for s in todo]
         if errors:

@@ -377,7 +377,7 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         raise ConfigError(f"--job must be in 1..{nj}, got {job}")
     if not (data_dir / "feats.scp").is_file():
         raise FileNotFoundError(2, "no features; run `asrkit make-feats` first", str(data_dir / "feats.scp"))
-    from asrkit.logutil import check_device
+    from asrkit.logutil import check_device, pending_jobs
 
     device = check_device(device)
     model_path = Path(model_path)
@@ -400,15 +400,8 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
                     job_signature(digest, opts, Path(s))) for j, s in enumerate(splits, start=1)]
     wanted = [jobs[job - 1]] if job is not None else jobs
     result = DumpResult(out_dir, None)
-    todo = []
-    for spec in wanted:
-        if not overwrite and job_is_done(spec):
-            result.jobs_skipped.append(spec.job)
-        else:
-            todo.append(spec)
-    if result.jobs_skipped:
-        log.info("dump-posteriors: %d of %d job(s) already done, skipping them (--overwrite to redo)",
-                 len(result.jobs_skipped), len(wanted))
+    todo, result.jobs_skipped = pending_jobs(wanted, job_is_done, overwrite=overwrite, what="dump-posteriors",
+                                             logger=log)
     if todo:
         teacher = _Teacher(model_path, device, opts, frame_rate_of)
         for spec in todo:

@@ -102,7 +102,7 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     if nj < 1:
         raise ConfigError(f"--nj must be at least 1 (got {nj})")
     opts = load_feature_options(feat_type, conf, options)
-    from asrkit.logutil import check_device
+    from asrkit.logutil import check_device, pending_jobs
 
     device = check_device(device)
     if batch_seconds is None:
@@ -128,15 +128,7 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
             compress=compress, batch_seconds=float(batch_seconds),
             signature=job_signature(Path(split_dir), opts, compress), command=command, threads=threads))
     result = MakeFeatsResult(data_dir / "feats.scp", data_dir / "utt2num_frames", feat_dir)
-    todo = []
-    for spec in specs:
-        if not overwrite and job_is_done(spec):
-            result.jobs_skipped.append(spec.job)
-        else:
-            todo.append(spec)
-    if result.jobs_skipped:
-        log.info("make-feats: %d of %d jobs already done, skipping them (--overwrite to redo)",
-                 len(result.jobs_skipped), len(specs))
+    todo, result.jobs_skipped = pending_jobs(specs, job_is_done, overwrite=overwrite, what="make-feats", logger=log)
     errors = _run_jobs(todo, nj, _total_utts(todo), progress)
     result.jobs_run = [s.job for s in todo]
     if errors:

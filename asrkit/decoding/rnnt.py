@@ -82,8 +82,9 @@ def _require_streaming(model) -> None:
 
 def rnnt_streaming_greedy(model, feats: Tensor, feat_lens: Tensor, lang: str,
                           max_symbols: int = MAX_SYMBOLS_PER_FRAME) -> list[list[int]]:
-    """Streaming greedy search: each utterance is encoded segment by segment (Emformer state carried)
-    and the search continues on each segment as it arrives.
+    """Streaming greedy search: the batch's utterances run as streams in lockstep, each encoded
+    segment by segment (Emformer state carried, `EmformerEncoder.stream_batch`), the search
+    continuing on each segment as it arrives. Per utterance this is what a single stream computes.
 
     Args / Returns: as `rnnt_greedy`.
 
@@ -91,15 +92,10 @@ def rnnt_streaming_greedy(model, feats: Tensor, feat_lens: Tensor, lang: str,
         ConfigError: the model's encoder cannot stream.
     """
     _require_streaming(model)
-    out = []
-    for i in range(feats.shape[0]):
-        n = int(feat_lens[i])
-        carry = _GreedyCarry(model, 1, lang, feats.device)
-        for chunk in model.encoder.stream(feats[i: i + 1, :n], n):
-            lens = torch.tensor([chunk.shape[1]], device=feats.device)
-            carry = _greedy_frames(model, chunk, lens, lang, carry, max_symbols)
-        out.append(carry.hyps[0])
-    return out
+    carry = _GreedyCarry(model, feats.shape[0], lang, feats.device)
+    for hidden, n_out in model.encoder.stream_batch(feats, feat_lens):
+        carry = _greedy_frames(model, hidden[:, : int(n_out.max())], n_out, lang, carry, max_symbols)
+    return carry.hyps
 
 
 class _BlankLastView(torch.nn.Module):

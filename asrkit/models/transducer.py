@@ -131,21 +131,44 @@ class EmformerEncoder(nn.Module):
             `(hidden (1, n, d_model), state)` with n the segment's valid output frames (`segment_length`
             until the end of the utterance).
         """
+        total = None if total_frames is None else torch.tensor([total_frames], device=window.device)
+        hidden, n_out, state = self.infer_batch(window, total, state)
+        return hidden[:, : int(n_out[0])], state
+
+    @torch.no_grad()
+    def infer_batch(self, window: Tensor, total_frames: Tensor | None, state: dict
+                    ) -> tuple[Tensor, Tensor, dict]:
+        """Encode the next segment of B streams in lockstep (the same segment index in each).
+
+        Args:
+            window: `(B, W, D)`, each stream's input frames from the segment's first frame on, `W <=
+                chunk_frames + lookahead_frames` (zero-padded to that size here).
+            total_frames: `(B,)` each stream's total input frames where its end is known (the last
+                windows) and -1 where it is not yet; None: no stream has ended.
+            state: from `init_stream()` or the previous call (updated and returned).
+
+        Returns:
+            `(hidden (B, segment_length, d_model), n_out (B,), state)`: `n_out` valid output frames
+            per stream (`segment_length` until its end, then fewer, then 0).
+        """
         size = self.chunk_frames + self.lookahead_frames
         if window.shape[1] > size:
             raise AsrkitError(f"a stream window has {window.shape[1]} frames; at most {size} fit")
+        b = window.shape[0]
         window = nn.functional.pad(window, (0, 0, 0, size - window.shape[1]))
         start = state["start"]  # output frame index of the segment's first frame
-        if total_frames is None:
-            valid = torch.tensor([size], device=window.device)
-            n_out = self.segment_length
-        else:
-            valid = torch.tensor([max(0, total_frames - start * self.subsampling)], device=window.device)
-            n_out = max(0, min(self.segment_length, int(self.output_lengths(valid)[0])))
+        full = torch.full((b,), size, device=window.device, dtype=torch.long)
+        seg = torch.full((b,), self.segment_length, device=window.device, dtype=torch.long)
+        valid, n_out = full, seg
+        if total_frames is not None:
+            ended = total_frames >= 0
+            left = (total_frames - start * self.subsampling).clamp(min=0)
+            valid = torch.where(ended, left, full)
+            n_out = torch.where(ended, torch.minimum(seg, self.output_lengths(left)), seg)
         x = self._project(window, valid.clamp(max=size), self.segment_length + self.right_context)
-        lengths = torch.tensor([self.segment_length + self.right_context], device=window.device)
+        lengths = torch.full((b,), self.segment_length + self.right_context, device=window.device)
         h, _, emformer_state = self.emformer.infer(x, lengths, state["emformer"])
-        return h[:, :n_out], {"emformer": emformer_state, "start": start + self.segment_length}
+        return h, n_out, {"emformer": emformer_state, "start": start + self.segment_length}
 
     def stream(self, feats: Tensor, num_frames: int) -> Iterator[Tensor]:
         """Encode one utterance segment by segment, as a stream would: yields `(1, n, d_model)` chunks
@@ -154,14 +177,27 @@ class EmformerEncoder(nn.Module):
         Args:
             feats: `(1, T, D)`, `num_frames <= T` of them valid.
         """
+        for hidden, n_out in self.stream_batch(feats[:, :num_frames], torch.tensor([num_frames])):
+            yield hidden[:, : int(n_out[0])]
+
+    def stream_batch(self, feats: Tensor, lens: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        """Encode B utterances as B streams in lockstep, one segment per step: yields
+        `(hidden (B, segment_length, d_model), n_out (B,))`, each stream's valid frames first. A
+        stream knows its end only when its window reaches it; one that has ended yields 0 frames
+        until the longest is done. Per stream, the output is that of `stream` (to float rounding).
+
+        Args:
+            feats: `(B, T, D)`; lens: `(B,)` valid frames of each.
+        """
         state = self.init_stream()
         step, look = self.chunk_frames, self.lookahead_frames
-        for begin in range(0, num_frames, step):
-            # A real stream knows the end only when the input stops: here when the window reaches it.
-            ended = begin + step + look >= num_frames
-            window = feats[:, begin: min(begin + step + look, num_frames)]
-            out, state = self.infer(window, num_frames if ended else None, state)
-            yield out
+        lens = lens.to(feats.device)
+        for begin in range(0, int(lens.max()), step):
+            window = feats[:, begin: begin + step + look]
+            ended = begin + step + look >= lens
+            total = torch.where(ended, lens, torch.full_like(lens, -1)) if bool(ended.any()) else None
+            hidden, n_out, state = self.infer_batch(window, total, state)
+            yield hidden, n_out
 
 
 class LstmPredictor(nn.Module):

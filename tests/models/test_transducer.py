@@ -70,6 +70,13 @@ def test_batched_full_and_streaming_encoder_outputs_agree():
             chunks = list(model.encoder.stream(feats[i: i + 1, :n], n))
             assert [c.shape[1] for c in chunks][:-1] == [3] * (len(chunks) - 1)  # one segment per step
             torch.testing.assert_close(torch.cat(chunks, 1)[0], hidden[i, : out_lens[i]], atol=1e-5, rtol=0)
+        # The three as streams in lockstep: each stream's valid frames are its own stream's output, and
+        # a stream that ended yields nothing more.
+        steps = list(model.encoder.stream_batch(feats, lens))
+        assert len(steps) == 4 and [int(n[2]) for _, n in steps] == [3, 0, 0, 0]
+        for i in range(3):
+            got = torch.cat([h[i, : int(n[i])] for h, n in steps])
+            torch.testing.assert_close(got, hidden[i, : out_lens[i]], atol=1e-5, rtol=0)
 
 
 def test_streaming_depends_only_on_the_past_and_right_context():

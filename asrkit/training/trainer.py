@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from asrkit.errors import AsrkitError, ConfigError
+from asrkit.models.heads import LinearHead
 from asrkit.training import checkpoint as ckpt
 from asrkit.training.config import save_config
 from asrkit.training.data import AsrDataset, Batch, batch_loader
@@ -234,6 +235,27 @@ def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state:
     return meta
 
 
+def check_mixed_batches(conf: dict, model) -> None:
+    """`data.language_homogeneous: false` (batches that mix languages) needs one output layer for
+    every language: a linear head over a joint token set (`asrkit make-lang --joint`), as ESPnet's
+    and icefall's multilingual recipes use. An mtl/lrmf head picks a layer per batch, and pathway
+    training a mask per batch.
+
+    Raises:
+        ConfigError: mixed batches with a per-language head, or with pathways.
+    """
+    if conf["data"]["language_homogeneous"]:
+        return
+    if not isinstance(_plain(model).head, LinearHead):
+        raise ConfigError(f"data.language_homogeneous: false needs one output layer for all languages "
+                          f"(model.head.type: linear, with a joint token set: asrkit make-lang --joint); a "
+                          f"'{conf['model']['head']['type']}' head has one per language, so each batch must "
+                          "hold one language")
+    if conf["training"].get("pathways"):
+        raise ConfigError("data.language_homogeneous: false cannot be used with training.pathways "
+                          "(each batch runs with one language's mask)")
+
+
 def _plain(model):
     return model.module if hasattr(model, "module") else model
 
@@ -288,14 +310,17 @@ def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
 
 
 def compute_loss(model, batch: Batch, objective, subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
-    """Forward a language-homogeneous batch and return (loss, stats) for the objective.
+    """Forward a batch and return (loss, stats) for the objective. A batch that mixes languages
+    needs a model with one output layer for all (a linear head: `check_mixed_batches`).
 
     A transducer computes its own loss from the token targets: `model(feats, feat_lens, lang,
     tokens=..., token_lens=...) -> (loss, normaliser)` (its forward calls `transducer_loss`).
     """
     lang = batch.lang
     if lang is None:
-        raise AsrkitError("a batch mixes languages; set data.language_homogeneous: true")
+        if not isinstance(_plain(model).head, LinearHead):
+            raise AsrkitError("a batch mixes languages; set data.language_homogeneous: true")
+        lang = batch.langs[0]  # a linear head's one output layer serves every language
     if objective is None:
         tokens, token_lens = batch.targets["text"]
         # Through forward (which calls transducer_loss), so that a DDP wrapper syncs the gradients.
@@ -453,6 +478,7 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     model = build_training_model(conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes, device=device)
     _log_param_counts(model)
     dconf = conf["data"]
+    check_mixed_batches(conf, model)
     plan = BatchPlan(train_ds.utts, max_frames=dconf["max_frames"], max_utts=dconf["max_utts"],
                      lang_sampling=dconf["lang_sampling"], lang_alpha=dconf["lang_alpha"],
                      homogeneous=dconf["language_homogeneous"], shuffle=dconf["shuffle"],

@@ -192,3 +192,32 @@ def test_global_cmvn_is_recorded_and_applied_by_decode(tmp_path, toy_data):
     (other / "cmvn.scp").write_text("")
     with pytest.raises(DataDirError, match=r"training data dirs differ in CMVN \(.*: global, .*other: per-speaker\)"):
         training_cmvn([train_dir, other])
+
+
+def test_mixed_language_batches_need_one_output_layer(tmp_path, toy_data, monkeypatch):
+    import asrkit.training.trainer as T
+
+    train_dir, valid_dir = toy_data
+    make_lang_dir([train_dir], tmp_path / "joint", token_type="char", joint=True)
+    mixed = ["data.language_homogeneous=false", "data.max_frames=400"]
+    seen = []
+    real = T.compute_loss
+
+    def spy(model, batch, *args, **kw):
+        seen.append(len(set(batch.langs)))
+        return real(model, batch, *args, **kw)
+
+    monkeypatch.setattr(T, "compute_loss", spy)
+    conf = load_config(None, [*DNN, "training.epochs=2", "model.head={type: linear}", *mixed])
+    final = run_training(conf, train_dirs=[train_dir], valid_dirs=[valid_dir], lang_dir=str(tmp_path / "joint"),
+                         out_dir=tmp_path / "mixed")
+    assert max(seen) == 2  # batches did mix en and de
+    sizes = read_model_file(final)["vocab_sizes"]
+    assert sorted(sizes) == ["de", "en"] and len(set(sizes.values())) == 1  # one joint token set
+    losses = _valid_losses(tmp_path / "mixed")
+    assert losses[-1] < losses[0]
+    make_lang_dir([train_dir], tmp_path / "lang_mtl", token_type="char")
+    conf = load_config(None, [*DNN, "training.epochs=1", "model.head={type: mtl}", *mixed])
+    with pytest.raises(ConfigError, match="data.language_homogeneous: false needs one output layer for all "
+                                          "languages .* a 'mtl' head has one per language"):
+        run_training(conf, train_dirs=[train_dir], lang_dir=str(tmp_path / "lang_mtl"), out_dir=tmp_path / "bad")

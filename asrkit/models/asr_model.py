@@ -9,8 +9,9 @@ unknown keys and bad values with a ConfigError naming the key) and returns an `A
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from asrkit.errors import AsrkitError, ConfigError
@@ -244,14 +245,36 @@ class AsrModel(nn.Module):
                               f"(batch, time, {self.feat_dim})")
         return self.encoder(feats, feat_lens)
 
-    def forward(self, feats: Tensor, feat_lens: Tensor, lang: str) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, feat_lens: Tensor, lang: str | Sequence[str]) -> tuple[Tensor, Tensor]:
         """`feats (B, T, D)` float, `feat_lens (B,)` int64 -> unnormalised `logits (B, T', V_lang)`, `out_lens (B,)`.
+
+        `lang` may also be a list of B languages, one per utterance (a batch that mixes languages):
+        each utterance goes through its language's output layer and the logits are padded to the
+        largest vocabulary with -inf, so a softmax over an utterance's row is its language's
+        distribution (what CTC needs; the padded outputs get no probability and no gradient).
 
         Raises:
             ConfigError: `lang` has no output layer (the message lists the model's languages).
         """
         hidden, out_lens = self.encode(feats, feat_lens)
-        return self.head(hidden, lang), out_lens
+        if isinstance(lang, str):
+            return self.head(hidden, lang), out_lens
+        langs = list(lang)
+        if len(langs) != feats.shape[0]:
+            raise AsrkitError(f"{len(langs)} languages for a batch of {feats.shape[0]} utterances")
+        groups: dict[str, list[int]] = {}
+        for i, tag in enumerate(langs):
+            groups.setdefault(tag, []).append(i)
+        parts = {tag: self.head(hidden[idx], tag) for tag, idx in groups.items()}
+        if len(parts) == 1:
+            return next(iter(parts.values())), out_lens
+        width = max(p.shape[-1] for p in parts.values())
+        logits = hidden.new_full((*hidden.shape[:2], width), float("-inf"))
+        for tag, idx in groups.items():
+            index = torch.tensor(idx, device=hidden.device)
+            logits = logits.index_put((index,), nn.functional.pad(parts[tag], (0, width - parts[tag].shape[-1]),
+                                                                    value=float("-inf")))
+        return logits, out_lens
 
     def param_counts(self) -> dict[str, int | float]:
         """Parameter counts: `encoder`, `head/<lang>` (per-language layers), `head/shared`, `total`.

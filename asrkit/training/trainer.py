@@ -236,21 +236,24 @@ def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state:
 
 
 def check_mixed_batches(conf: dict, model) -> None:
-    """`data.language_homogeneous: false` (batches that mix languages) needs one output layer for
-    every language: a linear head over a joint token set (`asrkit make-lang --joint`), as ESPnet's
-    and icefall's multilingual recipes use. An mtl/lrmf head picks a layer per batch, and pathway
-    training a mask per batch.
+    """`data.language_homogeneous: false` (batches that mix languages) works with one output layer
+    for every language (a linear head over a joint token set, `asrkit make-lang --joint`, as ESPnet's
+    and icefall's multilingual recipes), or with per-language (mtl/lrmf) heads for a plain CTC
+    objective: each utterance goes through its language's layer, the logits padded with -inf. Not
+    with a transducer (per-language predictor embeddings), frame targets (ce/kl) over per-language
+    heads, or pathway training (a mask per batch).
 
     Raises:
-        ConfigError: mixed batches with a per-language head, or with pathways.
+        ConfigError: a setup that cannot take mixed batches, naming why.
     """
     if conf["data"]["language_homogeneous"]:
         return
-    if not isinstance(_plain(model).head, LinearHead):
-        raise ConfigError(f"data.language_homogeneous: false needs one output layer for all languages "
-                          f"(model.head.type: linear, with a joint token set: asrkit make-lang --joint); a "
-                          f"'{conf['model']['head']['type']}' head has one per language, so each batch must "
-                          "hold one language")
+    obj = conf["objective"]
+    if not isinstance(_plain(model).head, LinearHead) and (obj["type"] != "ctc" or obj.get("mix")):
+        raise ConfigError(f"data.language_homogeneous: false with a '{conf['model']['head']['type']}' head "
+                          f"(one output layer per language) works for objective ctc only, not "
+                          f"'{obj['type']}'{' with a mix' if obj.get('mix') else ''}; use a linear head over a "
+                          "joint token set (asrkit make-lang --joint) or keep batches language-homogeneous")
     if conf["training"].get("pathways"):
         raise ConfigError("data.language_homogeneous: false cannot be used with training.pathways "
                           "(each batch runs with one language's mask)")
@@ -311,16 +314,20 @@ def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
 
 def compute_loss(model, batch: Batch, objective, subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
     """Forward a batch and return (loss, stats) for the objective. A batch that mixes languages
-    needs a model with one output layer for all (a linear head: `check_mixed_batches`).
+    (`check_mixed_batches` says which setups allow it) goes through one output layer for all (a
+    linear head), or for CTC through each utterance's own layer (`AsrModel.forward` with a list).
 
     A transducer computes its own loss from the token targets: `model(feats, feat_lens, lang,
     tokens=..., token_lens=...) -> (loss, normaliser)` (its forward calls `transducer_loss`).
     """
     lang = batch.lang
     if lang is None:
-        if not isinstance(_plain(model).head, LinearHead):
+        if isinstance(_plain(model).head, LinearHead):
+            lang = batch.langs[0]  # its one output layer serves every language
+        elif objective is not None and objective.main["type"] == "ctc" and not objective.mix:
+            lang = batch.langs
+        else:
             raise AsrkitError("a batch mixes languages; set data.language_homogeneous: true")
-        lang = batch.langs[0]  # a linear head's one output layer serves every language
     if objective is None:
         tokens, token_lens = batch.targets["text"]
         # Through forward (which calls transducer_loss), so that a DDP wrapper syncs the gradients.

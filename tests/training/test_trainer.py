@@ -216,8 +216,37 @@ def test_mixed_language_batches_need_one_output_layer(tmp_path, toy_data, monkey
     assert sorted(sizes) == ["de", "en"] and len(set(sizes.values())) == 1  # one joint token set
     losses = _valid_losses(tmp_path / "mixed")
     assert losses[-1] < losses[0]
+    # Per-language (mtl) heads take mixed batches for CTC: each utterance through its own layer.
     make_lang_dir([train_dir], tmp_path / "lang_mtl", token_type="char")
-    conf = load_config(None, [*DNN, "training.epochs=1", "model.head={type: mtl}", *mixed])
-    with pytest.raises(ConfigError, match="data.language_homogeneous: false needs one output layer for all "
-                                          "languages .* a 'mtl' head has one per language"):
+    seen.clear()
+    conf = load_config(None, [*DNN, "training.epochs=2", "model.head={type: mtl}", *mixed])
+    final = run_training(conf, train_dirs=[train_dir], valid_dirs=[valid_dir], lang_dir=str(tmp_path / "lang_mtl"),
+                         out_dir=tmp_path / "mixed_mtl")
+    assert max(seen) == 2
+    losses = _valid_losses(tmp_path / "mixed_mtl")
+    assert losses[-1] < losses[0]
+    # ... and the mixed batch's loss is the utterance-weighted mean of its languages' own losses.
+    from asrkit.text.tokenizer import LangDir
+    from asrkit.training.data import AsrDataset, collate
+    from asrkit.training.trainer import build_objective, compute_loss
+
+    model, _ = load_model(final)
+    model.eval()
+    ds = AsrDataset([train_dir], lang_dir=LangDir.load(tmp_path / "lang_mtl"))
+    keys = [u.key for u in ds.utts if ds.utt_lang[u.key] == "en"][:2] + \
+        [u.key for u in ds.utts if ds.utt_lang[u.key] == "de"][:3]
+    objective = build_objective(conf["objective"])
+    with torch.no_grad():
+        mixed_loss, stats = compute_loss(model, collate([ds.load(k) for k in keys]), objective)
+        parts = [compute_loss(model, collate([ds.load(k) for k in ks]), objective)[0] * len(ks)
+                 for ks in (keys[:2], keys[2:])]
+    assert stats["normaliser"] == 5.0
+    torch.testing.assert_close(mixed_loss, sum(parts) / 5, rtol=1e-5, atol=1e-5)
+    # Frame targets over per-language heads cannot mix languages: refused up front, saying why.
+    ali = tmp_path / "ali.txt"
+    ali.write_text("".join(f"{u.key} 0\n" for u in ds.utts))
+    conf = load_config(None, [*DNN, "training.epochs=1", "model.head={type: mtl}", "objective.type=ce",
+                              f"objective.targets=ark,t:{ali}", *mixed])
+    with pytest.raises(ConfigError, match="data.language_homogeneous: false with a 'mtl' head .* works for "
+                                          "objective ctc only, not 'ce'"):
         run_training(conf, train_dirs=[train_dir], lang_dir=str(tmp_path / "lang_mtl"), out_dir=tmp_path / "bad")

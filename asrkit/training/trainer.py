@@ -200,20 +200,19 @@ def autocast_context(conf: dict, device: torch.device):
     return contextlib.nullcontext()
 
 
-def cmvn_meta(conf: dict, train_dirs) -> dict:
+def cmvn_meta(conf: dict, stats: np.ndarray | None) -> dict:
     """The model file's `cmvn` entry: `norm_vars`, and `global_stats` (a list of 2 rows) when the
-    training dirs use global CMVN, so that later stages apply the training stats."""
-    from asrkit.features.cmvn import training_cmvn
-
-    stats = training_cmvn(train_dirs) if train_dirs else None
+    training dirs use global CMVN (`stats`), so that later stages apply the training stats."""
     meta = {"norm_vars": bool(conf["data"]["norm_vars"])}
     if stats is not None:
         meta["global_stats"] = stats.tolist()
     return meta
 
 
-def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state: TrainState | None = None) -> dict:
-    """What a model file records besides the weights, so later stages need only `--model`."""
+def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state: TrainState | None = None,
+               global_cmvn: np.ndarray | None = None) -> dict:
+    """What a model file records besides the weights, so later stages need only `--model`.
+    `global_cmvn`: the training set's global CMVN stats (`AsrDataset.global_cmvn`), if any."""
     from asrkit.training.features_info import feature_settings
 
     meta = {
@@ -223,7 +222,7 @@ def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state:
         "languages": list(model.languages),
         "frame_subsampling": int(model.frame_subsampling),
         "objective": conf["objective"]["type"],
-        "cmvn": cmvn_meta(conf, train_dirs),
+        "cmvn": cmvn_meta(conf, global_cmvn),
         "features": feature_settings(train_dirs[0]) if train_dirs else None,
         "tokens": None,
     }
@@ -507,7 +506,8 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
         state = _restore(latest, model, optimizer, scheduler, ema, strategy, ctx)
         log.info("resumed from %s: step %d, epoch %d, batch %d", latest, state.step, state.epoch, state.batch_in_epoch)
     wrapped = strategy.wrap(model)
-    meta = lambda: model_meta(conf, model, feat_dim=feat_dim, lang_dir=lang, train_dirs=train_dirs, state=state)  # noqa: E731
+    meta = lambda: model_meta(conf, model, feat_dim=feat_dim, lang_dir=lang, train_dirs=train_dirs, state=state,  # noqa: E731
+                              global_cmvn=train_ds.global_cmvn)
     metrics = MetricsLog(out_dir, enabled=ctx.is_main)
     max_steps = tconf["max_steps"]
     stop = False

@@ -4,12 +4,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.asrkit-installed
+LOCK := requirements-lock.txt
+# The installer versions are pinned too: a new pip or uv must not change what gets installed.
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps test lint clean help demo bench bench-feats bench-train bench-decode
+.PHONY: install lock sysdeps test lint clean help demo bench bench-feats bench-train bench-decode
 
 help:
-	@echo "make install   create $(VENV) and install asrkit with its dev tools"
+	@echo "make install   create $(VENV) and install asrkit with its dev tools, exactly as $(LOCK) says"
+	@echo "make lock      regenerate $(LOCK) from pyproject.toml's version ranges"
 	@echo "make test      install if needed, then run the whole test suite"
 	@echo "make lint      ruff over the package and the tests"
 	@echo "make demo      run recipes/synth/run.sh --size demo: every stage on the offline corpus, then a WER table"
@@ -17,12 +22,28 @@ help:
 
 install: $(STAMP)
 
-# Re-installs only when the package metadata changes, so a second `make install` is a no-op.
-$(STAMP): pyproject.toml
+# Every package at the exact version (and file hash) in $(LOCK): a fresh clone installs what the
+# tests ran with, whatever the package index publishes next. asrkit itself is installed without
+# dependencies and without build isolation, so no unlocked build tool is fetched either. The install
+# ends with the smoke check (torch, torchaudio's compiled ops, sentencepiece, kaldiio): a broken
+# pair stops here with one line. (setuptools' generic "Editable installation" warning is silenced.)
+# Re-installs only when the package metadata or the lock changes.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	$(PY) -m asrkit.envcheck
 	@touch $(STAMP)
+
+# Regenerate $(LOCK) from pyproject.toml's ranges (newest versions that satisfy them, for every
+# Python >= 3.10 and platform, with hashes). Run the tests and `make bench` before committing it.
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.10 --extra dev --generate-hashes \
+		--no-emit-index-url --custom-compile-command "make lock" -o $(LOCK) pyproject.toml
 
 # Optional command-line tools some tests and recipes use (sox for wav.scp pipes); best effort.
 sysdeps:

@@ -14,6 +14,16 @@ REPO = Path(__file__).resolve().parents[1]
 KALDI_FIXTURES = REPO / "tests" / "fixtures" / "kaldi"
 
 
+def pytest_sessionstart(session) -> None:
+    """Before any test: the install smoke check, so a broken torch/torchaudio pair is one line, not
+    hundreds of failing tests."""
+    from asrkit.envcheck import check_environment
+
+    problem = check_environment()
+    if problem:
+        pytest.exit(problem, returncode=1)
+
+
 @pytest.fixture
 def kaldi_fixtures() -> Path:
     """The read-only folder of real Kaldi outputs (see its KALDI_COMMANDS.txt)."""

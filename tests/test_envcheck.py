@@ -1,0 +1,76 @@
+"""The install smoke check (`python -m asrkit.envcheck`, run by `make install` and before the tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from importlib import metadata
+from pathlib import Path
+
+from asrkit import envcheck
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_envcheck(extra_path: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*([str(extra_path)] if extra_path else []), str(REPO)])
+    return subprocess.run([sys.executable, "-m", "asrkit.envcheck"], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_check_passes_in_this_environment():
+    assert envcheck.check_environment() is None
+
+
+def test_ok_line_names_the_versions():
+    proc = _run_envcheck()
+    assert proc.returncode == 0, proc.stderr
+    assert f"torch {metadata.version('torch')}" in proc.stdout
+    assert f"torchaudio {metadata.version('torchaudio')}" in proc.stdout
+
+
+def test_torchaudio_library_that_cannot_load_gives_one_line(tmp_path):
+    # A stand-in torchaudio that fails the way a torchaudio built for another torch does: torch's
+    # library loader wraps the dynamic linker's error. The real venv is left alone.
+    fake = tmp_path / "torchaudio"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(textwrap.dedent("""
+        try:
+            raise OSError("/venv/torchaudio/lib/libtorchaudio.so: undefined symbol: "
+                          "torch_exception_get_what_without_backtrace")
+        except OSError as e:
+            raise OSError("Could not load this library: /venv/torchaudio/lib/libtorchaudio.so") from e
+    """))
+    proc = _run_envcheck(tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith("asrkit install check failed: torchaudio's compiled ops")
+    assert f"torchaudio {metadata.version('torchaudio')}" in line
+    assert f"torch {metadata.version('torch')}" in line
+    assert "Could not load this library" in line
+    assert "undefined symbol: torch_exception_get_what_without_backtrace" in line
+    assert "make clean && make install" in line
+
+
+def test_missing_module_is_named(tmp_path, monkeypatch):
+    def boom():
+        raise ModuleNotFoundError("No module named 'sentencepiece'")
+
+    monkeypatch.setattr(envcheck, "CHECKS", [("sentencepiece", ("sentencepiece",), boom)])
+    problem = envcheck.check_environment()
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith("asrkit install check failed: sentencepiece (sentencepiece ")
+    assert "No module named 'sentencepiece'" in problem
+
+
+def test_wrong_result_is_a_failure(monkeypatch):
+    def wrong():
+        raise RuntimeError("compliance.kaldi.fbank gave shape (7, 23), expected (8, 23)")
+
+    monkeypatch.setattr(envcheck, "CHECKS", [("torchaudio", ("torchaudio",), wrong)])
+    assert "gave shape (7, 23)" in envcheck.check_environment()

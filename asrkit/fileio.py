@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from asrkit.errors import AsrkitError
+
 # Errors a write raises when the disk (or a quota, or a file-size limit) is full.
 _NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
@@ -83,17 +85,71 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         raise
 
 
-def _keep_mode(path: Path, tmp: Path) -> None:
-    # mkstemp creates 0600 files; outputs should get the usual umask-derived mode.
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    return umask
+
+
+def set_default_mode(path: str | os.PathLike, *, directory: bool = False) -> None:
+    """Give `path` the mode a plain `open()` / `mkdir()` would have: 0666 (0777 for a folder) less the umask.
+
+    mkstemp and mkdtemp create 0600 / 0700 entries; an output renamed into place must not keep that.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
+def _keep_mode(path: Path, tmp: Path) -> None:
+    set_default_mode(tmp)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_write(path) as f:
         f.write(text)
+
+
+def check_replaceable_dir(dst: str | os.PathLike, error: type[AsrkitError] = AsrkitError) -> None:
+    """Raise `error` unless the folder `dst` may be created or replaced by a staged write.
+
+    Every folder asrkit replaces whole goes through here (via `staged_dir`), so a stricter rule
+    (say, replace only folders asrkit made) needs changing in this one place.
+
+    Raises:
+        error: `dst` exists and is not a folder.
+    """
+    dst = Path(dst)
+    if dst.exists() and not dst.is_dir():
+        raise error(f"{dst}: exists and is not a directory")
+
+
+@contextlib.contextmanager
+def staged_dir(dst: str | os.PathLike, error: type[AsrkitError] = AsrkitError):
+    """Build a folder aside and put it in place in one rename: yields an empty temporary folder
+    beside `dst`; when the block ends without error it gets the umask's mode and replaces `dst`
+    whole (`replace_dir`); on an error it is removed and `dst` is untouched.
+
+    Args:
+        dst: the folder to create or replace; its parent is created if needed.
+        error: the exception class `check_replaceable_dir` raises (callers pick their domain's).
+
+    Raises:
+        error: `dst` exists and is not a folder.
+    """
+    import shutil
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    check_replaceable_dir(dst, error)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    try:
+        yield tmp
+        set_default_mode(tmp, directory=True)
+        replace_dir(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def replace_dir(tmp: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from asrkit.errors import AsrkitError, FormatError
+from asrkit.fileio import set_default_mode
 
 # ------------------------------------------------------------------------------------------------
 # Kaldi's Posterior format (src/hmm/posterior.cc: WritePosterior / ReadPosterior)
@@ -202,10 +203,8 @@ class PosteriorArkWriter:
                     f.flush()
                     os.fsync(f.fileno())
                     f.close()
-            umask = os.umask(0)
-            os.umask(umask)
             for tmp, final in zip(self._tmp, finals):
-                os.chmod(tmp, 0o666 & ~umask)
+                set_default_mode(tmp)
                 os.replace(tmp, final)
         except BaseException:
             self.abort(force=True)

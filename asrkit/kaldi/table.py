@@ -26,7 +26,7 @@ from kaldiio.matio import read_ascii_mat, read_kaldi, write_array
 from kaldiio.utils import MultiFileDescriptor
 
 from asrkit.errors import AsrkitError, FormatError
-from asrkit.fileio import atomic_write, naming_write_errors, tmp_path_for
+from asrkit.fileio import atomic_write, naming_write_errors, set_default_mode, tmp_path_for
 from asrkit.kaldi.textio import iter_lines, write_table
 from asrkit.logutil import get_logger
 
@@ -717,10 +717,10 @@ class ArkScpWriter:
                         f.flush()
                         os.fsync(f.fileno())
                         f.close()
-            _set_default_mode(self._ark_tmp)
+            set_default_mode(self._ark_tmp)
             os.replace(self._ark_tmp, self.ark_path)
             if self._scp_tmp is not None:
-                _set_default_mode(self._scp_tmp)
+                set_default_mode(self._scp_tmp)
                 os.replace(self._scp_tmp, self.scp_path)
         except BaseException:
             self._remove_tmp()
@@ -757,12 +757,6 @@ class ArkScpWriter:
         # A writer dropped without close() leaves no temporary files behind.
         with contextlib.suppress(Exception):
             self.abort()
-
-
-def _set_default_mode(path: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def write_int_vectors_gz(path: str | os.PathLike,

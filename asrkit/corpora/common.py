@@ -1,25 +1,23 @@
 """Shared pieces of the corpus preparers: input checks, audio probing, and writing a data dir.
 
 Every preparer (wsj, mls, commonvoice, librispeech) builds plain dicts (`wav.scp`, `text`,
-`utt2spk`, ...), then calls `write_data_dir`, which writes them C-sorted into a temporary folder,
-derives `spk2utt`, validates the result and renames it into place, so a killed run never leaves a
-half-written data dir.
+`utt2spk`, ...), then calls `write_data_dir`, which checks the corpus-level rules and hands them to
+the staged data-dir writer (`asrkit.kaldi.datadir.write_data_dir`): C-sorted into a temporary folder,
+`spk2utt` derived, validated, renamed into place, so a killed run never leaves a half-written data dir.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from asrkit.errors import AsrkitError, AudioError, DataDirError
-from asrkit.fileio import replace_dir
-from asrkit.kaldi.textio import c_sorted, write_table
+from asrkit.kaldi import datadir
+from asrkit.kaldi.textio import c_sorted
 from asrkit.logutil import get_logger
 
 logger = get_logger("asrkit.corpora")
@@ -167,15 +165,6 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.7g}"
 
 
-def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
-    """`{spk: [utt, ...]}` with speakers and their utterances in C-sort order
-    (what `utils/utt2spk_to_spk2utt.pl` gives for a sorted `utt2spk`)."""
-    spk2utt: dict[str, list[str]] = {}
-    for utt in c_sorted(utt2spk):
-        spk2utt.setdefault(utt2spk[utt], []).append(utt)
-    return {spk: spk2utt[spk] for spk in c_sorted(spk2utt)}
-
-
 def check_speaker_order(utt2spk: Mapping[str, str], where: str) -> None:
     """Check Kaldi's id rules: each speaker id prefixes its utterance ids, and sorting `utt2spk`
     by utterance also sorts it by speaker (`validate_data_dir.sh` runs `sort -k2 -C`).
@@ -237,33 +226,12 @@ def write_data_dir(dest: str | os.PathLike, tables: Mapping[str, Mapping[str, ob
     if dest.exists() and not overwrite:
         raise AsrkitError(f"{dest}: already exists (use --overwrite to replace it)")
     check_speaker_order(tables["utt2spk"], str(dest))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    try:
-        for name, table in tables.items():
-            write_table(tmp / name, table)
-        write_table(tmp / "spk2utt", utt2spk_to_spk2utt(tables["utt2spk"]))
-        _validate(tmp, dest, validate_options or {})
-        replace_dir(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # Validated before the rename, so an invalid dir never appears under its final name. Features
+    # come at the next stage, hence no_feats.
+    warnings = datadir.write_data_dir(dest, tables, validate={"no_feats": True, **(validate_options or {})},
+                                      error_prefix="prepared data dir fails validation: ")
+    for w in warnings:
+        logger.warning("%s", w)
     num_spk = len(set(tables["utt2spk"].values()))
     logger.info("wrote %s: %d utterances, %d speakers", dest, len(tables["utt2spk"]), num_spk)
     return dest
-
-
-def _validate(tmp: Path, dest: Path, options: Mapping[str, bool]) -> None:
-    # Validate before the rename, so an invalid dir never appears under its final name. Features
-    # come at the next stage, hence no_feats.
-    from asrkit.kaldi.datadir import validate_data_dir
-
-    try:
-        warnings = validate_data_dir(tmp, no_feats=True, **options)
-    except AsrkitError as e:
-        msg = str(e).replace(str(tmp), str(dest))
-        raise DataDirError(f"prepared data dir fails validation: {msg}") from None
-    for w in warnings:
-        logger.warning("%s", str(w).replace(str(tmp), str(dest)))
-
-

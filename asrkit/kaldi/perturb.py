@@ -9,15 +9,13 @@ asrkit.kaldi.wav reads with or without sox installed.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from asrkit.errors import ConfigError, DataDirError, FormatError
-from asrkit.fileio import replace_dir
-from asrkit.kaldi.textio import c_sorted, read_table, write_table
+from asrkit.kaldi.datadir import write_data_dir
+from asrkit.kaldi.textio import c_sorted, read_table
 from asrkit.logutil import get_logger
 
 log = get_logger(__name__)
@@ -289,8 +287,8 @@ def perturb_data_dir_speed(src: str | os.PathLike, dst: str | os.PathLike, facto
     Deviation from Kaldi: a segment ending at -1 (to the end of the recording) stays -1; Kaldi's awk
     would drop it.
 
-    The result is built in a temporary folder next to `dst`, validated
-    (`validate_data_dir --no-feats --no-text`) and renamed to `dst`, replacing an old `dst`.
+    The result is written by the staged data-dir writer: built in a temporary folder next to `dst`,
+    validated (`validate_data_dir --no-feats --no-text`) and renamed to `dst`, replacing an old `dst`.
 
     Args:
         src: the data dir to perturb (needs utt2spk and wav.scp).
@@ -332,31 +330,7 @@ def perturb_data_dir_speed(src: str | os.PathLike, dst: str | os.PathLike, facto
     result = _combine(parts) if len(parts) > 1 else {n: dict(sorted(t.items())) for n, t in parts[0].items()
                                                       if n in _COMBINED}
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
-    try:
-        for name, table in result.items():
-            write_table(tmp / name, table)
-        spk2utt: dict[str, list[str]] = {}
-        for utt, spk in result["utt2spk"].items():
-            spk2utt.setdefault(spk, []).append(utt)
-        write_table(tmp / "spk2utt", spk2utt, sort=False)  # utt2spk_to_spk2utt.pl keeps first-seen order
-        os.chmod(tmp, 0o777 & ~_umask())
-        if validate:
-            from asrkit.kaldi.datadir import validate_data_dir
-
-            for w in validate_data_dir(tmp, no_feats=True, no_text=True):
-                log.warning("%s", w.replace(str(tmp), str(dst)))
-        replace_dir(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    warnings = write_data_dir(dst, result, validate={"no_feats": True, "no_text": True} if validate else None)
+    for w in warnings:
+        log.warning("%s", w)
     log.info("generated speed-perturbed version (factors %s) of data in %s, in %s", " ".join(strings), src, dst)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-

@@ -155,3 +155,14 @@ def test_replaces_an_old_output(tmp_path, fixture_datadir):
     assert not (dst / "stale").exists()
     assert (dst / "utt2spk").read_text().splitlines()[0] == "sp1.1-spkA-en-001 sp1.1-spkA"
     assert np.isclose(float((dst / "utt2dur").read_text().split()[1]), 3.204875 / 1.1, atol=1e-5)
+
+
+def test_a_result_that_fails_validation_is_reported_under_its_own_name(tmp_path, fixture_datadir):
+    # The staged writer validates before the rename; the message names dst, not the temporary folder.
+    text = (fixture_datadir / "text").read_text().replace("spkA-en-002 ", "spkA-en-002 <s> ")
+    (fixture_datadir / "text").write_text(text)
+    dst = tmp_path / "sp"
+    with pytest.raises(DataDirError) as info:
+        perturb_data_dir_speed(fixture_datadir, dst, [0.9, 1.0])
+    assert str(info.value) == f"{dst}/text:2: illegal symbol '<s>'"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -8,17 +8,16 @@ one initialised library; parallel synthesis uses processes, never threads.
 The library is not stateless between utterances either: its wave generator carries phase, pitch
 flutter position and echo buffers from one `espeak_Synth` call to the next, so the same text comes
 out a few samples longer or shorter depending on what was said before. `EspeakLibrary.synthesize`
-therefore runs the library in a small server process that initialises it once and synthesises
-each utterance in a fork of itself (a copy-on-write snapshot of the fresh library): the output
-depends only on the arguments, which is what makes a corpus byte-identical whatever the order of
-utterances or the number of workers.
+therefore runs the library in a small server process (asrkit.corpora.espeak_server) that
+initialises it once and synthesises each utterance in a fork of itself (a copy-on-write snapshot
+of the fresh library): the output depends only on the arguments, which is what makes a corpus
+byte-identical whatever the order of utterances or the number of workers.
 """
 
 from __future__ import annotations
 
 import ctypes
 import io
-import json
 import re
 import shutil
 import struct
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from asrkit.corpora import espeak_server
 from asrkit.errors import AsrkitError, ConfigError
 
 #: Voice variants (files in espeak-ng-data/voices/!v) that sound like distinct, intelligible speakers.
@@ -175,98 +175,6 @@ def backend_version(backend: str = "auto") -> str:
     return f"binary {m.group(1) if m else out.strip()}"
 
 
-# The synthesis server: a minimal Python (run with -S: stdlib only, no numpy or torch mapped) that
-# initialises libespeak-ng once, then forks one child per request. Forking this small process costs
-# a few milliseconds, against tens for a worker that has torch loaded.
-# Request: <u32 length><UTF-8 JSON {text, voice, rate, pitch, range, seed}>.
-# Reply: <u8 status><u64 length><payload>: status 0 = little-endian int16 samples, 1 = error text.
-# At start the server sends one reply whose payload is the sample rate (status 0) or an error.
-_SERVER_SOURCE = r"""
-import ctypes, json, os, struct, sys
-def read_exact(fd, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = os.read(fd, n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-def reply(status, payload):
-    data = struct.pack("<BQ", status, len(payload)) + payload
-    while data:
-        data = data[os.write(1, data):]
-lib_path, data_parent = sys.argv[1], sys.argv[2]
-lib = ctypes.CDLL(lib_path)
-lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-libc = ctypes.CDLL(None)
-rate = lib.espeak_Initialize(2, 0, data_parent.encode(), 0x8000)  # AUDIO_OUTPUT_SYNCHRONOUS, DONT_EXIT
-if rate <= 0:
-    reply(1, ("espeak_Initialize failed (status %d)" % rate).encode())
-    sys.exit(1)
-chunks = []
-CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-def collect(wav, n, events):
-    if n > 0:
-        chunks.append(ctypes.string_at(wav, 2 * n))
-    return 0
-callback = CALLBACK(collect)
-lib.espeak_SetSynthCallback(callback)
-reply(0, struct.pack("<i", rate))
-def synthesize(req):
-    status = lib.espeak_SetVoiceByName(req["voice"].encode())
-    if status != 0:
-        return 1, ("eSpeak has no voice '%s' (status %d)" % (req["voice"], status)).encode()
-    for param in ("rate", "pitch", "range"):
-        lib.espeak_SetParameter({"rate": 1, "pitch": 3, "range": 4}[param], int(req[param]), 0)
-    # Breath noise draws from eSpeak's generator and, in Klatt voices, from libc rand().
-    lib.espeak_ng_SetRandSeed(int(req["seed"]))
-    libc.srand(int(req["seed"]) & 0xFFFFFFFF)
-    text = req["text"].encode("utf-8") + b"\0"
-    status = lib.espeak_Synth(text, len(text), 0, 1, 0, 1, None, None)  # POS_CHARACTER, CHARS_UTF8
-    if status != 0:
-        return 1, ("espeak_Synth failed (status %d)" % status).encode()
-    lib.espeak_Synchronize()
-    return 0, b"".join(chunks)
-while True:
-    head = read_exact(0, 4)
-    if head is None:
-        break
-    req = json.loads(read_exact(0, struct.unpack("<I", head)[0]).decode("utf-8"))
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            status, payload = synthesize(req)
-        except BaseException as e:
-            status, payload = 1, repr(e).encode()
-        data = struct.pack("<BQ", status, len(payload)) + payload
-        while data:
-            data = data[os.write(w, data):]
-        os._exit(0)
-    os.close(w)
-    parts = []
-    while True:
-        chunk = os.read(r, 1 << 20)
-        if not chunk:
-            break
-        parts.append(chunk)
-    os.close(r)
-    _, wait_status = os.waitpid(pid, 0)
-    data = b"".join(parts)
-    if len(data) >= 9 and len(data) == 9 + struct.unpack("<BQ", data[:9])[1]:
-        while data:
-            data = data[os.write(1, data):]
-    else:
-        reply(1, ("synthesis process died (wait status %d)" % wait_status).encode())
-"""
-
-
 class EspeakLibrary:
     """libespeak-ng from espeakng-loader, initialised once in a small server process of its own.
 
@@ -284,21 +192,23 @@ class EspeakLibrary:
         if paths is None:
             raise AsrkitError("espeakng-loader is not installed (pip install espeakng-loader)")
         lib_path, data_path = paths
+        # The server runs as `python -S -c SOURCE`: no site packages, nothing but the stdlib mapped.
         # The path given to espeak_Initialize is the folder that *contains* espeak-ng-data.
-        self._proc = subprocess.Popen([sys.executable, "-S", "-c", _SERVER_SOURCE, lib_path, str(Path(data_path).parent)],
+        source = Path(espeak_server.__file__).read_text(encoding="utf-8")
+        self._proc = subprocess.Popen([sys.executable, "-S", "-c", source, lib_path, str(Path(data_path).parent)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         status, payload = self._read_reply()
-        if status != 0:
+        if status != espeak_server.OK:
             self.close()
             raise AsrkitError(f"{lib_path}: cannot start libespeak-ng: {payload.decode('utf-8', 'replace')}")
         self.sample_rate: int = struct.unpack("<i", payload)[0]
 
     def _read_reply(self) -> tuple[int, bytes]:
-        head = self._proc.stdout.read(9)
-        if len(head) != 9:
+        head = self._proc.stdout.read(espeak_server.REPLY_HEADER.size)
+        if len(head) != espeak_server.REPLY_HEADER.size:
             err = self._proc.stderr.read().decode("utf-8", "replace").strip() if self._proc.poll() is not None else ""
             raise AsrkitError(f"eSpeak server stopped unexpectedly: {err or 'no reply'}")
-        status, length = struct.unpack("<BQ", head)
+        status, length = espeak_server.REPLY_HEADER.unpack(head)
         payload = self._proc.stdout.read(length)
         if len(payload) != length:
             raise AsrkitError("eSpeak server stopped in the middle of a reply")
@@ -314,12 +224,11 @@ class EspeakLibrary:
         """
         if self._proc is None:
             raise AsrkitError("eSpeak library closed")
-        request = json.dumps({"text": text, "voice": voice.name, "rate": voice.rate, "pitch": voice.pitch,
-                              "range": voice.pitch_range, "seed": int(seed)}).encode("utf-8")
-        self._proc.stdin.write(struct.pack("<I", len(request)) + request)
+        self._proc.stdin.write(espeak_server.encode_request(text, voice.name, voice.rate, voice.pitch,
+                                                            voice.pitch_range, seed))
         self._proc.stdin.flush()
         status, payload = self._read_reply()
-        if status != 0:
+        if status != espeak_server.OK:
             raise AsrkitError(f"eSpeak failed for voice {voice.name} and text {text!r}: "
                               f"{payload.decode('utf-8', 'replace')}")
         return np.frombuffer(payload, dtype="<i2").astype(np.int16)

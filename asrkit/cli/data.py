@@ -64,18 +64,22 @@ def fix(utt_extra_files: str, spk_extra_files: str, data_dir: str) -> None:
 @click.option("--spk-list", type=click.Path(exists=True, dir_okay=False), help="The speakers listed in this file.")
 @click.option("--utt-list", type=click.Path(exists=True, dir_okay=False), help="The utterances listed in this file.")
 @click.option("--hours", type=float, help="A random subset of about H hours (utt2dur or segments).")
+@click.option("--lang", metavar="L", help="The utterances whose utt2lang entry is L (asrkit's addition).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random selectors.")
 @click.argument("src", type=click.Path())
 @click.argument("dst", type=click.Path())
-def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_list, hours, seed, src, dst) -> None:
+def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_list, hours, lang, seed, src,
+           dst) -> None:
     """Copy a subset of the data dir SRC to DST (Kaldi's utils/subset_data_dir.sh); give exactly one selector.
 
     \b
-    Example (WSJ's train_si84_2kshort):
-      asrkit data subset --shortest 2000 data/train_si84 data/train_si84_2kshort
+    Examples:
+      asrkit data subset --shortest 2000 data/train_si84 data/train_si84_2kshort   # WSJ's 2kshort
+      asrkit data subset --lang de data/test data/test_de                          # one language
     """
     given = {"--first": first, "--last": last, "--shortest": shortest, "--per-spk": per_spk, "--speakers": speakers,
-             "--random": random_utts, "--spk-list": spk_list, "--utt-list": utt_list, "--hours": hours}
+             "--random": random_utts, "--spk-list": spk_list, "--utt-list": utt_list, "--hours": hours,
+             "--lang": lang}
     chosen = [name for name, value in given.items() if value is not None]
     if len(chosen) != 1:
         raise click.UsageError(f"give exactly one of {', '.join(given)} (got {', '.join(chosen) or 'none'})")
@@ -84,7 +88,7 @@ def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_
 
     setup_logging()
     subset_data_dir(src, dst, first=first, last=last, shortest=shortest, per_spk=per_spk, speakers=speakers,
-                    spk_list=spk_list, utt_list=utt_list, hours=hours, random_utts=random_utts, seed=seed)
+                    spk_list=spk_list, utt_list=utt_list, hours=hours, random_utts=random_utts, lang=lang, seed=seed)
 
 
 @data.command("split")

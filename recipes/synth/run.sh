@@ -86,8 +86,7 @@ if stage_on 1; then
   done
   # Per-language test sets (with their features) for the monolingual models of stage 7.
   for l in "${lang_list[@]}"; do
-    awk -v l="$l" '$2 == l {print $1}' data/test/utt2lang > "data/test/.utts_$l"
-    asrkit data subset --utt-list "data/test/.utts_$l" data/test "data/test_$l"
+    asrkit data subset --lang "$l" data/test "data/test_$l"
   done
 fi
 

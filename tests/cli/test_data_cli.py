@@ -100,6 +100,16 @@ def test_subset_split_combine_info(asrkit_cli, fixture_datadir, tmp_path):
     assert "  en: 2 utterances, 0.002 hours (5.84 s)" in proc.stdout.splitlines()
 
 
+def test_subset_by_language(asrkit_cli, fixture_datadir, tmp_path):
+    proc = asrkit_cli("data", "subset", "--lang", "fr", fixture_datadir, tmp_path / "fr")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "fr" / "utt2spk").read_text() == "spkC-fr-001 spkC\nspkC-fr-002 spkC\n"
+    assert_one_line_error(asrkit_cli("data", "subset", "--lang", "it", fixture_datadir, tmp_path / "it"),
+                          "data subset", "has language 'it' in utt2lang (languages there: de, en, fr)")
+    proc = asrkit_cli("data", "subset", "--lang", "fr", "--first", "1", fixture_datadir, tmp_path / "y")
+    assert proc.returncode == 2 and "--hours, --lang (got --first, --lang)" in proc.stderr
+
+
 def test_user_errors_are_one_line(asrkit_cli, fixture_datadir, tmp_path):
     assert_one_line_error(asrkit_cli("data", "split", fixture_datadir, "4"), "data split",
                           "number of speakers 3 is less than the number of parts 4")

@@ -1,4 +1,5 @@
-"""subset_data_dir: copy a selection of a data dir's utterances (Kaldi's `utils/subset_data_dir.sh`)."""
+"""subset_data_dir: copy a selection of a data dir's utterances (Kaldi's `utils/subset_data_dir.sh`),
+plus a per-language selector (`lang`) for multilingual dirs."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from asrkit.kaldi.datadir.files import (
     read_rows,
     read_tables,
     require_utt2spk,
+    two_fields,
     utt2spk_of,
     utt2spk_to_spk2utt,
 )
@@ -36,7 +38,7 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
                     last: int | None = None, shortest: int | None = None, per_spk: int | None = None,
                     speakers: int | None = None, spk_list: str | os.PathLike | None = None,
                     utt_list: str | os.PathLike | None = None, hours: float | None = None,
-                    random_utts: int | None = None, seed: int = 0) -> Path:
+                    random_utts: int | None = None, lang: str | None = None, seed: int = 0) -> Path:
     """Copy a subset of data dir `src` to `dst`, like Kaldi's `utils/subset_data_dir.sh`.
 
     Exactly one selector:
@@ -49,6 +51,8 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
         hours: a seeded random subset of about `hours` hours: utterances in shuffled order until the
             total reaches it (durations from utt2dur, else segments).
         random_utts: N utterances chosen at random (seeded), Kaldi's default mode.
+        lang: the utterances whose `utt2lang` entry is `lang` (an asrkit addition: the per-language
+            test sets of multilingual recipes).
 
     Every per-utterance, per-speaker and per-recording file is filtered; lines are copied
     unchanged. `dst` is built in a temporary folder and renamed into place, replacing an existing
@@ -59,12 +63,14 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
 
     Raises:
         ConfigError: zero or several selectors, or N < 1.
-        DataDirError: N larger than the source, an empty selection, or a bad source
+        DataDirError: N larger than the source, an empty selection (for `lang`: no utterance of that
+            language, naming the languages there are), `lang` without `utt2lang`, or a bad source
             (DataDirFileError names the file and line).
     """
     src, dst = Path(src), Path(dst)
     selectors = {"first": first, "last": last, "shortest": shortest, "per_spk": per_spk, "speakers": speakers,
-                 "spk_list": spk_list, "utt_list": utt_list, "hours": hours, "random_utts": random_utts}
+                 "spk_list": spk_list, "utt_list": utt_list, "hours": hours, "random_utts": random_utts,
+                 "lang": lang}
     chosen = [k for k, v in selectors.items() if v is not None]
     if len(chosen) != 1:
         raise ConfigError(f"subset_data_dir: give exactly one selector of {', '.join(selectors)} "
@@ -177,6 +183,19 @@ def _random_hours(src: _Source, hours: float, rng: random.Random) -> set[str]:
     return keep
 
 
+def _language(src: _Source, lang: str, rng: random.Random) -> set[str]:
+    path = src.dir / "utt2lang"
+    if "utt2lang" not in src.tables:
+        raise DataDirFileError(path, "no such file (selecting by language needs utt2lang)")
+    utt2lang = {row.key: two_fields(path, row, "language") for row in src.tables["utt2lang"]}
+    keep = {u for u in src.utt2spk if utt2lang.get(u) == lang}
+    if not keep:
+        have = ", ".join(c_sorted(set(utt2lang.values()))) or "none"
+        raise DataDirError(f"subset_data_dir: no utterance of {src.dir} has language '{lang}' in utt2lang "
+                           f"(languages there: {have})")
+    return keep
+
+
 def _durations(d: Path, tables: Mapping[str, list[Row]]) -> tuple[dict[str, float], str]:
     """Seconds per utterance from utt2dur, else segments (+ reco2dur for end = -1); and the source name."""
     if "utt2dur" in tables:
@@ -216,4 +235,4 @@ def _first_column(path: Path) -> set[str]:
 
 _SELECTORS = {"first": _first, "last": _last, "shortest": _shortest, "per_spk": _per_spk,
               "speakers": _whole_speakers, "spk_list": _spk_list, "utt_list": _utt_list, "hours": _random_hours,
-              "random_utts": _random_utts}
+              "random_utts": _random_utts, "lang": _language}

@@ -107,3 +107,28 @@ def test_subset_errors(fixture_datadir, tmp_path):
         subset_data_dir(fixture_datadir, tmp_path / "x", spk_list=tmp_path / "none.list")
     assert not (tmp_path / "x").exists()
 
+
+def test_subset_by_language(fixture_datadir, tmp_path):
+    write(fixture_datadir, "cmvn.scp", "spkA c.ark:1\nspkB c.ark:2\nspkC c.ark:3\n")
+    out = subset_data_dir(fixture_datadir, tmp_path / "de", lang="de")
+    assert utt_ids(out) == ["spkB-de-001", "spkB-de-002"]
+    assert lines(out, "utt2lang") == ["spkB-de-001 de", "spkB-de-002 de"]
+    assert lines(out, "cmvn.scp") == ["spkB c.ark:2"]
+    assert_valid(out, no_feats=True)
+    # The same as the awk + --utt-list the recipes used before.
+    write(tmp_path, "de.list", "".join(x.split()[0] + "\n" for x in lines(fixture_datadir, "utt2lang")
+                                       if x.split()[1] == "de"))
+    by_list = subset_data_dir(fixture_datadir, tmp_path / "de_list", utt_list=tmp_path / "de.list")
+    assert {p.name: p.read_bytes() for p in by_list.iterdir()} == {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def test_subset_by_language_errors(fixture_datadir, tmp_path):
+    with pytest.raises(DataDirError, match=r"no utterance of .* has language 'it' in utt2lang "
+                                           r"\(languages there: de, en, fr\)"):
+        subset_data_dir(fixture_datadir, tmp_path / "x", lang="it")
+    with pytest.raises(ConfigError, match="exactly one selector"):
+        subset_data_dir(fixture_datadir, tmp_path / "x", lang="de", first=1)
+    (fixture_datadir / "utt2lang").unlink()
+    with pytest.raises(DataDirError, match=r"utt2lang: no such file \(selecting by language needs utt2lang\)"):
+        subset_data_dir(fixture_datadir, tmp_path / "x", lang="de")
+    assert not (tmp_path / "x").exists()

@@ -86,19 +86,6 @@ done
 if [ "$device" = auto ]; then
   device=$("$(dirname "$(command -v asrkit)")/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
 fi
-[ "$device" = cuda ] && job_nj=1 || job_nj=$nj
-lang=data/lang_bpe$bpe_size
-
-train() {  # train NAME CONFIG [extra asrkit train options...]
-  local name=$1 config=$2; shift 2
-  local gpu_opts=()
-  [ "$ngpu" -gt 1 ] && gpu_opts=(--ngpu "$ngpu")
-  log "training exp/$name ($config)"
-  # shellcheck disable=SC2086
-  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" --set "training.device=$device" \
-    "${gpu_opts[@]}" $train_opts "$@"
-}
-
 if stage_on 0; then
   log "stage 0: MLS data dirs for ${lang_list[*]}"
   [ -n "$mls_root" ] || die "stage 0 needs --mls-root DIR (the folder holding mls_<language>/)"
@@ -116,60 +103,9 @@ if stage_on 0; then
   for d in train dev test; do asrkit data info "data/$d"; done
 fi
 
-if stage_on 1; then
-  log "stage 1: fbank features and CMVN"
-  for d in train dev test; do
-    asrkit make-feats "data/$d" --type fbank --conf conf/fbank.conf --nj "$nj" --compress --feat-dir fbank
-    asrkit compute-cmvn "data/$d" --feat-dir fbank
-  done
-  # Per-language test sets (with their features) for the monolingual pruned models of stage 5.
-  for iso in "${isos[@]}"; do
-    awk -v l="$iso" '$2 == l {print $1}' data/test/utt2lang > "data/test/.utts_$iso"
-    asrkit data subset --utt-list "data/test/.utts_$iso" data/test "data/test_$iso"
-  done
-fi
-
-if stage_on 2; then
-  log "stage 2: BPE tokens per language"
-  asrkit make-lang --type bpe --vocab-size "$bpe_size" --per-language data/train "$lang"
-fi
-
-if stage_on 3; then
-  train mtl_conformer conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev --lang "$lang"
-fi
-
-if stage_on 4; then
-  train lrmf_conformer conf/lrmf_conformer.yaml --train-data data/train --valid-data data/dev --lang "$lang"
-fi
-
-if stage_on 5; then
-  log "stage 5: pathways"
-  ./local/pathways.sh --train data/train --dev data/dev --lang-dir "$lang" --config conf/rnnt_emformer.yaml \
-    --exp exp/rnnt --device "$device" --sparsity "$sparsity" --train-opts "$train_opts"
-fi
-
-decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR
-  $decode_cmd asrkit decode --model "$1" --data "$2" --out-dir "$3" --search "$search" --beam "$beam" \
-    --nj "$job_nj" --device "$device"
-  asrkit score --data "$2" --decode-dir "$3"
-}
-
-if stage_on 6; then
-  log "stage 6: decode and score"
-  for exp in exp/*/; do
-    exp=${exp%/}
-    [ -f "$exp/final.pt" ] || continue
-    decode_score "$exp/final.pt" data/test "$exp/decode_${search}_test"
-  done
-  # Monolingual pruned models: each on its own language's test set.
-  for model in exp/rnnt_mono*/*/final.pt; do
-    [ -f "$model" ] || continue
-    iso=$(basename "$(dirname "$model")")
-    decode_score "$model" "data/test_$iso" "$(dirname "$model")/decode_${search}_test"
-  done
-fi
-
-if stage_on 7; then
-  log "stage 7: results"
-  asrkit results exp --markdown | tee exp/RESULTS.md
+# Stages 1-7 are the same for every multilingual corpus recipe: local/multilingual_stages.sh.
+if [ "$stop_stage" -ge 1 ]; then
+  ./local/multilingual_stages.sh --stage "$stage" --stop-stage "$stop_stage" --langs "$(IFS=,; echo "${isos[*]}")" \
+    --nj "$nj" --device "$device" --ngpu "$ngpu" --bpe-size "$bpe_size" --search "$search" --beam "$beam" \
+    --sparsity "$sparsity" --train-opts "$train_opts"
 fi

@@ -1,0 +1,1 @@
+../../mls/local/multilingual_stages.sh

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Stages 1-7 of the multilingual corpus recipes (recipes/mls, recipes/commonvoice): everything after
+# data prep is the same for both once data/{train,dev,test} exist and utt2lang holds the --langs codes.
+# Run from the recipe folder, as run.sh does:
+#   local/multilingual_stages.sh --langs de,fr,es --device cpu [options]
+#
+#   1  80-dim fbank + per-speaker CMVN; per-language test sets data/test_<lang>
+#   2  BPE tokens, one set per language (--bpe-size)
+#   3  MTL Conformer-CTC (conf/mtl_conformer.yaml)
+#   4  LRMF Conformer-CTC (conf/lrmf_conformer.yaml): shared rank-r A, per-language B
+#   5  pathways: dense Emformer RNN-T, then --sparsity three ways: monolingual, pathways,
+#      language-agnostic (local/pathways.sh, conf/rnnt_emformer.yaml)
+#   6  decode (--search) and score every model on data/test (per-language error rates), monolingual
+#      pruned models on their own language
+#   7  results table (asrkit results), also in exp/RESULTS.md
+set -euo pipefail
+. ./path.sh
+. ./cmd.sh
+
+stage=1
+stop_stage=7
+langs=                        # language codes as utt2lang writes them, comma-separated
+nj=8
+device=cpu                    # cpu|cuda (run.sh resolves auto)
+ngpu=1                        # >1: data-parallel training over this many GPUs
+bpe_size=300
+search=greedy                 # greedy|beam
+beam=8
+sparsity=0.7
+train_opts=                   # extra options for every `asrkit train`
+help_message="Usage: $0 --langs L1,L2,... [--stage N] [--stop-stage N] [--nj N] [--device cpu|cuda] [--ngpu N]
+       [--bpe-size N] [--search greedy|beam] [--beam N] [--sparsity S] [--train-opts OPTS]"
+. ./utils/parse_options.sh
+[ -n "$langs" ] || { echo "$0: --langs is required" >&2; exit 1; }
+
+log() { echo "$(date '+%F %T') $(basename "$0"): $*" >&2; }
+stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+IFS=, read -r -a lang_list <<< "$langs"
+[ "$device" = cuda ] && job_nj=1 || job_nj=$nj
+lang=data/lang_bpe$bpe_size
+
+train() {  # train NAME CONFIG [extra asrkit train options...]
+  local name=$1 config=$2; shift 2
+  local gpu_opts=()
+  [ "$ngpu" -gt 1 ] && gpu_opts=(--ngpu "$ngpu")
+  log "training exp/$name ($config)"
+  # shellcheck disable=SC2086
+  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" --set "training.device=$device" \
+    "${gpu_opts[@]}" $train_opts "$@"
+}
+
+if stage_on 1; then
+  log "stage 1: fbank features and CMVN"
+  for d in train dev test; do
+    asrkit make-feats "data/$d" --type fbank --conf conf/fbank.conf --nj "$nj" --compress --feat-dir fbank
+    asrkit compute-cmvn "data/$d" --feat-dir fbank
+  done
+  # Per-language test sets (with their features) for the monolingual pruned models of stage 5.
+  for l in "${lang_list[@]}"; do
+    asrkit data subset --lang "$l" data/test "data/test_$l"
+  done
+fi
+
+if stage_on 2; then
+  log "stage 2: BPE tokens per language"
+  asrkit make-lang --type bpe --vocab-size "$bpe_size" --per-language data/train "$lang"
+fi
+
+if stage_on 3; then
+  train mtl_conformer conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev --lang "$lang"
+fi
+
+if stage_on 4; then
+  train lrmf_conformer conf/lrmf_conformer.yaml --train-data data/train --valid-data data/dev --lang "$lang"
+fi
+
+if stage_on 5; then
+  log "stage 5: pathways"
+  ./local/pathways.sh --train data/train --dev data/dev --lang-dir "$lang" --config conf/rnnt_emformer.yaml \
+    --exp exp/rnnt --device "$device" --sparsity "$sparsity" --train-opts "$train_opts"
+fi
+
+decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR
+  $decode_cmd asrkit decode --model "$1" --data "$2" --out-dir "$3" --search "$search" --beam "$beam" \
+    --nj "$job_nj" --device "$device"
+  asrkit score --data "$2" --decode-dir "$3"
+}
+
+if stage_on 6; then
+  log "stage 6: decode and score"
+  for exp in exp/*/; do
+    exp=${exp%/}
+    [ -f "$exp/final.pt" ] || continue
+    decode_score "$exp/final.pt" data/test "$exp/decode_${search}_test"
+  done
+  # Monolingual pruned models: each on its own language's test set.
+  for model in exp/rnnt_mono*/*/final.pt; do
+    [ -f "$model" ] || continue
+    l=$(basename "$(dirname "$model")")
+    decode_score "$model" "data/test_$l" "$(dirname "$model")/decode_${search}_test"
+  done
+fi
+
+if stage_on 7; then
+  log "stage 7: results"
+  asrkit results exp --markdown | tee exp/RESULTS.md
+fi

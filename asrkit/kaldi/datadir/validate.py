@@ -69,24 +69,25 @@ def validate_data_dir(path: str | os.PathLike, *, no_feats: bool = False, no_tex
     d = Path(path)
     if not d.is_dir():
         raise DataDirError(f"{d}: no such data directory")
-    warnings: list[str] = []
-    ids = _check_speaker_maps(d, no_spk_sort, warnings)                                  # steps 1-5
-    _require_or_check(d / "text", no_text, "--no-text", lambda f: _check_text(f, ids.utts, non_print))  # 6
-    if (d / "segments").is_file() and not (d / "wav.scp").is_file():                     # 7
+    ids, warnings = _check_speaker_maps(d, no_spk_sort)                                 # steps 1-5
+    _require(d / "text", no_text, "--no-text")                                           # step 6
+    if (d / "text").is_file():
+        _check_text(d / "text", ids.utts, non_print)
+    if (d / "segments").is_file() and not (d / "wav.scp").is_file():                     # step 7
         raise DataDirFileError(d / "segments", "exists but there is no wav.scp")
-    _require_or_check(d / "wav.scp", no_wav, "--no-wav", lambda f: _check_recordings(d, ids, warnings))  # 8
-    _require_or_check(d / "feats.scp", no_feats, "--no-feats", lambda f: None)            # 9, checked below
-    for spec in FILES:                                                                   # steps 9-13
+    _require(d / "wav.scp", no_wav, "--no-wav")                                          # step 8
+    if (d / "wav.scp").is_file():
+        warnings += _check_recordings(d, ids)
+    _require(d / "feats.scp", no_feats, "--no-feats")                                    # steps 9-13
+    for spec in FILES:
         f = d / spec.name
         if spec.name not in _OWN_STEPS and f.is_file():
             warnings += _check_file(f, spec, ids)
     return warnings
 
 
-def _require_or_check(f: Path, optional: bool, option: str, check) -> None:
-    if f.is_file():
-        check(f)
-    elif not optional:
+def _require(f: Path, optional: bool, option: str) -> None:
+    if not optional and not f.is_file():
         raise DataDirFileError(f, f"no such file (if this is by design, use {option})")
 
 
@@ -104,9 +105,11 @@ def _check_file(f: Path, spec: KaldiFile, ids: _Ids) -> list[str]:
     return warnings
 
 
-def _check_speaker_maps(d: Path, no_spk_sort: bool, warnings: list[str]) -> _Ids:
+def _check_speaker_maps(d: Path, no_spk_sort: bool) -> tuple[_Ids, list[str]]:
     """Steps 1-5: utt2spk and spk2utt exist, utt2spk has two fields a line, both are sorted and
-    unique, utt2spk is sorted by speaker too (`sort -k2 -C`), and spk2utt expands back to utt2spk."""
+    unique, utt2spk is sorted by speaker too (`sort -k2 -C`), and spk2utt expands back to utt2spk.
+    Returns the utterance and speaker ids, and a warning if there is only one speaker."""
+    warnings = []
     for name in ("spk2utt", "utt2spk"):
         f = d / name
         if not f.is_file():
@@ -132,7 +135,7 @@ def _check_speaker_maps(d: Path, no_spk_sort: bool, warnings: list[str]) -> _Ids
                                        f"'{prev.fields[1]}' (make speaker-ids prefixes of utt-ids)", row.lineno)
     check_sorted_and_uniq(spk2utt_path, spk2utt_rows, spk2utt_nl)
     _check_spk2utt(spk2utt_path, spk2utt_rows, utt2spk_rows)
-    return _Ids(utts=[r.key for r in utt2spk_rows], speakers=[r.key for r in spk2utt_rows])
+    return _Ids(utts=[r.key for r in utt2spk_rows], speakers=[r.key for r in spk2utt_rows]), warnings
 
 
 def _check_spk2utt(path: Path, spk2utt_rows: list[Row], utt2spk_rows: list[Row]) -> None:
@@ -180,8 +183,9 @@ def _check_text(path: Path, utts: list[str], non_print: bool) -> None:
     check_keys(path, rows, utts, "utterances of utt2spk")
 
 
-def _check_recordings(d: Path, ids: _Ids, warnings: list[str]) -> None:
-    """Step 8: wav.scp, segments and reco2file_and_channel; sets `ids.recordings` when there are segments."""
+def _check_recordings(d: Path, ids: _Ids) -> list[str]:
+    """Step 8: wav.scp, segments and reco2file_and_channel; sets `ids.recordings` when there are
+    segments. Returns reco2file_and_channel's warnings."""
     wav_path = d / "wav.scp"
     wav_rows = read_checked(wav_path)
     BY_NAME["wav.scp"].check_rows(wav_path, wav_rows)
@@ -193,5 +197,4 @@ def _check_recordings(d: Path, ids: _Ids, warnings: list[str]) -> None:
         ids.recordings = c_sorted({s.reco for s in segments})
     check_keys(wav_path, wav_rows, *ids.expected("reco"))
     r2fc = d / "reco2file_and_channel"
-    if r2fc.is_file():
-        warnings += _check_file(r2fc, BY_NAME["reco2file_and_channel"], ids)
+    return _check_file(r2fc, BY_NAME["reco2file_and_channel"], ids) if r2fc.is_file() else []

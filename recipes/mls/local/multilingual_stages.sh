@@ -76,7 +76,7 @@ fi
 
 if stage_on 5; then
   log "stage 5: pathways"
-  ./local/pathways.sh --train data/train --dev data/dev --lang-dir "$lang" --config conf/rnnt_emformer.yaml \
+  ./local/pathways.sh --train data/train --dev data/dev --lang-dir "$lang" --train-config conf/rnnt_emformer.yaml \
     --exp exp/rnnt --device "$device" --sparsity "$sparsity" --train-opts "$train_opts"
 fi
 

@@ -12,7 +12,7 @@ set -euo pipefail
 train=data/train
 dev=data/dev
 lang_dir=
-config=conf/rnnt_emformer.yaml
+train_config=conf/rnnt_emformer.yaml   # the dense model's YAML (not --config: parse_options.sh sources that as shell)
 exp=exp/rnnt                 # the dense model; the pruned ones are ${exp}_{mono,pathways,agnostic}<percent>
 device=cpu
 sparsity=0.7
@@ -20,7 +20,7 @@ rounds=3
 steps_per_round=1000
 joint_steps=6000
 train_opts=                  # extra `asrkit train` options for the dense model, e.g. "--set training.epochs=20"
-help_message="Usage: $0 --lang-dir DIR [--train DIR] [--dev DIR] [--config YAML] [--exp DIR] [--device cpu|cuda]
+help_message="Usage: $0 --lang-dir DIR [--train DIR] [--dev DIR] [--train-config YAML] [--exp DIR] [--device cpu|cuda]
        [--sparsity S] [--rounds N] [--steps-per-round N] [--joint-steps N] [--train-opts OPTS]"
 . ./utils/parse_options.sh
 [ -n "$lang_dir" ] || { echo "$0: --lang-dir is required" >&2; exit 1; }
@@ -30,7 +30,7 @@ prune_opts=(--sparsity "$sparsity" --train-data "$train" --rounds "$rounds" --st
             --set "training.device=$device")
 
 # shellcheck disable=SC2086
-$train_cmd asrkit train --config "$config" --train-data "$train" --valid-data "$dev" --lang "$lang_dir" \
+$train_cmd asrkit train --config "$train_config" --train-data "$train" --valid-data "$dev" --lang "$lang_dir" \
   --out-dir "$exp" --set "training.device=$device" $train_opts
 $train_cmd asrkit prune --method mono --model "$exp/final.pt" --out-dir "${exp}_mono$tag" "${prune_opts[@]}"
 $train_cmd asrkit prune --method pathways --model "$exp/final.pt" --out-dir "${exp}_pathways$tag" \

@@ -4,6 +4,7 @@
 imports torch.
 """
 
-from asrkit.models.asr_model import AsrModel, build_model, lrmf_model_from_mtl, model_config_defaults
+from asrkit.models.asr_model import AsrModel
+from asrkit.models.build import build_model, lrmf_model_from_mtl, model_config_defaults
 
 __all__ = ["AsrModel", "build_model", "lrmf_model_from_mtl", "model_config_defaults"]

@@ -1,4 +1,5 @@
-"""Tests for asrkit/models/transducer.py: the Emformer encoder (batched, full and streaming), the RNN-T model."""
+"""Tests for asrkit/models/transducer.py and the Emformer of asrkit/models/encoders.py (batched, full and
+streaming): the RNN-T model."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import torch
 
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.models import build_model, model_config_defaults
-from asrkit.models.transducer import EmformerEncoder, TransducerModel
+from asrkit.models.encoders import EmformerEncoder
+from asrkit.models.transducer import TransducerModel
 
 ENC = {"type": "emformer", "d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32, "segment_length": 3,
        "left_context": 4, "right_context": 2, "stride": 2, "dropout": 0.0}

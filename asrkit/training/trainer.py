@@ -436,8 +436,9 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     from asrkit.logutil import command_line, setup_logging, versions
     from asrkit.models.specaugment import SpecAugment
     from asrkit.text.tokenizer import LangDir
-    from asrkit.training.distributed import build_strategy, init_distributed, unwrap
+    from asrkit.training.distributed import init_distributed, unwrap
     from asrkit.training.ema import build_ema
+    from asrkit.training.strategies import build_strategy
 
     out_dir = Path(out_dir)
     tconf = conf["training"]

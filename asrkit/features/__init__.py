@@ -1,8 +1,7 @@
-"""Features: Kaldi-exact fbank/MFCC (torchaudio.compliance.kaldi), batched on CPU or GPU, CMVN, and
-Kaldi's frame transforms (deltas, splicing, subsampling).
+"""Features: Kaldi-exact fbank/MFCC (torchaudio.compliance.kaldi), batched on CPU or GPU, and CMVN.
 
 Names are imported from their submodules on first use, so `import asrkit.features` stays light:
-`from asrkit.features import compute_features, apply_cmvn, add_deltas` works.
+`from asrkit.features import compute_features, apply_cmvn` works.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ _EXPORTS = {
     "compute_features": "kaldi_feats",
     "BatchedFeatureExtractor": "batched",
     "apply_cmvn": "cmvn", "compute_cmvn": "cmvn", "compute_cmvn_stats": "cmvn", "read_cmvn_stats": "cmvn",
-    "add_deltas": "transforms", "splice_feats": "transforms", "subsample_feats": "transforms",
     "make_feats": "make_feats",
 }
 

@@ -1,4 +1,5 @@
-"""Acoustic models: encoders (dnn, lstm, conformer), output heads (linear, mtl, lrmf), SpecAugment.
+"""Acoustic models: encoders (dnn, lstm, conformer, emformer), output heads (linear, mtl, lrmf), the
+RNN-T, SpecAugment, language masks and pathways, and the self-describing model file (`modelfile`).
 
 `build_model(model_conf, feat_dim=..., vocab_sizes=...)` is the entry point; importing this package
 imports torch.

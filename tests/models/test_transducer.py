@@ -120,8 +120,8 @@ def test_transducer_loss_is_batch_invariant_and_trains():
 
 
 def test_trainer_trains_a_transducer(tmp_path):
+    from asrkit.models.modelfile import load_model
     from asrkit.text.tokenizer import make_lang_dir
-    from asrkit.training.checkpoint import load_model
     from asrkit.training.config import load_config
     from asrkit.training.trainer import run_training
     from tests.training.conftest import make_toy_data_dir
@@ -134,7 +134,7 @@ def test_trainer_trains_a_transducer(tmp_path):
     final = run_training(conf, train_dirs=[train], valid_dirs=[train], lang_dir=str(tmp_path / "lang"),
                          out_dir=tmp_path / "exp")
     model, meta = load_model(final)
-    assert isinstance(model, TransducerModel) and meta["objective"] == "rnnt" and meta["frame_subsampling"] == 2
+    assert isinstance(model, TransducerModel) and meta.objective == "rnnt" and meta.frame_subsampling == 2
     assert (tmp_path / "exp" / "ema.pt").is_file()
     assert "valid_loss" in (tmp_path / "exp" / "log" / "train.log").read_text()
 

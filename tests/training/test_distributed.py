@@ -324,7 +324,7 @@ def _env(**extra):
 
 
 def _weights(path):
-    from asrkit.training.checkpoint import read_model_file
+    from asrkit.models.modelfile import read_model_file
 
     return read_model_file(path)["state_dict"]
 

@@ -9,7 +9,6 @@ object (asrkit.training.distributed) that the loop calls around each step.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -56,7 +55,8 @@ from asrkit.training.distributed import (
     unwrap,
 )
 from asrkit.training.ema import build_ema
-from asrkit.training.objectives import Objective, check_frame_counts
+from asrkit.training.metrics import MetricsLog
+from asrkit.training.objectives import build_objective, objective_loss
 from asrkit.training.schedule import build_scheduler, scaled_lr
 from asrkit.training.strategies import build_strategy
 
@@ -262,51 +262,6 @@ def _plain(model):
     return model.module if hasattr(model, "module") else model
 
 
-def build_objective(obj_conf: dict):
-    """The Objective (asrkit.training.objectives) for the config's `objective` section; None for rnnt
-    (a transducer computes its own loss)."""
-    if obj_conf["type"] == "rnnt":
-        return None
-
-    main = {"type": obj_conf["type"]}
-    if obj_conf["type"] == "kl":
-        main["temperature"] = obj_conf["temperature"]
-    if obj_conf.get("mix"):
-        main["mix"] = {k: v for k, v in obj_conf["mix"].items() if k not in ("targets", "valid_targets")}
-    return Objective(main)
-
-
-def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
-                   targets: dict[str, tuple[torch.Tensor, torch.Tensor]], keys: list[str],
-                   subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
-    """Loss of a batch; frame targets are checked against the model's output frames first.
-
-    Returns (loss, stats) with stats["normaliser"] the count the loss is averaged over.
-    """
-    fields = {}
-    if "text" in targets:
-        fields["tokens"], fields["token_lens"] = targets["text"]
-    if "ali" in targets:
-        labels, lens = targets["ali"]
-        check_frame_counts(out_lens, lens, keys, subsampling=subsampling)
-        fields["frame_labels"] = labels
-        if int(labels.max()) >= logits.shape[-1]:
-            bad = int((labels.max(dim=1).values >= logits.shape[-1]).nonzero()[0])
-            raise AsrkitError(f"utterance '{keys[bad]}': alignment label {int(labels[bad].max())} is outside "
-                              f"the model's {logits.shape[-1]} outputs")
-    if "post" in targets:
-        post, lens = targets["post"]
-        check_frame_counts(out_lens, lens, keys, subsampling=subsampling)
-        if post.shape[-1] != logits.shape[-1]:
-            raise AsrkitError(f"utterance '{keys[0]}': soft targets have {post.shape[-1]} columns but the model "
-                              f"has {logits.shape[-1]} outputs for this language")
-        fields["soft_targets"] = post
-    loss, stats = objective(logits, out_lens, **fields)
-    main = objective.main["type"]
-    stats["normaliser"] = float(stats[f"norm_{main}"])
-    return loss, stats
-
-
 def compute_loss(model, batch: Batch, objective, subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
     """Forward a batch and return (loss, stats) for the objective. A batch that mixes languages
     (`check_mixed_batches` says which setups allow it) goes through one output layer for all (a
@@ -380,36 +335,6 @@ def find_latest_checkpoint(out_dir: Path, rank: int = 0, world_size: int = 1) ->
         if all(latest.with_name(latest.stem + f".rank{r}.pt").exists() for r in range(1, world_size)):
             return latest.with_name(latest.stem + f".rank{rank}.pt") if rank else latest
     return None
-
-
-class MetricsLog:
-    """Training curves for `asrkit plot`: JSON lines in log/metrics.jsonl, plus TensorBoard scalars."""
-
-    def __init__(self, out_dir: Path, enabled: bool):
-        self.enabled = enabled
-        self.path = out_dir / "log" / "metrics.jsonl"
-        self.tb = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-            except ImportError:  # tensorboard is a dependency; stay usable without it
-                log.warning("tensorboard not available: no TensorBoard scalars")
-
-    def write(self, step: int, values: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
-        if self.tb is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)) and k not in ("epoch",):
-                    self.tb.add_scalar(k, v, step)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
 
 
 def _log_param_counts(model) -> None:

@@ -227,7 +227,8 @@ def test_mixed_language_batches_need_one_output_layer(tmp_path, toy_data, monkey
     # ... and the mixed batch's loss is the utterance-weighted mean of its languages' own losses.
     from asrkit.data.dataset import AsrDataset, collate
     from asrkit.text.tokenizer import LangDir
-    from asrkit.training.trainer import build_objective, compute_loss
+    from asrkit.training.objectives import build_objective
+    from asrkit.training.trainer import compute_loss
 
     model, _ = load_model(final)
     model.eval()

@@ -90,17 +90,13 @@ def make_model(work: Path, data: Path, size: str) -> Path:
     import torch
 
     from asrkit.models import build_model
+    from asrkit.models.modelfile import ModelMeta, TokenSets, atomic_torch_save, make_model_file
     from asrkit.text.tokenizer import make_lang_dir
-    from asrkit.training.checkpoint import atomic_torch_save, make_model_file
 
     lang_dir = make_lang_dir([data], work / "lang", token_type="bpe", vocab_size=500)
     torch.manual_seed(0)
     model = build_model(MODEL_SIZES[size], feat_dim=80, vocab_sizes=lang_dir.vocab_sizes())
-    meta = {"model_conf": model.conf, "feat_dim": 80, "vocab_sizes": dict(model.vocab_sizes),
-            "languages": list(model.languages), "frame_subsampling": model.frame_subsampling, "objective": "ctc",
-            "cmvn": {"norm_vars": False}, "features": None,
-            "tokens": {"token_type": lang_dir.token_type, "lang2set": dict(lang_dir.lang2set),
-                       "models": {n: t.model_proto for n, t in lang_dir.token_sets.items()}}}
+    meta = ModelMeta.for_model(model, objective="ctc", tokens=TokenSets.from_lang_dir(lang_dir))
     path = work / f"random_{size}.pt"
     atomic_torch_save(make_model_file(model, meta=meta), path)
     return path

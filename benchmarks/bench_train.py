@@ -100,8 +100,8 @@ def valid_loss(model_path: Path, work: Path) -> float:
     """Validation loss of a model file on the held-out set (the trainer's own `validate`)."""
     import torch
 
+    from asrkit.models.modelfile import load_model
     from asrkit.text.tokenizer import LangDir
-    from asrkit.training.checkpoint import load_model
     from asrkit.training.config import load_config
     from asrkit.training.trainer import build_datasets, validate
 

@@ -8,7 +8,11 @@ import click
 
 
 class LazyGroup(click.Group):
-    """A group built from `{name: (module, attribute)}`; a module that does not exist is not listed."""
+    """A group built from `{name: (module, attribute)}`, each module imported when its command is needed.
+
+    Every listed module is part of asrkit: one that fails to import is a bug, and its error is raised
+    as it is, not hidden by leaving the command out.
+    """
 
     def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -16,8 +20,7 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         eager = super().list_commands(ctx)
-        lazy = [n for n in self.lazy_commands if n not in eager and self._load(n) is not None]
-        return sorted(eager + lazy)
+        return sorted(eager + [n for n in self.lazy_commands if n not in eager])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
@@ -27,10 +30,4 @@ class LazyGroup(click.Group):
         if name not in self.lazy_commands:
             return None
         module_name, attr = self.lazy_commands[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name == module_name:
-                return None
-            raise
-        return getattr(module, attr, None)
+        return getattr(importlib.import_module(module_name), attr)

@@ -13,7 +13,7 @@ import click
 from asrkit import __version__
 from asrkit.cli.lazy import LazyGroup
 
-# name -> (module, attribute). A module that does not exist yet is simply not listed.
+# name -> (module, attribute), imported when the command runs or `--help` lists it.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("asrkit.cli.data", "data"),
     "prepare": ("asrkit.cli.prepare", "prepare"),
@@ -44,7 +44,7 @@ class AsrkitGroup(LazyGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         # Pipeline order, not alphabetical: the help reads like a recipe.
-        return [name for name in self.lazy_commands if self._load(name) is not None]
+        return list(self.lazy_commands)
 
     def invoke(self, ctx: click.Context):
         try:

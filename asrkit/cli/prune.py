@@ -37,15 +37,19 @@ def prune(method, model_path, sparsity, train_data, out_dir, rounds, schedule, s
           --train-data data/train --out-dir exp/rnnt_pathways70 --rounds 3 --steps-per-round 500
     """
     from asrkit.logutil import setup_logging
-    from asrkit.pruning.prune import PruneOptions
+    from asrkit.pruning.prune import FineTuning, PruneOptions
     from asrkit.pruning.prune import prune as run_prune
+    from asrkit.training.config import load_config
+    from asrkit.training.trainer import run_training
 
     setup_logging()
     opts = PruneOptions(sparsity=sparsity, rounds=rounds, schedule=schedule, steps_per_round=steps_per_round,
                         joint_steps=joint_steps, scope=scope, include_biases=prune_biases,
                         include_embeddings=prune_embeddings, config=config_path, overrides=tuple(overrides),
                         masks_from=masks_from)
-    result = run_prune(method, model_path, list(train_data), out_dir, opts, overwrite=overwrite)
+    # Pruning fine-tunes with the trainer; the CLI hands it over so the two stages stay apart.
+    result = run_prune(method, model_path, list(train_data), out_dir, opts,
+                       fine_tuning=FineTuning(load_config, run_training), overwrite=overwrite)
     click.echo(f"masks: {result.masks_dir}")
     for name, path in result.models.items():
         click.echo(f"model ({name}): {path}")

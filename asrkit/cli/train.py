@@ -94,13 +94,14 @@ def average_checkpoints(out, last, inputs) -> None:
     """
     from pathlib import Path
 
-    from asrkit.training.checkpoint import average_model_files, list_checkpoints
+    from asrkit.models.modelfile import average_model_files
+    from asrkit.training.checkpoint import list_checkpoints
 
     paths = list(inputs)
     if last:
         if len(inputs) != 1:
             raise click.UsageError("--last N takes one EXP_DIR")
-        ckpts = [p for p in list_checkpoints(Path(inputs[0]) / "checkpoints") if ".rank" not in p.name]
+        ckpts = list_checkpoints(Path(inputs[0]) / "checkpoints")
         if len(ckpts) < last:
             from asrkit.errors import AsrkitError
 

@@ -1,6 +1,7 @@
-"""CTC search: greedy (best path) decoding and prefix beam search, both vectorised over the batch.
+"""CTC prefix beam search, vectorised over the batch (greedy, best-path decoding is
+asrkit.models.ctc.ctc_greedy, which validation uses too).
 
-`ctc_greedy` takes the argmax of every frame. `ctc_prefix_beam_search` keeps the `beam` most
+`ctc_prefix_beam_search` keeps the `beam` most
 probable label prefixes (summing over every alignment of each prefix, as in Hannun et al. 2014,
 "First-pass large vocabulary continuous speech recognition using bi-directional recurrent DNNs"),
 with every utterance of the batch and every hypothesis of its beam advanced by one tensor
@@ -19,26 +20,6 @@ import torch
 _P1, _P2 = 2_147_483_647, 2_147_483_629
 _B1, _B2 = 1_000_003, 1_000_033
 _NO_HASH, _NO_PARENT = -1, -2  # unused beam slots; the empty prefix has hash 0 and no parent
-
-
-def ctc_greedy(logits: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> list[list[int]]:
-    """Best-path decoding: argmax per frame, merge repeats, drop blanks.
-
-    Args:
-        logits: (B, T, V) scores (log-probabilities or unnormalised; argmax is the same).
-        lens: (B,) valid frames per utterance.
-        blank: the blank id.
-
-    Returns:
-        B token-id lists.
-    """
-    best = logits.argmax(dim=-1)  # (B, T)
-    t = torch.arange(best.shape[1], device=best.device)
-    valid = t.unsqueeze(0) < lens.to(best.device).unsqueeze(1)
-    prev = torch.nn.functional.pad(best[:, :-1], (1, 0), value=-1)
-    keep = valid & (best != blank) & (best != prev)
-    best, keep = best.cpu(), keep.cpu()
-    return [best[i][keep[i]].tolist() for i in range(best.shape[0])]
 
 
 def _extend_hash(h: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
@@ -185,10 +166,3 @@ def _backtrack(order: np.ndarray, scores: np.ndarray, back_slot: np.ndarray,
             hyps.append((row[row >= 0].tolist(), float(scores[b, k])))
         out.append(hyps)
     return out
-
-
-def edit_distance(ref: list, hyp: list) -> int:
-    """Levenshtein distance between two token sequences (token error counting during validation)."""
-    import torchaudio.functional
-
-    return int(torchaudio.functional.edit_distance(ref, hyp))

@@ -35,7 +35,7 @@ is "rnnt", or the model has `transducer_loss`), "ctc" otherwise. `BACKENDS` maps
 streaming search for the Emformer transducer). `register_backend` adds or replaces one.
 
 Language pathways: when a model file's metadata has a "pathways" entry, each job calls
-`asrkit.pruning.pathways.build_decode_hook(model, meta)` once and the returned object's
+`asrkit.models.pathways.build_decode_hook(model, meta)` once and the returned object's
 `before_batch(model, lang)` before every batch (to apply the language's mask).
 """
 
@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from asrkit.errors import AsrkitError, ConfigError, DataDirError
+from asrkit.models.modelfile import ModelMeta
 
 SEARCHES = ("greedy", "beam")
 OUTPUTS = ("text", "loglikes")
@@ -85,7 +86,8 @@ class CtcSearch:
     def decode_batch(self, model, feats, feat_lens, lang: str, search: str, beam: int, *,
                      streaming: bool = False) -> list[list[int]]:
         """`feats (B, T, D)`, `feat_lens (B,)` -> B token-id lists (see the module docstring)."""
-        from asrkit.decoding.ctc import ctc_greedy, ctc_prefix_beam_search
+        from asrkit.decoding.ctc import ctc_prefix_beam_search
+        from asrkit.models.ctc import ctc_greedy
 
         if streaming:
             raise ConfigError("streaming decoding needs a streaming (Emformer RNN-T) model; this is a CTC model")
@@ -112,14 +114,14 @@ def register_backend(name: str, target: str) -> None:
     BACKENDS[name] = target
 
 
-def model_type(model, meta: dict) -> str:
+def model_type(model, meta: ModelMeta) -> str:
     """"rnnt" for a transducer model, "ctc" for a model with frame-level token outputs."""
-    if meta.get("objective") == "rnnt" or hasattr(model, "transducer_loss"):
+    if meta.objective == "rnnt" or hasattr(model, "transducer_loss"):
         return "rnnt"
     return "ctc"
 
 
-def search_backend(model, meta: dict) -> SearchBackend:
+def search_backend(model, meta: ModelMeta) -> SearchBackend:
     """Instantiate the backend for a model (see `BACKENDS`).
 
     Raises:
@@ -249,7 +251,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     """
     from asrkit.kaldi.datadir import split_for_jobs
     from asrkit.logutil import command_line, get_logger, job_log, versions
-    from asrkit.training.checkpoint import read_model_file
+    from asrkit.models.modelfile import read_model_meta
 
     log = get_logger("decode")
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
@@ -272,7 +274,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     if not (data_dir / "feats.scp").is_file():
         raise FileNotFoundError(2, "no features; run `asrkit make-feats` first", str(data_dir / "feats.scp"))
 
-    meta = {k: v for k, v in read_model_file(model_path).items() if k != "state_dict"}
+    meta = read_model_meta(model_path)
     _check_model_for_output(meta, model_path, output)
     lang_counts = check_languages(data_dir, meta, lang, model_path)
     log_priors, prior_source = None, ""
@@ -336,38 +338,16 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     return result
 
 
-def _check_model_for_output(meta: dict, model_path: Path, output: str) -> None:
-    if output == "text" and not meta.get("tokens"):
-        raise ConfigError(f"{model_path}: the model has no token sets (objective {meta.get('objective')}); "
+def _check_model_for_output(meta: ModelMeta, model_path: Path, output: str) -> None:
+    if output == "text" and meta.tokens is None:
+        raise ConfigError(f"{model_path}: the model has no token sets (objective {meta.objective}); "
                           "it cannot write text: use --output loglikes and a Kaldi decoder")
-    if output == "loglikes" and meta.get("objective") == "rnnt":
+    if output == "loglikes" and meta.objective == "rnnt":
         raise ConfigError(f"{model_path}: --output loglikes needs frame-level outputs; a transducer (rnnt) "
                           "model has none")
 
 
-def model_languages(meta: dict) -> list[str]:
-    return list(meta.get("languages") or meta.get("vocab_sizes") or [])
-
-
-def _accepts(meta: dict, lang: str) -> bool:
-    from asrkit.models.heads import ANY_LANGUAGE
-
-    langs = model_languages(meta)
-    if lang in langs:
-        return True
-    # A linear head made for {"all": V} serves every tag; text still needs that tag's tokenizer.
-    return ANY_LANGUAGE in langs and (not meta.get("tokens") or lang in meta["tokens"]["lang2set"])
-
-
-def default_language(meta: dict, lang: str) -> str | None:
-    """The language of utterances without utt2lang: --lang, or the model's only language."""
-    if lang != "auto":
-        return lang
-    langs = model_languages(meta)
-    return langs[0] if len(langs) == 1 else None
-
-
-def check_languages(data_dir: Path, meta: dict, lang: str, model_path: Path) -> dict[str, int]:
+def check_languages(data_dir: Path, meta: ModelMeta, lang: str, model_path: Path) -> dict[str, int]:
     """Check that the model has every utterance's language; returns `{lang: utterances}`.
 
     Raises:
@@ -376,16 +356,16 @@ def check_languages(data_dir: Path, meta: dict, lang: str, model_path: Path) -> 
     """
     from asrkit.kaldi.textio import read_table
 
-    langs = model_languages(meta)
+    langs = meta.languages
     keys = list(read_table(data_dir / "feats.scp"))
     if lang != "auto":
-        if not _accepts(meta, lang):
+        if not meta.accepts(lang):
             raise DataDirError(f"--lang {lang}: model {model_path} has no language '{lang}' "
                                f"(its languages: {', '.join(langs)})")
         return {lang: len(keys)}
     utt2lang_path = data_dir / "utt2lang"
     if not utt2lang_path.is_file():
-        only = default_language(meta, lang)
+        only = meta.default_language(lang)
         if only is None:
             raise DataDirError(f"{utt2lang_path}: missing, and model {model_path} has several languages "
                                f"({', '.join(langs)}); add utt2lang or pass --lang")
@@ -396,7 +376,7 @@ def check_languages(data_dir: Path, meta: dict, lang: str, model_path: Path) -> 
         tag = utt2lang.get(key)
         if tag is None:
             raise DataDirError(f"{utt2lang_path}: no language for utterance '{key}'")
-        if tag not in counts and not _accepts(meta, tag):
+        if tag not in counts and not meta.accepts(tag):
             raise DataDirError(f"utterance '{key}' is in language '{tag}' ({utt2lang_path}), which model "
                                f"{model_path} does not have (its languages: {', '.join(langs)})")
         counts[tag] = counts.get(tag, 0) + 1
@@ -564,34 +544,7 @@ def _merge(specs: list[JobSpec], opts: DecodeOptions, final_output: Path) -> Non
 # One job
 # ------------------------------------------------------------------------------------------------
 
-def open_data(data_dir: Path, meta: dict, lang: str = "auto"):
-    """An AsrDataset over a data dir's features (CMVN as the model was trained), with languages.
-
-    `lang` other than "auto" sets the language of every utterance.
-    """
-    from asrkit.features.cmvn import model_cmvn
-    from asrkit.training.data import AsrDataset
-    from asrkit.training.sampler import UttInfo
-
-    dataset = AsrDataset([data_dir], target_kinds=(), norm_vars=bool((meta.get("cmvn") or {}).get("norm_vars")),
-                         default_lang=default_language(meta, lang), expected_feat_dim=meta.get("feat_dim"),
-                         global_cmvn=model_cmvn(meta))
-    if lang != "auto":
-        dataset.utt_lang = {u.key: lang for u in dataset.utts}
-        dataset.utts = [UttInfo(u.key, lang, u.num_frames) for u in dataset.utts]
-        dataset.index = {u.key: u for u in dataset.utts}
-    return dataset
-
-
-def plan_batches(dataset, batch_frames: int) -> list[list[str]]:
-    """Length-bucketed, language-homogeneous batches (a fixed order: the same every run)."""
-    from asrkit.training.sampler import BatchPlan
-
-    plan = BatchPlan(dataset.utts, max_frames=batch_frames, shuffle=False, homogeneous=True, seed=0)
-    return plan.global_batches(0)
-
-
-def audio_seconds(data_dir: Path, dataset, meta: dict) -> dict[str, float]:
+def audio_seconds(data_dir: Path, dataset, meta: ModelMeta) -> dict[str, float]:
     """Seconds of audio per utterance: utt2dur, else frames x the feature frame shift."""
     from asrkit.kaldi.textio import read_table
 
@@ -602,20 +555,17 @@ def audio_seconds(data_dir: Path, dataset, meta: dict) -> dict[str, float]:
             return {u.key: float(durs[u.key]) for u in dataset.utts if u.key in durs}
         except ValueError:
             raise DataDirError(f"{path}: durations must be numbers") from None
-    options = (meta.get("features") or {}).get("options") or {}
+    options = (meta.features or {}).get("options") or {}
     shift = float(options.get("frame-shift", DEFAULT_FRAME_SHIFT_MS))
     return {u.key: u.num_frames * shift / 1000.0 for u in dataset.utts}
 
 
-def build_hooks(model, meta: dict) -> list:
+def build_hooks(model, meta: ModelMeta) -> list:
     """Per-batch hooks a model file asks for (language pathway masks)."""
-    if not meta.get("pathways"):
+    from asrkit.models.pathways import build_decode_hook
+
+    if not meta.pathways:
         return []
-    try:
-        from asrkit.pruning.pathways import build_decode_hook
-    except ImportError:
-        raise ConfigError("the model has language pathways but this installation cannot apply them "
-                          "(asrkit.pruning.pathways.build_decode_hook is missing)") from None
     return [build_decode_hook(model, meta)]
 
 
@@ -660,7 +610,8 @@ def _decode_job_body(spec: JobSpec, log, progress: bool | None) -> JobResult:
     import torch
     from tqdm import tqdm
 
-    from asrkit.training.checkpoint import load_model, tokenizers_from_meta
+    from asrkit.data.sampler import inference_batches
+    from asrkit.models.modelfile import load_model, open_data
 
     opts = spec.opts
     log.info("job %d: %s -> %s", spec.job, spec.data_dir, spec.text or spec.scp)
@@ -669,7 +620,7 @@ def _decode_job_body(spec: JobSpec, log, progress: bool | None) -> JobResult:
     model, meta = load_model(spec.model, device)
     _warn_feature_mismatch(spec.data_dir, meta, log)
     dataset = open_data(spec.data_dir, meta, opts.lang)
-    batches = plan_batches(dataset, opts.batch_frames)
+    batches = inference_batches(dataset.utts, opts.batch_frames)
     seconds = audio_seconds(spec.data_dir, dataset, meta)
     hooks = build_hooks(model, meta)
     backend = None
@@ -683,7 +634,7 @@ def _decode_job_body(spec: JobSpec, log, progress: bool | None) -> JobResult:
             raise ConfigError("--streaming: this model cannot be decoded in streaming mode")
         for line in getattr(backend, "describe", lambda m: [])(model):
             log.info("%s", line)
-        tokenizers = tokenizers_from_meta(meta)
+        tokenizers = meta.tokenizers()
     result = JobResult(spec.job, num_utts=len(dataset.utts),
                        audio_seconds=sum(seconds.get(u.key, 0.0) for u in dataset.utts))
     show = sys.stderr.isatty() if progress is None else progress
@@ -703,7 +654,7 @@ def _decode_job_body(spec: JobSpec, log, progress: bool | None) -> JobResult:
     start = time.time()
     next_report = start + 30.0
     done = 0
-    from asrkit.training.data import batch_loader
+    from asrkit.data.dataset import batch_loader
 
     loader = batch_loader(dataset, batches, num_workers=2 if device.type == "cuda" else 0)
     try:
@@ -758,10 +709,10 @@ def _decode_job_body(spec: JobSpec, log, progress: bool | None) -> JobResult:
     return result
 
 
-def _warn_feature_mismatch(data_dir: Path, meta: dict, log) -> None:
-    from asrkit.training.features_info import feature_settings
+def _warn_feature_mismatch(data_dir: Path, meta: ModelMeta, log) -> None:
+    from asrkit.data.features_info import feature_settings
 
-    trained = meta.get("features")
+    trained = meta.features
     here = feature_settings(data_dir)
     if trained and here and trained != here:
         log.warning("features of %s were made with other settings than the model's training data "

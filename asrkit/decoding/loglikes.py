@@ -14,9 +14,16 @@ import math
 import os
 from pathlib import Path
 
+import kaldiio
 import numpy as np
+import torch
 
+from asrkit.data.dataset import batch_loader
+from asrkit.data.sampler import inference_batches
 from asrkit.errors import AsrkitError, ConfigError, FormatError
+from asrkit.fileio import atomic_write_text
+from asrkit.kaldi.table import iter_table
+from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta
 
 # Kaldi nnet1's PdfPrior: a class whose prior is below the floor gets prior 1e10, i.e. its
 # log-likelihood is lowered by ~23 and the decoder practically never picks it.
@@ -41,8 +48,6 @@ def read_priors(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     raw = path.read_bytes()
     if raw.startswith(b"\0B"):
-        import kaldiio
-
         try:
             vec = np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64)
         except Exception as e:  # kaldiio raises several kinds on bad data
@@ -82,8 +87,6 @@ def read_priors(path: str | os.PathLike) -> np.ndarray:
 
 def write_priors(path: str | os.PathLike, counts: np.ndarray) -> None:
     """Write counts as a Kaldi text vector `[ c0 c1 ... ]` (what `read_priors` and Kaldi read), atomically."""
-    from asrkit.fileio import atomic_write_text
-
     counts = np.asarray(counts, dtype=np.float64)
     atomic_write_text(path, "[ " + " ".join(f"{c:.10g}" for c in counts) + " ]\n")
 
@@ -100,16 +103,16 @@ def log_priors_from_counts(counts: np.ndarray, floor: float = PRIOR_FLOOR) -> np
     return np.log(priors).astype(np.float32)
 
 
-def check_prior_dim(counts: np.ndarray, meta: dict, source, languages=None) -> None:
+def check_prior_dim(counts: np.ndarray, meta: ModelMeta, source, languages=None) -> None:
     """Raise ConfigError unless the priors have one entry per model output of each language decoded.
 
     Args:
         counts: (dim,) counts.
-        meta: the model file's metadata (`vocab_sizes`).
+        meta: the model file's metadata (its `vocab_sizes`).
         source: where the counts came from (for the message).
         languages: the languages that will be decoded (default: all of the model's).
     """
-    sizes = dict(meta.get("vocab_sizes") or {})
+    sizes = dict(meta.vocab_sizes)
     if not sizes:
         return
     if "all" in sizes and len(sizes) == 1:
@@ -136,8 +139,6 @@ def priors_from_alignments(rspecifier: str, dim: int) -> np.ndarray:
     Raises:
         AsrkitError: a label outside [0, dim) (naming the utterance), or no alignment at all.
     """
-    from asrkit.kaldi.table import iter_table
-
     if not rspecifier.startswith(("ark:", "ark,", "scp:", "scp,")):
         if rspecifier.endswith(".gz"):
             rspecifier = f"ark:gunzip -c {rspecifier}|"
@@ -159,13 +160,14 @@ def priors_from_alignments(rspecifier: str, dim: int) -> np.ndarray:
     return counts
 
 
-def priors_from_posteriors(model, data_dir: str | os.PathLike, *, meta: dict | None = None, lang: str = "auto",
+def priors_from_posteriors(model, data_dir: str | os.PathLike, *, meta: ModelMeta | None = None, lang: str = "auto",
                            device: str = "cpu", batch_frames: int = 20_000) -> np.ndarray:
     """Sum the model's frame posteriors over a data dir (soft class counts, the nnet3 way of
     estimating priors when no alignment is at hand).
 
     Args:
-        model: a model file path, or a loaded AsrModel (then `meta` gives its CMVN settings).
+        model: a model file path, or a loaded AsrModel (then `meta` gives its CMVN settings; without
+            it the data dir's own cmvn.scp, means only).
         data_dir: usually (a subset of) the training data: feats.scp, cmvn.scp, utt2lang.
         meta: the model file's metadata (needed with a loaded model).
         lang: "auto" (utt2lang) or one language for every utterance. All utterances must use
@@ -179,19 +181,14 @@ def priors_from_posteriors(model, data_dir: str | os.PathLike, *, meta: dict | N
     Raises:
         ConfigError: the languages of the data have output layers of different sizes.
     """
-    import torch
-
-    from asrkit.decoding.decoder import open_data, plan_batches
-    from asrkit.training.checkpoint import load_model
-    from asrkit.training.data import batch_loader
-
     if isinstance(model, (str, os.PathLike)):
         model, meta = load_model(model, device)
-    meta = meta or {}
+    if meta is None:  # a loaded model without its file: plain per-speaker CMVN, as the data dir has it
+        meta = ModelMeta.for_model(model, objective=None)
     dataset = open_data(Path(data_dir), meta, lang)
     counts = None
     with torch.inference_mode():
-        for batch in batch_loader(dataset, plan_batches(dataset, batch_frames)):
+        for batch in batch_loader(dataset, inference_batches(dataset.utts, batch_frames)):
             logits, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device), batch.lang)
             post = logits.float().softmax(-1)
             mask = (torch.arange(post.shape[1], device=post.device)[None, :] < out_lens[:, None]).unsqueeze(-1)
@@ -221,12 +218,10 @@ def make_priors_file(model_path: str | os.PathLike, out_path: str | os.PathLike,
     Raises:
         ConfigError: neither or both sources, or a model whose languages differ in output size.
     """
-    from asrkit.training.checkpoint import read_model_file
-
     if (alignments is None) == (data_dir is None):
         raise ConfigError("give exactly one source of priors: alignments or a data dir")
     if alignments is not None:
-        sizes = set((read_model_file(model_path).get("vocab_sizes") or {}).values())
+        sizes = set(read_model_meta(model_path).vocab_sizes.values())
         if len(sizes) != 1:
             raise ConfigError(f"{model_path}: output sizes differ between languages ({sorted(sizes)}); "
                               "priors from alignments need one output dimension")

@@ -5,8 +5,9 @@ and writes each utterance's per-frame output distribution `softmax(logits / T)` 
 output frame rate: as float matrices (rows = frames, columns = the utterance's language head) in
 `post.JOB.ark/scp`, or with `topk` as Kaldi's `Posterior` format (the k largest entries per frame,
 renormalised). Jobs run over `split{nj}` of the data dir, finished jobs are skipped on a re-run, and
-the parts are merged into `DIR/post.scp`. `open_soft_targets` reads either format back for
-`asrkit train` (`objective: kl`), expanding Posterior archives to dense matrices at load time.
+the parts are merged into `DIR/post.scp`. `asrkit.data.targets.open_soft_targets` reads either
+format back for `asrkit train` (`objective: kl`), expanding Posterior archives to dense matrices at
+load time.
 
 The Posterior format itself (Kaldi's src/hmm/posterior.cc, which kaldiio does not handle) is
 asrkit.kaldi.posterior; its names are re-exported here.
@@ -17,18 +18,18 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from asrkit.errors import AsrkitError, ConfigError, DataDirError, FormatError
+from asrkit.data.targets import INFO_NAME
+from asrkit.errors import AsrkitError, ConfigError, DataDirError
 from asrkit.kaldi.posterior import (
     PosteriorArkWriter,
     PosteriorTable,
     dense_to_topk,
-    is_posterior_scp,
     iter_posterior_ark,
     posterior_bytes,
     posterior_to_dense,
@@ -38,88 +39,10 @@ from asrkit.logutil import get_logger
 
 log = get_logger("distill")
 
-INFO_NAME = "post_info.yaml"
 RESAMPLE_METHODS = ("average", "pick")
 # Frames a resampled teacher output may differ from the student's count (conformer-style
 # subsampling drops a few edge frames that ceil(T / n) keeps), in teacher frames.
 EDGE_TOLERANCE = 2
-
-
-def read_post_info(folder: str | os.PathLike) -> dict | None:
-    """The `post_info.yaml` that `dump_posteriors` writes next to `post.scp`, or None."""
-    import yaml
-
-    path = Path(folder) / INFO_NAME
-    if not path.is_file():
-        return None
-    info = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(info, dict):
-        raise FormatError(path, "expected a YAML mapping")
-    return info
-
-
-def _posterior_dims(folder: Path, scp: Path) -> tuple[int | dict[str, int], dict[str, str] | None]:
-    from asrkit.kaldi.textio import read_table
-
-    info = read_post_info(folder)
-    if info is None or not (info.get("output_dims") or info.get("output_dim")):
-        raise AsrkitError(f"{scp}: a Posterior archive does not record its output dimension; put a {INFO_NAME} "
-                          f"next to it with 'output_dim: <dim>' (or 'output_dims: {{<lang>: <dim>}}' and a "
-                          f"utt2lang file)")
-    if info.get("output_dim"):
-        return int(info["output_dim"]), None
-    dims = {str(k): int(v) for k, v in info["output_dims"].items()}
-    if len(set(dims.values())) == 1:
-        return next(iter(dims.values())), None
-    if not (folder / "utt2lang").is_file():
-        raise AsrkitError(f"{folder / INFO_NAME}: per-language output dimensions need {folder / 'utt2lang'}")
-    return dims, read_table(folder / "utt2lang", num_fields=2)
-
-
-def open_soft_targets(rspecifier: str) -> Mapping:
-    """Open soft targets for training: `{key: (num_frames, dim) float32}`, read lazily.
-
-    Accepts an scp (`post.scp`, `scp:post.scp`) of float matrices (FM/DM, compressed CM/CM2/CM3) or
-    of Kaldi Posteriors (expanded to dense rows at load time, with the dimension from the
-    `post_info.yaml` beside the scp), or an archive (`ark:post.1.ark`, read whole into memory).
-
-    Raises:
-        FileNotFoundError: no such scp/archive. FormatError / AsrkitError: unreadable entries, or a
-        Posterior table whose output dimension is unknown.
-    """
-    from asrkit.kaldi.table import iter_table, load_table_scp
-
-    spec = rspecifier
-    if not spec.startswith(("ark:", "ark,", "scp:", "scp,")):
-        spec = ("ark:" if spec.endswith(".ark") else "scp:") + spec
-    kind, rest = spec.split(":", 1)
-    if kind.startswith("scp"):
-        scp = Path(rest)
-        if not scp.is_file():
-            raise FileNotFoundError(2, "no such soft-target scp", str(scp))
-        if is_posterior_scp(scp):
-            dims, utt2lang = _posterior_dims(scp.parent, scp)
-            return PosteriorTable(scp, dims, utt2lang)
-        return load_table_scp(scp)
-    ark = Path(rest)
-    if not ark.is_file():  # a pipe (`ark:gunzip -c post.ark.gz |`) or `-`: matrices only
-        return {k: np.asarray(v, dtype=np.float32) for k, v in iter_table(spec)}
-    with open(ark, "rb") as f:
-        head = f.read(64)
-    space = head.find(b" ")
-    if space > 0 and head[space + 1:space + 4] == b"\0B\x04":
-        dims, utt2lang = _posterior_dims(ark.parent, ark)
-        return {k: posterior_to_dense(p, _dim_of(dims, utt2lang, k, ark), k) for k, p in iter_posterior_ark(ark)}
-    return {k: np.asarray(v, dtype=np.float32) for k, v in iter_table(spec)}
-
-
-def _dim_of(dims, utt2lang, key: str, where: Path) -> int:
-    if isinstance(dims, int):
-        return dims
-    lang = (utt2lang or {}).get(key)
-    if lang not in dims:
-        raise AsrkitError(f"{where}: no output dimension for utterance '{key}' (language {lang or 'unknown'})")
-    return dims[lang]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -152,9 +75,9 @@ def student_frame_rate(spec: str | os.PathLike, feat_dim: int) -> tuple[int, Len
     if not path.is_file():
         raise FileNotFoundError(2, "no such student config", str(path))
     if path.suffix in (".pt", ".pth", ".mdl"):
-        from asrkit.training.checkpoint import read_model_file
+        from asrkit.models.modelfile import read_model_meta
 
-        model_conf = read_model_file(path)["model_conf"]
+        model_conf = read_model_meta(path).model_conf
     else:
         try:
             conf = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -381,13 +304,13 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
 
     device = check_device(device)
     model_path = Path(model_path)
-    from asrkit.training.checkpoint import read_model_file
+    from asrkit.models.modelfile import read_model_meta
 
-    meta = {k: v for k, v in read_model_file(model_path).items() if k != "state_dict"}
+    meta = read_model_meta(model_path)
     student_sub = None
     if frame_rate_of is not None:
-        student_sub, _ = student_frame_rate(frame_rate_of, int(meta["feat_dim"]))
-        check_frame_rates(int(meta["frame_subsampling"]), student_sub)
+        student_sub, _ = student_frame_rate(frame_rate_of, meta.feat_dim)
+        check_frame_rates(int(meta.frame_subsampling), student_sub)
     opts = DumpOptions(float(temperature), int(topk), student_sub, resample, bool(compress), int(max_frames))
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -421,7 +344,7 @@ class _Teacher:
     """The loaded teacher and how to turn a batch into per-utterance student-rate posteriors."""
 
     def __init__(self, model_path: Path, device: str, opts: DumpOptions, frame_rate_of):
-        from asrkit.training.checkpoint import load_model
+        from asrkit.models.modelfile import load_model
 
         self.model, self.meta = load_model(model_path, device=device)
         self.device = device
@@ -429,11 +352,8 @@ class _Teacher:
         self.subsampling = int(self.model.frame_subsampling)
         self.student_lengths = None
         if frame_rate_of is not None:
-            _, self.student_lengths = student_frame_rate(frame_rate_of, int(self.meta["feat_dim"]))
+            _, self.student_lengths = student_frame_rate(frame_rate_of, self.meta.feat_dim)
         self.languages = list(self.model.languages)
-
-    def default_lang(self) -> str | None:
-        return self.languages[0] if len(self.languages) == 1 else None
 
     def posteriors(self, batch) -> list[tuple[str, object]]:
         """`(key, (T_student, V) tensor on the device)` for each utterance of a language-homogeneous batch."""
@@ -478,12 +398,12 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
 
     import torch
 
-    from asrkit.features.cmvn import model_cmvn
+    from asrkit.data.dataset import batch_loader
+    from asrkit.data.sampler import inference_batches
     from asrkit.fileio import atomic_write
     from asrkit.kaldi.table import COMPRESSION_TWO_BYTE, ArkScpWriter
     from asrkit.logutil import job_log, versions
-    from asrkit.training.data import AsrDataset, batch_loader
-    from asrkit.training.sampler import BatchPlan
+    from asrkit.models.modelfile import open_data
 
     if get_logger().getEffectiveLevel() > logging.INFO:
         get_logger().setLevel(logging.INFO)  # the job log always gets its signature and progress lines
@@ -494,17 +414,14 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
         jlog.info("job %d: %s -> %s", job.job, job.split_dir, job.ark)
         jlog.info("options: %s", opts.describe())
         jlog.info("job signature %s", job.signature)
-        dataset = AsrDataset([job.split_dir], target_kinds=(), norm_vars=bool(teacher.meta["cmvn"]["norm_vars"]),
-                             default_lang=teacher.default_lang(), expected_feat_dim=teacher.meta.get("feat_dim"),
-                             global_cmvn=model_cmvn(teacher.meta))
+        dataset = open_data(job.split_dir, teacher.meta)
         unknown = sorted(set(dataset.languages) - set(teacher.languages))
         if unknown and "all" not in teacher.languages:
             first = next(k for k, v in dataset.utt_lang.items() if v == unknown[0])
             raise DataDirError(f"{job.split_dir}/utt2lang: language '{unknown[0]}' (utterance '{first}') has no "
                                f"output layer in the teacher (languages: {', '.join(teacher.languages)})")
         utts = _drop_too_short(dataset.utts, teacher, jlog)
-        plan = BatchPlan(utts, max_frames=opts.max_frames, homogeneous=True, shuffle=False, seed=0)
-        batches = plan.global_batches(0)
+        batches = inference_batches(utts, opts.max_frames)
         frames: dict[str, int] = {}
         start = time.time()
         next_report = start + 30.0
@@ -551,7 +468,7 @@ def _drop_too_short(utts, teacher: _Teacher, jlog):
     return kept
 
 
-def _merge(jobs: list[DumpJob], out_dir: Path, meta: dict, model_path: Path, opts: DumpOptions,
+def _merge(jobs: list[DumpJob], out_dir: Path, meta, model_path: Path, opts: DumpOptions,
            result: DumpResult) -> None:
     """Merge the job parts into post.scp, utt2num_frames and utt2lang; write post_info.yaml."""
     import yaml
@@ -562,7 +479,7 @@ def _merge(jobs: list[DumpJob], out_dir: Path, meta: dict, model_path: Path, opt
 
     frames: dict[str, str] = {}
     utt2lang: dict[str, str] = {}
-    languages = list(meta["languages"])
+    languages = list(meta.languages)
     for spec in jobs:
         frames.update(read_table(spec.utt2num_frames, num_fields=2))
         lang_file = spec.split_dir / "utt2lang"
@@ -572,17 +489,17 @@ def _merge(jobs: list[DumpJob], out_dir: Path, meta: dict, model_path: Path, opt
     merge_scp([s.scp for s in jobs], out_dir / "post.scp")
     write_table(out_dir / "utt2num_frames", frames)
     write_table(out_dir / "utt2lang", utt2lang)
-    dims = {lang: int(meta["vocab_sizes"][lang]) for lang in sorted(set(utt2lang.values()))
-            if lang in meta["vocab_sizes"]}
+    dims = {lang: int(meta.vocab_sizes[lang]) for lang in sorted(set(utt2lang.values()))
+            if lang in meta.vocab_sizes}
     if not dims:  # a linear head registered as "all"
-        dims = {lang: int(next(iter(meta["vocab_sizes"].values()))) for lang in sorted(set(utt2lang.values()))}
+        dims = {lang: int(next(iter(meta.vocab_sizes.values()))) for lang in sorted(set(utt2lang.values()))}
     info = {
         "format": "posterior" if opts.topk else "matrix",
         "teacher": str(model_path),
-        "teacher_objective": meta.get("objective"),
-        "teacher_frame_subsampling": int(meta["frame_subsampling"]),
-        "frame_subsampling": int(opts.student_subsampling or meta["frame_subsampling"]),
-        "resample": opts.resample if opts.student_subsampling not in (None, int(meta["frame_subsampling"])) else None,
+        "teacher_objective": meta.objective,
+        "teacher_frame_subsampling": int(meta.frame_subsampling),
+        "frame_subsampling": int(opts.student_subsampling or meta.frame_subsampling),
+        "resample": opts.resample if opts.student_subsampling not in (None, int(meta.frame_subsampling)) else None,
         "temperature": opts.temperature,
         "topk": opts.topk,
         "compress": opts.compress,
@@ -599,6 +516,5 @@ def _merge(jobs: list[DumpJob], out_dir: Path, meta: dict, model_path: Path, opt
 
 
 __all__ = ["DumpOptions", "DumpResult", "PosteriorArkWriter", "PosteriorTable", "dense_to_topk",
-           "dump_posteriors", "iter_posterior_ark", "job_is_done", "open_soft_targets", "posterior_bytes",
-           "posterior_to_dense", "read_post_info", "read_posterior", "resample_posteriors", "run_job",
-           "student_frame_rate"]
+           "dump_posteriors", "iter_posterior_ark", "job_is_done", "posterior_bytes", "posterior_to_dense",
+           "read_posterior", "resample_posteriors", "run_job", "student_frame_rate"]

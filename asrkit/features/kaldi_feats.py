@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asrkit.errors import ConfigError, FormatError
+from asrkit.errors import AudioError, ConfigError, FormatError
+from asrkit.kaldi.textio import iter_lines
 
 FEATURE_TYPES = ("fbank", "mfcc")
 WINDOW_TYPES = ("hamming", "hanning", "povey", "rectangular", "blackman")
@@ -300,8 +301,6 @@ def read_kaldi_conf(path: str | os.PathLike, feat_type: str) -> dict[str, tuple[
         FileNotFoundError: no such file.
         FormatError: a line that is not an option, or an unknown/invalid option, naming file and line.
     """
-    from asrkit.kaldi.textio import iter_lines
-
     path = Path(path)
     values: dict[str, tuple[str, object]] = {}
     for lineno, line in iter_lines(path):
@@ -384,8 +383,6 @@ def compute_features(samples, opts: FeatureOptions, key: str = ""):
     import torch
     import torchaudio.compliance.kaldi as ta_kaldi
 
-    from asrkit.errors import AudioError
-
     wave = torch.as_tensor(samples, dtype=torch.float32)
     if wave.dim() != 1:
         raise AudioError(f"{key}: expected mono audio of shape (num_samples,), got {tuple(wave.shape)}")
@@ -404,8 +401,6 @@ def compute_features(samples, opts: FeatureOptions, key: str = ""):
 
 def check_duration(num_samples: int, opts: FeatureOptions, key: str) -> None:
     """Raise AudioError if an utterance of `num_samples` gives no frames or is under --min-duration."""
-    from asrkit.errors import AudioError
-
     if num_samples < opts.min_duration * opts.sample_frequency:
         raise AudioError(f"{key}: {num_samples / opts.sample_frequency:.3f} s is shorter than "
                          f"--min-duration={opts.min_duration}")

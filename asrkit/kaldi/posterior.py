@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from asrkit.errors import AsrkitError, FormatError
-from asrkit.fileio import set_default_mode
+from asrkit.fileio import set_default_mode, tmp_path_for
+from asrkit.kaldi.table import parse_scp, read_key, split_offset, split_range
 
 # ------------------------------------------------------------------------------------------------
 # Kaldi's Posterior format (src/hmm/posterior.cc: WritePosterior / ReadPosterior)
@@ -154,8 +155,6 @@ class PosteriorArkWriter:
     """
 
     def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None):
-        from asrkit.fileio import tmp_path_for
-
         self.ark_path = Path(ark_path)
         self.scp_path = Path(scp_path) if scp_path is not None else None
         for p in (self.ark_path, self.scp_path):
@@ -238,8 +237,6 @@ def iter_posterior_ark(path: str | os.PathLike) -> Iterator[tuple[str, list[tupl
     Raises:
         FormatError: a truncated or corrupted object, or a text-form archive (naming the key).
     """
-    from asrkit.kaldi.table import read_key
-
     with open(path, "rb") as f:
         while True:
             try:
@@ -258,8 +255,6 @@ def iter_posterior_ark(path: str | os.PathLike) -> Iterator[tuple[str, list[tupl
 
 
 def _read_posterior_at(rxfilename: str, files: dict) -> list[tuple[np.ndarray, np.ndarray]]:
-    from asrkit.kaldi.table import split_offset
-
     path, offset = split_offset(rxfilename)
     if offset is None or rxfilename.endswith("|") or rxfilename.endswith("]"):
         raise ValueError(f"'{rxfilename}' is not an <archive>:<offset> entry (pipes and ranges are not "
@@ -290,8 +285,6 @@ class PosteriorTable(Mapping):
 
     def __init__(self, scp_path: str | os.PathLike, dims: int | Mapping[str, int],
                  utt2lang: Mapping[str, str] | None = None):
-        from asrkit.kaldi.table import parse_scp
-
         self.path = Path(scp_path)
         self._entries = {}
         for entry in parse_scp(self.path):
@@ -345,8 +338,6 @@ class PosteriorTable(Mapping):
 
 def is_posterior_scp(scp_path: Path) -> bool:
     """Look at the first entry's object: `\\0B\\4` (int32 count, no type token) is a Posterior."""
-    from asrkit.kaldi.table import parse_scp, split_offset, split_range
-
     entries = parse_scp(scp_path)
     if not entries:
         raise FormatError(scp_path, "empty soft-target scp")

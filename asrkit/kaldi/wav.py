@@ -22,6 +22,7 @@ import numpy as np
 import soundfile
 
 from asrkit.errors import AudioError, FormatError
+from asrkit.kaldi import table
 from asrkit.kaldi.textio import c_sorted, iter_lines
 from asrkit.logutil import get_logger
 
@@ -99,8 +100,6 @@ def _from_kaldiio(obj, key: str, what: str) -> tuple[np.ndarray, int]:
 
 
 def _read_ark_audio(path: str, offset: int, key: str) -> tuple[np.ndarray, int]:
-    from asrkit.kaldi import table
-
     what = f"'{path}:{offset}'"
     try:
         with open(path, "rb") as f:

@@ -1,15 +1,18 @@
-"""Acoustic encoders: a spliced-frame DNN, an (B)LSTM and a Conformer (torchaudio).
+"""Acoustic encoders: a spliced-frame DNN, an (B)LSTM, a Conformer and a streaming Emformer (torchaudio).
 
 Every encoder maps padded features `(batch, time, feat)` and their lengths to hidden frames
 `(batch, time', hidden)` and output lengths, exposes `output_dim`, `subsampling` (input frames per
 output frame) and `output_lengths(lens)` (the exact `time'` for given input lengths), and leaves an
 utterance's output unchanged when it is batched with longer ones (padded frames never reach valid
-ones; padded output frames are zero).
+ones; padded output frames are zero). The Emformer (the streaming RNN-T's encoder, usable with CTC
+too) can also encode a stream segment by segment (`infer`, `stream_batch`), giving the frames of its
+full-utterance `forward`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -282,3 +285,177 @@ class ConformerEncoder(nn.Module):
                 hook.remove()
         return h * keep.unsqueeze(-1).to(h.dtype), out_lens
 
+
+def _ceil_div(x: Tensor, n: int) -> Tensor:
+    return torch.div(x + (n - 1), n, rounding_mode="floor")
+
+
+class EmformerEncoder(nn.Module):
+    """Frame stacking (`stride` input frames -> one) + Linear, then torchaudio's Emformer.
+
+    Every utterance is zero-padded to whole segments (and `right_context` zero frames after its
+    end), in training, full-utterance decoding and streaming alike, so the three see exactly the
+    same frames: a padded batch gives each utterance the output it has alone, and `infer` segment by
+    segment gives the output of `forward` (to float rounding).
+
+    Args:
+        input_dim: feature dimension D.
+        d_model, num_heads, ffn_dim, num_layers, dropout, activation: as `torchaudio.models.Emformer`.
+        segment_length: output frames per segment (the chunk a stream is processed in).
+        left_context: output frames of left context each segment attends to.
+        right_context: output frames of look-ahead per segment.
+        max_memory_size: Emformer memory bank size (0: none).
+        stride: input frames stacked into one output frame.
+
+    Forward: `(feats (B, T, D), lens (B,)) -> (hidden (B, T', d_model), out_lens (B,))` with
+    `out_lens = ceil(lens / stride)` and `T' >= max(out_lens)` (padded to whole segments; padded
+    frames are zero).
+    """
+
+    def __init__(self, input_dim: int, *, d_model: int = 256, num_layers: int = 12, num_heads: int = 4,
+                 ffn_dim: int = 1024, segment_length: int = 16, left_context: int = 32, right_context: int = 4,
+                 max_memory_size: int = 0, stride: int = 4, dropout: float = 0.1, activation: str = "gelu"):
+        super().__init__()
+        from torchaudio.models import Emformer
+
+        self.input_dim = input_dim
+        self.subsampling = stride
+        self.segment_length = segment_length
+        self.right_context = right_context
+        self.output_dim = d_model
+        self.input_linear = nn.Linear(stride * input_dim, d_model)
+        self.emformer = Emformer(d_model, num_heads, ffn_dim, num_layers, segment_length, dropout=dropout,
+                                 activation=activation, left_context_length=left_context,
+                                 right_context_length=right_context, max_memory_size=max_memory_size)
+
+    @property
+    def chunk_frames(self) -> int:
+        """Input frames a stream consumes per step (one segment)."""
+        return self.segment_length * self.subsampling
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Input frames after a segment that must have arrived before it is processed."""
+        return self.right_context * self.subsampling
+
+    @property
+    def latency_frames(self) -> int:
+        """Algorithmic latency in input frames: the first frame of a segment waits for the whole
+        segment and its right context, `(segment_length + right_context) * stride`."""
+        return self.chunk_frames + self.lookahead_frames
+
+    def output_lengths(self, lens: Tensor) -> Tensor:
+        """`(batch,)` output frame counts: `ceil(lens / stride)`."""
+        return _ceil_div(lens, self.subsampling)
+
+    def _project(self, feats: Tensor, num_valid_inputs: Tensor, num_out: int) -> Tensor:
+        """Stack + project `feats (B, num_out * stride, D)`; input frames from `num_valid_inputs (B,)` on
+        and output frames from `ceil(num_valid_inputs / stride)` on are zeroed -> `(B, num_out, d_model)`."""
+        b = feats.shape[0]
+        feats = feats * valid_frame_mask(num_valid_inputs, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
+        x = self.input_linear(feats.reshape(b, num_out, self.subsampling * self.input_dim))
+        keep = valid_frame_mask(self.output_lengths(num_valid_inputs), num_out)
+        return x * keep.unsqueeze(-1).to(x.dtype)
+
+    def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        out_lens = self.output_lengths(lens)
+        if bool((lens < 1).any()):
+            raise AsrkitError("an utterance has no frames; the emformer needs at least one")
+        seg = self.segment_length
+        padded = int(_ceil_div(out_lens.max(), seg)) * seg  # whole segments
+        total = (padded + self.right_context) * self.subsampling
+        feats = feats[:, :total]
+        if feats.shape[1] < total:
+            feats = nn.functional.pad(feats, (0, 0, 0, total - feats.shape[1]))
+        x = self._project(feats, lens, padded + self.right_context)
+        # Lengths in whole segments: the zero frames up to a segment end are part of every utterance
+        # (so a stream, which must fill its last segment, computes the same); later ones are masked.
+        h, _ = self.emformer(x, _ceil_div(out_lens, seg) * seg)
+        return h * valid_frame_mask(out_lens, h.shape[1]).unsqueeze(-1).to(h.dtype), out_lens
+
+    def init_stream(self) -> dict:
+        """A fresh stream state for `infer`."""
+        return {"emformer": None, "start": 0}
+
+    @torch.no_grad()
+    def infer(self, window: Tensor, total_frames: int | None, state: dict) -> tuple[Tensor, dict]:
+        """Encode the next segment of one stream.
+
+        Args:
+            window: `(1, W, D)` the stream's input frames from the segment's first frame on, `W <=
+                chunk_frames + lookahead_frames` (zero-padded to that size here).
+            total_frames: the utterance's total input frames once its end is known (the last
+                windows), else None.
+            state: from `init_stream()` or the previous call (updated and returned).
+
+        Returns:
+            `(hidden (1, n, d_model), state)` with n the segment's valid output frames (`segment_length`
+            until the end of the utterance).
+        """
+        total = None if total_frames is None else torch.tensor([total_frames], device=window.device)
+        hidden, n_out, state = self.infer_batch(window, total, state)
+        return hidden[:, : int(n_out[0])], state
+
+    @torch.no_grad()
+    def infer_batch(self, window: Tensor, total_frames: Tensor | None, state: dict
+                    ) -> tuple[Tensor, Tensor, dict]:
+        """Encode the next segment of B streams in lockstep (the same segment index in each).
+
+        Args:
+            window: `(B, W, D)`, each stream's input frames from the segment's first frame on, `W <=
+                chunk_frames + lookahead_frames` (zero-padded to that size here).
+            total_frames: `(B,)` each stream's total input frames where its end is known (the last
+                windows) and -1 where it is not yet; None: no stream has ended.
+            state: from `init_stream()` or the previous call (updated and returned).
+
+        Returns:
+            `(hidden (B, segment_length, d_model), n_out (B,), state)`: `n_out` valid output frames
+            per stream (`segment_length` until its end, then fewer, then 0).
+        """
+        size = self.chunk_frames + self.lookahead_frames
+        if window.shape[1] > size:
+            raise AsrkitError(f"a stream window has {window.shape[1]} frames; at most {size} fit")
+        b = window.shape[0]
+        window = nn.functional.pad(window, (0, 0, 0, size - window.shape[1]))
+        start = state["start"]  # output frame index of the segment's first frame
+        full = torch.full((b,), size, device=window.device, dtype=torch.long)
+        seg = torch.full((b,), self.segment_length, device=window.device, dtype=torch.long)
+        valid, n_out = full, seg
+        if total_frames is not None:
+            ended = total_frames >= 0
+            left = (total_frames - start * self.subsampling).clamp(min=0)
+            valid = torch.where(ended, left, full)
+            n_out = torch.where(ended, torch.minimum(seg, self.output_lengths(left)), seg)
+        x = self._project(window, valid.clamp(max=size), self.segment_length + self.right_context)
+        lengths = torch.full((b,), self.segment_length + self.right_context, device=window.device)
+        h, _, emformer_state = self.emformer.infer(x, lengths, state["emformer"])
+        return h, n_out, {"emformer": emformer_state, "start": start + self.segment_length}
+
+    def stream(self, feats: Tensor, num_frames: int) -> Iterator[Tensor]:
+        """Encode one utterance segment by segment, as a stream would: yields `(1, n, d_model)` chunks
+        whose concatenation is the utterance's `forward` output (to float rounding).
+
+        Args:
+            feats: `(1, T, D)`, `num_frames <= T` of them valid.
+        """
+        for hidden, n_out in self.stream_batch(feats[:, :num_frames], torch.tensor([num_frames])):
+            yield hidden[:, : int(n_out[0])]
+
+    def stream_batch(self, feats: Tensor, lens: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        """Encode B utterances as B streams in lockstep, one segment per step: yields
+        `(hidden (B, segment_length, d_model), n_out (B,))`, each stream's valid frames first. A
+        stream knows its end only when its window reaches it; one that has ended yields 0 frames
+        until the longest is done. Per stream, the output is that of `stream` (to float rounding).
+
+        Args:
+            feats: `(B, T, D)`; lens: `(B,)` valid frames of each.
+        """
+        state = self.init_stream()
+        step, look = self.chunk_frames, self.lookahead_frames
+        lens = lens.to(feats.device)
+        for begin in range(0, int(lens.max()), step):
+            window = feats[:, begin: begin + step + look]
+            ended = begin + step + look >= lens
+            total = torch.where(ended, lens, torch.full_like(lens, -1)) if bool(ended.any()) else None
+            hidden, n_out, state = self.infer_batch(window, total, state)
+            yield hidden, n_out

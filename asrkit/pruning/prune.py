@@ -3,14 +3,15 @@
 Every method prunes by weight magnitude in rounds (`imp`: the sparsity grows geometrically,
 `1 - (1 - S)^(r/R)`; `cubic`: Zhu & Gupta's `S (1 - (1 - r/R)^3)`); each round fine-tunes on the
 method's data inside the current mask, then prunes, and a last fine-tuning follows the last round.
-Fine-tuning uses the ordinary trainer (`run_training`; the pathway hook holds the weights outside the
-mask at zero):
+Fine-tuning uses the ordinary trainer, which the caller hands in (`FineTuning`: asrkit.cli.prune
+passes asrkit.training's config loader and `run_training`), so that this stage does not import the
+training stage; the pathway hook of asrkit.models.pathways holds the weights outside the mask at zero:
 
 - `agnostic`: one mask from all languages' data (written as every language's mask);
 - `mono`: for each language, the model pruned on that language's data alone (`OUT/<lang>/final.pt`);
 - `pathways`: each language's mask found as in `mono` (or taken from `--masks-from`), then joint
   multilingual training from the dense model where each batch runs with θ ⊙ m_lang and updates only
-  the weights in m_lang (asrkit.pruning.pathways).
+  the weights in m_lang (asrkit.models.pathways).
 
 Outputs: `OUT/masks/<lang>.pt`, `OUT/final.pt` (agnostic, pathways) whose metadata carries the
 masks (`meta["pathways"]`, applied per utterance language by `asrkit decode`), and the rounds'
@@ -19,24 +20,27 @@ experiment dirs.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asrkit.errors import ConfigError
+import yaml
+
+from asrkit.errors import ConfigError, DataDirError
+from asrkit.fileio import atomic_write, atomic_write_text
+from asrkit.kaldi.datadir import subset_data_dir
+from asrkit.kaldi.textio import read_table
+from asrkit.models.masks import Mask, SparseWeight, load_masks, pack_mask, save_masks, union_mask, unpack_mask
+from asrkit.models.modelfile import ModelMeta, atomic_torch_save, load_model, read_model_file, read_model_meta
 from asrkit.pruning.masks import (
-    Mask,
     foreign_parameter_names,
-    load_masks,
     magnitude_mask,
     mask_density,
     mask_stats,
-    pack_mask,
     prunable_parameters,
-    save_masks,
-    unpack_mask,
 )
 
 log = logging.getLogger("asrkit.prune")
@@ -79,6 +83,20 @@ class PruneOptions:
     masks_from: str | None = None  # pathways: reuse OUT/masks of an earlier (mono) run
 
 
+@dataclass(frozen=True)
+class FineTuning:
+    """The trainer pruning fine-tunes with.
+
+    load_config: `(path or None, overrides, base=dict) -> config`, the training config loader
+        (asrkit.training.config.load_config).
+    run_training: `(config, *, train_dirs, lang_dir, out_dir, overwrite, command) -> final model
+        file` (asrkit.training.trainer.run_training).
+    """
+
+    load_config: Callable[..., dict]
+    run_training: Callable[..., Path]
+
+
 @dataclass
 class PruneResult:
     out_dir: Path
@@ -86,29 +104,23 @@ class PruneResult:
     models: dict[str, Path] = field(default_factory=dict)  # "all" or a language -> model file
 
 
-def lang_dir_from_meta(meta: dict, path: Path) -> Path:
+def lang_dir_from_meta(meta: ModelMeta, path: Path) -> Path:
     """Write a lang dir (lang.yaml + <set>/tokens.model) from a model file's embedded tokenizers.
 
     Raises:
         ConfigError: the model file has no tokenizers.
     """
-    import yaml
-
-    from asrkit.fileio import atomic_write_text
-
-    tokens = meta.get("tokens")
-    if not tokens:
+    tokens = meta.tokens
+    if tokens is None:
         raise ConfigError("the model file has no token sets; pruning fine-tunes on text targets (ctc or rnnt)")
-    for name, proto in tokens["models"].items():
+    for name, proto in tokens.models.items():
         (path / name).mkdir(parents=True, exist_ok=True)
         target = path / name / "tokens.model"
         if not target.is_file() or target.read_bytes() != proto:
-            from asrkit.fileio import atomic_write
-
             with atomic_write(target, "wb", encoding=None) as f:
                 f.write(proto)
-    atomic_write_text(path / "lang.yaml", yaml.safe_dump({"token_type": tokens["token_type"],
-                                                         "languages": dict(tokens["lang2set"])}, sort_keys=True))
+    atomic_write_text(path / "lang.yaml", yaml.safe_dump({"token_type": tokens.token_type,
+                                                         "languages": dict(tokens.lang2set)}, sort_keys=True))
     return path
 
 
@@ -118,10 +130,6 @@ def language_subsets(train_dirs: Sequence[str | os.PathLike], lang: str, work_di
     Raises:
         DataDirError: no data dir has utterances of `lang`.
     """
-    from asrkit.errors import DataDirError
-    from asrkit.kaldi.datadir import subset_data_dir
-    from asrkit.kaldi.textio import read_table
-
     out = []
     for i, d in enumerate(train_dirs):
         d = Path(d)
@@ -142,37 +150,29 @@ def language_subsets(train_dirs: Sequence[str | os.PathLike], lang: str, work_di
 
 class _Pruner:
     def __init__(self, method: str, model_path: Path, train_dirs, out_dir: Path, opts: PruneOptions,
-                 overwrite: bool):
-        from asrkit.training.checkpoint import read_model_file
-
+                 fine_tuning: FineTuning, overwrite: bool):
         if method not in METHODS:
             raise ConfigError(f"unknown pruning method {method!r} (choose from {', '.join(METHODS)})")
         self.method, self.model_path, self.out_dir, self.opts = method, model_path, out_dir, opts
         self.train_dirs = [Path(d) for d in train_dirs]
-        self.overwrite = overwrite
+        self.fine_tuning, self.overwrite = fine_tuning, overwrite
         self.schedule = sparsity_schedule(opts.sparsity, opts.rounds, opts.schedule)
-        self.meta = {k: v for k, v in read_model_file(model_path).items() if k != "state_dict"}
-        self.languages = list(self.meta["languages"])
+        self.meta = read_model_meta(model_path)
+        self.languages = list(self.meta.languages)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.lang_dir = lang_dir_from_meta(self.meta, out_dir / "lang")
         self.base_conf = self._base_conf()
 
     def _base_conf(self) -> dict:
-        import yaml
-
-        from asrkit.training.config import load_config
-
         exp_conf = self.model_path.parent / "config.yaml"
         base = yaml.safe_load(exp_conf.read_text()) if exp_conf.is_file() else {}
         base = dict(base or {})
-        base["model"] = dict(base.get("model") or {}, **self.meta["model_conf"])
-        base.setdefault("objective", {})["type"] = self.meta["objective"]
+        base["model"] = dict(base.get("model") or {}, **self.meta.model_conf)
+        base.setdefault("objective", {})["type"] = self.meta.objective
         base.setdefault("training", {}).update({"init_from": None, "pathways": None, "max_steps": None})
-        return load_config(self.opts.config, self.opts.overrides, base=base)
+        return self.fine_tuning.load_config(self.opts.config, self.opts.overrides, base=base)
 
     def _conf(self, init_from: Path, masks_dir: Path | None, steps: int) -> dict:
-        import copy
-
         conf = copy.deepcopy(self.base_conf)
         t = conf["training"]
         t["init_from"], t["max_steps"] = str(init_from), int(steps)
@@ -183,15 +183,11 @@ class _Pruner:
         return conf
 
     def _train(self, init_from: Path, masks_dir: Path | None, data_dirs, steps: int, out: Path) -> Path:
-        from asrkit.training.trainer import run_training
-
         conf = self._conf(init_from, masks_dir, steps)
-        return run_training(conf, train_dirs=[str(d) for d in data_dirs], lang_dir=str(self.lang_dir), out_dir=out,
+        return self.fine_tuning.run_training(conf, train_dirs=[str(d) for d in data_dirs], lang_dir=str(self.lang_dir), out_dir=out,
                             overwrite=self.overwrite, command=f"asrkit prune ({self.method}): fine-tune {out.name}")
 
     def _load(self, path: Path):
-        from asrkit.training.checkpoint import load_model
-
         model, _ = load_model(path)
         return model
 
@@ -239,10 +235,7 @@ class _Pruner:
         return current, model_path
 
     def write_model(self, src: Path, dst: Path, masks: dict[str, Mask]) -> Path:
-        """Copy a model file with the masks applied (union) and recorded in `meta["pathways"]`."""
-        from asrkit.pruning.masks import union_mask
-        from asrkit.training.checkpoint import atomic_torch_save, read_model_file
-
+        """Copy a model file with the masks applied (union) and recorded in its `pathways` entry."""
         obj = read_model_file(src)
         union = union_mask(masks.values())
         for n, m in union.items():
@@ -294,7 +287,8 @@ class _Pruner:
 
 
 def prune(method: str, model_path: str | os.PathLike, train_dirs: Sequence[str | os.PathLike],
-          out_dir: str | os.PathLike, opts: PruneOptions, *, overwrite: bool = False) -> PruneResult:
+          out_dir: str | os.PathLike, opts: PruneOptions, *, fine_tuning: FineTuning,
+          overwrite: bool = False) -> PruneResult:
     """Prune a trained model (see the module docstring).
 
     Args:
@@ -305,6 +299,7 @@ def prune(method: str, model_path: str | os.PathLike, train_dirs: Sequence[str |
             language masks.
         out_dir: where masks, models and the fine-tuning runs go.
         opts: sparsity, rounds, schedule, scope, fine-tuning steps and config.
+        fine_tuning: the trainer to fine-tune with.
         overwrite: retrain fine-tuning runs that exist (else a finished run with the same config is reused).
 
     Returns:
@@ -313,7 +308,7 @@ def prune(method: str, model_path: str | os.PathLike, train_dirs: Sequence[str |
     Raises:
         ConfigError: bad options or a model without token sets; DataDirError: a language without data.
     """
-    return _Pruner(method, Path(model_path), train_dirs, Path(out_dir), opts, overwrite).run()
+    return _Pruner(method, Path(model_path), train_dirs, Path(out_dir), opts, fine_tuning, overwrite).run()
 
 
 def find_masks_dir(path: str | os.PathLike) -> Path:
@@ -369,9 +364,6 @@ def export_language(model_path: str | os.PathLike, lang: str, out: str | os.Path
     Raises:
         ConfigError: the model has no masks (not from `asrkit prune`) or none for `lang`.
     """
-    from asrkit.pruning.masks import SparseWeight
-    from asrkit.training.checkpoint import atomic_torch_save, read_model_file
-
     obj = read_model_file(model_path)
     pathways = obj.get("pathways") or {}
     if not pathways.get("masks"):
@@ -379,8 +371,6 @@ def export_language(model_path: str | os.PathLike, lang: str, out: str | os.Path
     if lang not in pathways["masks"]:
         raise ConfigError(f"{model_path}: no mask for language '{lang}' (it has: {', '.join(sorted(pathways['masks']))})")
     mask = unpack_mask(pathways["masks"][lang], f"{model_path} mask of '{lang}'")
-    from asrkit.training.checkpoint import load_model
-
     model, _ = load_model(model_path)
     foreign = foreign_parameter_names(model, lang)
     # A transducer's auxiliary CTC layer (model.aux_ctc) only trains the encoder: not exported.

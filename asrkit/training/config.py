@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from asrkit.errors import ConfigError
+from asrkit.fileio import atomic_write_text
 
 # Sections whose keys are free-form here (validated by their builders).
 FREE_FORM = {("model", "encoder"), ("model", "head"), ("model", "predictor"), ("model", "joiner"), ("model", "aux_ctc"),
@@ -215,6 +216,4 @@ def check_config(conf: dict) -> None:
 
 def save_config(conf: dict, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically."""
-    from asrkit.fileio import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(conf, sort_keys=False, default_flow_style=None))

@@ -5,7 +5,7 @@ the others let each worker step alone and synchronise parameters every K steps. 
 `wrap` once, `no_sync` during gradient accumulation, and `after_step` after each optimizer step;
 `after_step` returns True when the replicas were just synchronised (the EMA updates then), and
 `synchronize` at each epoch end and once at the end of training (so validation and `final.pt` see
-one model). The strategies themselves live in asrkit.training.strategies.
+one model). The strategies themselves, and `build_strategy`, live in asrkit.training.strategies.
 """
 
 from __future__ import annotations
@@ -101,15 +101,6 @@ class Strategy:
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain model inside a DDP wrapper."""
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
-def build_strategy(conf: dict, ctx: DistContext) -> Strategy:
-    """The configured strategy for this job (a single process always gets the no-op one)."""
-    if not ctx.distributed:
-        return Strategy(ctx)
-    from asrkit.training import strategies
-
-    return strategies.build(conf["training"]["strategy"], ctx, conf["training"])
 
 
 def is_comm_failure(error: BaseException) -> bool:

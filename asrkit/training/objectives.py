@@ -268,3 +268,48 @@ class Objective:
             loss = (1.0 - w) * loss + w * mixed
         stats["loss"] = float(loss.detach())
         return loss, stats
+
+
+def build_objective(obj_conf: dict) -> Objective | None:
+    """The Objective for a training config's `objective` section; None for rnnt (a transducer
+    computes its own loss)."""
+    if obj_conf["type"] == "rnnt":
+        return None
+
+    main = {"type": obj_conf["type"]}
+    if obj_conf["type"] == "kl":
+        main["temperature"] = obj_conf["temperature"]
+    if obj_conf.get("mix"):
+        main["mix"] = {k: v for k, v in obj_conf["mix"].items() if k not in ("targets", "valid_targets")}
+    return Objective(main)
+
+
+def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
+                   targets: dict[str, tuple[torch.Tensor, torch.Tensor]], keys: list[str],
+                   subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
+    """Loss of a batch; frame targets are checked against the model's output frames first.
+
+    Returns (loss, stats) with stats["normaliser"] the count the loss is averaged over.
+    """
+    fields = {}
+    if "text" in targets:
+        fields["tokens"], fields["token_lens"] = targets["text"]
+    if "ali" in targets:
+        labels, lens = targets["ali"]
+        check_frame_counts(out_lens, lens, keys, subsampling=subsampling)
+        fields["frame_labels"] = labels
+        if int(labels.max()) >= logits.shape[-1]:
+            bad = int((labels.max(dim=1).values >= logits.shape[-1]).nonzero()[0])
+            raise AsrkitError(f"utterance '{keys[bad]}': alignment label {int(labels[bad].max())} is outside "
+                              f"the model's {logits.shape[-1]} outputs")
+    if "post" in targets:
+        post, lens = targets["post"]
+        check_frame_counts(out_lens, lens, keys, subsampling=subsampling)
+        if post.shape[-1] != logits.shape[-1]:
+            raise AsrkitError(f"utterance '{keys[0]}': soft targets have {post.shape[-1]} columns but the model "
+                              f"has {logits.shape[-1]} outputs for this language")
+        fields["soft_targets"] = post
+    loss, stats = objective(logits, out_lens, **fields)
+    main = objective.main["type"]
+    stats["normaliser"] = float(stats[f"norm_{main}"])
+    return loss, stats

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from asrkit.errors import FormatError
+from asrkit.fileio import tmp_path_for
 
 
 def read_metrics(exp_dir: str | os.PathLike) -> list[dict]:
@@ -29,8 +30,6 @@ def plot_curves(exp_dir: str | os.PathLike, out: str | os.PathLike | None = None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from asrkit.fileio import tmp_path_for
 
     rows = read_metrics(exp_dir)
     out = Path(out) if out else Path(exp_dir) / "log" / "curves.png"

@@ -4,7 +4,7 @@
 alone and mix parameters every K = `training.sync_interval` optimizer steps: `model-averaging`
 (local SGD, PyTorch's `model_averaging.utils.average_parameters`), `bmuf` (block momentum over the
 averaged block update) and `gossip` (each worker averages with its ring neighbours by point-to-point
-messages, no global collective). `build(name, ctx, training_conf)` is what `build_strategy` calls.
+messages, no global collective). `build_strategy(conf, ctx)` picks the configured one.
 """
 
 from __future__ import annotations
@@ -52,6 +52,13 @@ def build(name: str, ctx: DistContext, training_conf: dict) -> Strategy:
     opts = dict(training_conf.get("strategy_opts") or {})
     check_opts(name, opts)
     return classes[name](ctx, training_conf)
+
+
+def build_strategy(conf: dict, ctx: DistContext) -> Strategy:
+    """The configured strategy for this job (a single process always gets the no-op one)."""
+    if not ctx.distributed:
+        return Strategy(ctx)
+    return build(conf["training"]["strategy"], ctx, conf["training"])
 
 
 class _Timed:

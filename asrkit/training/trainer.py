@@ -9,25 +9,56 @@ object (asrkit.training.distributed) that the loop calls around each step.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
+import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
+from tqdm import tqdm
 
+from asrkit.data.dataset import AsrDataset, Batch, batch_loader
+from asrkit.data.features_info import feature_settings
+from asrkit.data.sampler import BatchPlan, inference_batches
 from asrkit.errors import AsrkitError, ConfigError
+from asrkit.fileio import atomic_write_text
+from asrkit.kaldi.cmvn import training_cmvn
+from asrkit.logutil import command_line, setup_logging, versions
+from asrkit.models.build import build_model, lrmf_model_from_mtl
+from asrkit.models.ctc import ctc_greedy, edit_distance
 from asrkit.models.heads import LinearHead
+from asrkit.models.modelfile import (
+    CmvnSettings,
+    ModelMeta,
+    TokenSets,
+    atomic_torch_save,
+    make_model_file,
+    model_from_file,
+    read_model_file,
+)
+from asrkit.models.pathways import build_pathway_hook
+from asrkit.models.specaugment import SpecAugment
+from asrkit.text.tokenizer import LangDir
 from asrkit.training import checkpoint as ckpt
 from asrkit.training.config import save_config
-from asrkit.training.data import AsrDataset, Batch, batch_loader
-from asrkit.training.sampler import BatchPlan
+from asrkit.training.distributed import (
+    DistContext,
+    all_reduce_sums,
+    init_distributed,
+    is_comm_failure,
+    unwrap,
+)
+from asrkit.training.ema import build_ema
+from asrkit.training.metrics import MetricsLog
+from asrkit.training.objectives import build_objective, objective_loss
 from asrkit.training.schedule import build_scheduler, scaled_lr
+from asrkit.training.strategies import build_strategy
 
 log = logging.getLogger("asrkit.train")
 
@@ -52,8 +83,6 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    import random
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -83,8 +112,6 @@ def target_tables(conf: dict, valid: bool = False) -> dict[str, str]:
 
 def build_datasets(conf: dict, train_dirs, valid_dirs, lang_dir) -> tuple[AsrDataset, AsrDataset | None]:
     """The training and (optional) validation datasets."""
-    from asrkit.features.cmvn import training_cmvn
-
     kinds = target_kinds(conf)
     default_lang = lang_dir.languages[0] if lang_dir is not None and len(lang_dir.languages) == 1 else None
     global_cmvn = training_cmvn(train_dirs)
@@ -124,8 +151,6 @@ def vocab_sizes_for(conf: dict, lang_dir, train: AsrDataset) -> dict[str, int]:
 
 def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, int], device: torch.device):
     """Build the model from config; with `training.init_from`, load every parameter whose name and shape match."""
-    from asrkit.models import build_model
-
     head_conf = {k: v for k, v in conf["model"]["head"].items() if k != "num_classes"}
     model_conf = dict(conf["model"], head=head_conf)
     if conf["objective"]["type"] == "rnnt" and not model_conf.get("predictor"):
@@ -134,15 +159,14 @@ def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, in
     model = build_model(model_conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes)
     init = conf["training"]["init_from"]
     if init:
-        src = ckpt.read_model_file(init)
+        src = read_model_file(init)
         if int(src.get("feat_dim", feat_dim)) != feat_dim:
             raise ConfigError(f"{init}: the model takes {src['feat_dim']}-dim features but the training data has "
                               f"{feat_dim}-dim features (make them with the same make-feats options)")
-        if conf["training"]["init_lrmf_svd"]:
-            src = _svd_initialised(src, model_conf, init)
+        weights = _svd_initialised(src, model_conf, init) if conf["training"]["init_lrmf_svd"] else src["state_dict"]
         own = model.state_dict()
         loaded, skipped = [], []
-        for k, v in src["state_dict"].items():
+        for k, v in weights.items():
             if k in own and own[k].shape == v.shape:
                 own[k] = v
                 loaded.append(k)
@@ -156,26 +180,24 @@ def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, in
         # layer sizes, another encoder type) is from an incompatible config, even if a bias happens to fit.
         if not any(k.startswith("encoder.") for k in loaded):
             mismatch = next((f"; e.g. '{k}' is {tuple(v.shape)} there, {tuple(own[k].shape)} here"
-                             for k, v in src["state_dict"].items() if k in own), "")
+                             for k, v in weights.items() if k in own), "")
             raise ConfigError(f"{init}: no encoder parameter matches this model (different architecture?){mismatch}")
     if conf["training"]["freeze"] != "none":
         model.freeze(conf["training"]["freeze"])
     return model.to(device)
 
 
-def _svd_initialised(src: dict, model_conf: dict, init: str) -> dict:
-    """The init model file with its mtl head replaced by an lrmf head from an SVD of the mtl output layers
-    ("Multi-lingual speech recognition with low-rank multi-task DNNs"), at the configured rank."""
-    from asrkit.models import build_model, lrmf_model_from_mtl
-
+def _svd_initialised(src: dict, model_conf: dict, init: str) -> dict[str, torch.Tensor]:
+    """The weights of the init model file with its mtl head replaced by an lrmf head from an SVD of the
+    mtl output layers ("Multi-lingual speech recognition with low-rank multi-task DNNs"), at the
+    configured rank."""
     head = model_conf["head"]
     if head.get("type") != "lrmf":
         raise ConfigError("training.init_lrmf_svd needs model.head.type lrmf")
-    mtl = build_model(src["model_conf"], feat_dim=int(src["feat_dim"]), vocab_sizes=dict(src["vocab_sizes"]))
-    mtl.load_state_dict(src["state_dict"])
+    mtl, _ = model_from_file(src, init)
     lrmf = lrmf_model_from_mtl(mtl, int(head["rank"]))
     log.info("init from %s: lrmf head (rank %d) from an SVD of its mtl output layers", init, int(head["rank"]))
-    return dict(src, model_conf=lrmf.conf, state_dict=lrmf.state_dict())
+    return lrmf.state_dict()
 
 
 def build_optimizer(conf: dict, model: torch.nn.Module, *, world_size: int = 1) -> torch.optim.Optimizer:
@@ -200,38 +222,16 @@ def autocast_context(conf: dict, device: torch.device):
     return contextlib.nullcontext()
 
 
-def cmvn_meta(conf: dict, stats: np.ndarray | None) -> dict:
-    """The model file's `cmvn` entry: `norm_vars`, and `global_stats` (a list of 2 rows) when the
-    training dirs use global CMVN (`stats`), so that later stages apply the training stats."""
-    meta = {"norm_vars": bool(conf["data"]["norm_vars"])}
-    if stats is not None:
-        meta["global_stats"] = stats.tolist()
-    return meta
-
-
-def model_meta(conf: dict, model, *, feat_dim: int, lang_dir, train_dirs, state: TrainState | None = None,
-               global_cmvn: np.ndarray | None = None) -> dict:
+def model_meta(conf: dict, model, *, lang_dir, train_dirs, state: TrainState | None = None,
+               global_cmvn: np.ndarray | None = None) -> ModelMeta:
     """What a model file records besides the weights, so later stages need only `--model`.
-    `global_cmvn`: the training set's global CMVN stats (`AsrDataset.global_cmvn`), if any."""
-    from asrkit.training.features_info import feature_settings
-
-    meta = {
-        "model_conf": model.conf,
-        "feat_dim": feat_dim,
-        "vocab_sizes": dict(model.vocab_sizes),
-        "languages": list(model.languages),
-        "frame_subsampling": int(model.frame_subsampling),
-        "objective": conf["objective"]["type"],
-        "cmvn": cmvn_meta(conf, global_cmvn),
-        "features": feature_settings(train_dirs[0]) if train_dirs else None,
-        "tokens": None,
-    }
-    if lang_dir is not None:
-        meta["tokens"] = {"token_type": lang_dir.token_type, "lang2set": dict(lang_dir.lang2set),
-                          "models": {name: tok.model_proto for name, tok in lang_dir.token_sets.items()}}
-    if state is not None:
-        meta["train"] = {"step": state.step, "epoch": state.epoch, "best_valid_loss": state.best_valid_loss}
-    return meta
+    `global_cmvn`: the training set's global CMVN stats (`AsrDataset.global_cmvn`), which later
+    stages then apply to every utterance."""
+    cmvn = CmvnSettings(bool(conf["data"]["norm_vars"]), None if global_cmvn is None else global_cmvn.tolist())
+    train = {"step": state.step, "epoch": state.epoch, "best_valid_loss": state.best_valid_loss} if state else None
+    return ModelMeta.for_model(model, objective=conf["objective"]["type"], cmvn=cmvn,
+                               features=feature_settings(train_dirs[0]) if train_dirs else None,
+                               tokens=TokenSets.from_lang_dir(lang_dir) if lang_dir is not None else None, train=train)
 
 
 def check_mixed_batches(conf: dict, model) -> None:
@@ -260,55 +260,6 @@ def check_mixed_batches(conf: dict, model) -> None:
 
 def _plain(model):
     return model.module if hasattr(model, "module") else model
-
-
-def build_objective(obj_conf: dict):
-    """The Objective (asrkit.training.objectives) for the config's `objective` section; None for rnnt
-    (a transducer computes its own loss)."""
-    from asrkit.training.objectives import Objective
-
-    if obj_conf["type"] == "rnnt":
-        return None
-
-    main = {"type": obj_conf["type"]}
-    if obj_conf["type"] == "kl":
-        main["temperature"] = obj_conf["temperature"]
-    if obj_conf.get("mix"):
-        main["mix"] = {k: v for k, v in obj_conf["mix"].items() if k not in ("targets", "valid_targets")}
-    return Objective(main)
-
-
-def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
-                   targets: dict[str, tuple[torch.Tensor, torch.Tensor]], keys: list[str],
-                   subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
-    """Loss of a batch; frame targets are checked against the model's output frames first.
-
-    Returns (loss, stats) with stats["normaliser"] the count the loss is averaged over.
-    """
-    from asrkit.training.objectives import check_frame_counts
-
-    fields = {}
-    if "text" in targets:
-        fields["tokens"], fields["token_lens"] = targets["text"]
-    if "ali" in targets:
-        labels, lens = targets["ali"]
-        check_frame_counts(out_lens, lens, keys, subsampling=subsampling)
-        fields["frame_labels"] = labels
-        if int(labels.max()) >= logits.shape[-1]:
-            bad = int((labels.max(dim=1).values >= logits.shape[-1]).nonzero()[0])
-            raise AsrkitError(f"utterance '{keys[bad]}': alignment label {int(labels[bad].max())} is outside "
-                              f"the model's {logits.shape[-1]} outputs")
-    if "post" in targets:
-        post, lens = targets["post"]
-        check_frame_counts(out_lens, lens, keys, subsampling=subsampling)
-        if post.shape[-1] != logits.shape[-1]:
-            raise AsrkitError(f"utterance '{keys[0]}': soft targets have {post.shape[-1]} columns but the model "
-                              f"has {logits.shape[-1]} outputs for this language")
-        fields["soft_targets"] = post
-    loss, stats = objective(logits, out_lens, **fields)
-    main = objective.main["type"]
-    stats["normaliser"] = float(stats[f"norm_{main}"])
-    return loss, stats
 
 
 def compute_loss(model, batch: Batch, objective, subsampling: int | None = None) -> tuple[torch.Tensor, dict]:
@@ -343,16 +294,12 @@ def _num_frames(batch: Batch) -> int:
 @torch.no_grad()
 def validate(model, dataset: AsrDataset, conf: dict, device: torch.device, ctx=None) -> dict:
     """Validation loss (mean per the objective's normaliser) and, for CTC, the token error rate."""
-    from asrkit.decoding.ctc import ctc_greedy, edit_distance
-    from asrkit.training.distributed import DistContext, all_reduce_sums
-
     ctx = ctx or DistContext()
     objective = build_objective(conf["objective"])
     was_training = model.training
     model.eval()
-    plan = BatchPlan(dataset.utts, max_frames=conf["data"]["max_frames"], max_utts=conf["data"]["max_utts"],
-                     shuffle=False, seed=0, rank=0, world_size=1)
-    batches = plan.global_batches(0)[ctx.rank::ctx.world_size]
+    batches = inference_batches(dataset.utts, conf["data"]["max_frames"], conf["data"]["max_utts"])
+    batches = batches[ctx.rank::ctx.world_size]
     sums = {"loss": 0.0, "count": 0.0, "errors": 0.0, "tokens": 0.0}
     for batch in batch_loader(dataset, batches, num_workers=0):
         batch = batch.to(device)
@@ -382,42 +329,12 @@ def validate(model, dataset: AsrDataset, conf: dict, device: torch.device, ctx=N
 
 def find_latest_checkpoint(out_dir: Path, rank: int = 0, world_size: int = 1) -> Path | None:
     """This rank's file of the newest checkpoint that every rank finished writing (None if there is none)."""
-    ckpts = [p for p in ckpt.list_checkpoints(out_dir / "checkpoints") if ".rank" not in p.name]
+    ckpts = ckpt.list_checkpoints(out_dir / "checkpoints")
     for latest in reversed(ckpts):
         # A job killed while saving can leave rank 0's file without the others': skip that step.
         if all(latest.with_name(latest.stem + f".rank{r}.pt").exists() for r in range(1, world_size)):
             return latest.with_name(latest.stem + f".rank{rank}.pt") if rank else latest
     return None
-
-
-class MetricsLog:
-    """Training curves for `asrkit plot`: JSON lines in log/metrics.jsonl, plus TensorBoard scalars."""
-
-    def __init__(self, out_dir: Path, enabled: bool):
-        self.enabled = enabled
-        self.path = out_dir / "log" / "metrics.jsonl"
-        self.tb = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-            except ImportError:  # tensorboard is a dependency; stay usable without it
-                log.warning("tensorboard not available: no TensorBoard scalars")
-
-    def write(self, step: int, values: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
-        if self.tb is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)) and k not in ("epoch",):
-                    self.tb.add_scalar(k, v, step)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
 
 
 def _log_param_counts(model) -> None:
@@ -433,12 +350,6 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     Raises:
         ConfigError: bad config, an existing run without --resume, or data that does not fit the model.
     """
-    from asrkit.logutil import command_line, setup_logging, versions
-    from asrkit.models.specaugment import SpecAugment
-    from asrkit.text.tokenizer import LangDir
-    from asrkit.training.distributed import build_strategy, init_distributed, unwrap
-    from asrkit.training.ema import build_ema
-
     out_dir = Path(out_dir)
     tconf = conf["training"]
     device = resolve_device(tconf["device"])
@@ -456,24 +367,19 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     latest = find_latest_checkpoint(out_dir, ctx.rank, ctx.world_size)
     if not resume and not overwrite:
         if final.exists() and (out_dir / "config.yaml").exists():
-            import yaml
-
             if yaml.safe_load((out_dir / "config.yaml").read_text()) == conf:
                 log.info("%s exists with the same config: nothing to do (--overwrite to retrain)", final)
                 return final
         if latest is not None or final.exists():
             raise ConfigError(f"{out_dir} holds an earlier run; use --resume to continue it or --overwrite to start over")
     if overwrite and ctx.is_main:
-        for p in ckpt.list_checkpoints(out_dir / "checkpoints"):
-            p.unlink()
+        ckpt.prune_checkpoints(out_dir / "checkpoints", keep_last=0)
         (out_dir / "log" / "metrics.jsonl").unlink(missing_ok=True)
         latest = None
     if resume and latest is None:
         log.warning("--resume: no checkpoint in %s; starting from scratch", out_dir / "checkpoints")
     if ctx.is_main:
         save_config(conf, out_dir / "config.yaml")
-        from asrkit.fileio import atomic_write_text
-
         atomic_write_text(out_dir / "cmd", (command or command_line()) + "\n")
 
     seed_everything(int(tconf["seed"]) + ctx.rank)
@@ -506,7 +412,7 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
         state = _restore(latest, model, optimizer, scheduler, ema, strategy, ctx)
         log.info("resumed from %s: step %d, epoch %d, batch %d", latest, state.step, state.epoch, state.batch_in_epoch)
     wrapped = strategy.wrap(model)
-    meta = lambda: model_meta(conf, model, feat_dim=feat_dim, lang_dir=lang, train_dirs=train_dirs, state=state,  # noqa: E731
+    meta = lambda: model_meta(conf, model, lang_dir=lang, train_dirs=train_dirs, state=state,  # noqa: E731
                               global_cmvn=train_ds.global_cmvn)
     metrics = MetricsLog(out_dir, enabled=ctx.is_main)
     max_steps = tconf["max_steps"]
@@ -535,7 +441,7 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
             if results and results["valid_loss"] < state.best_valid_loss:
                 state.best_valid_loss = results["valid_loss"]
                 if ctx.is_main:
-                    ckpt.atomic_torch_save(ckpt.make_model_file(model, meta=meta()), out_dir / "best.pt")
+                    atomic_torch_save(make_model_file(model, meta=meta()), out_dir / "best.pt")
             _save(out_dir, model, optimizer, scheduler, ema, strategy, state, ctx, meta(), tconf["keep_last"])
             if max_steps and state.step >= max_steps:
                 break
@@ -546,10 +452,9 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     finally:
         metrics.close()
     if ctx.is_main:
-        ckpt.atomic_torch_save(ckpt.make_model_file(unwrap(model), meta=meta()), final)
+        atomic_torch_save(make_model_file(unwrap(model), meta=meta()), final)
         if ema is not None:
-            ckpt.atomic_torch_save(ckpt.make_model_file(model, meta=meta(), state_dict=ema.model_state_dict()),
-                                   out_dir / "ema.pt")
+            atomic_torch_save(make_model_file(model, meta=meta(), state_dict=ema.model_state_dict()), out_dir / "ema.pt")
         log.info("wrote %s%s", final, " and ema.pt" if ema is not None else "")
     if ctx.distributed:
         torch.distributed.barrier()
@@ -558,8 +463,6 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
 
 def _raise_if_comm_failure(e: RuntimeError, ctx, tconf: dict) -> None:
     """Turn a collective that failed because another rank died or timed out into one clear AsrkitError."""
-    from asrkit.training.distributed import is_comm_failure
-
     if ctx.distributed and is_comm_failure(e):
         raise AsrkitError(f"rank {ctx.rank}: communication with the other training processes failed: another "
                           f"process died or did not answer within training.dist_timeout={tconf['dist_timeout']}s "
@@ -572,7 +475,7 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
 
     `hooks` are objects with any of `before_forward(model, batch)`, `after_backward(model, batch)`,
     `before_step(model, optimizer, batch)` and `after_step(model, optimizer, batch)` (e.g. the
-    language pathway masks of asrkit.pruning); each is called when present.
+    language pathway masks of asrkit.models.pathways); each is called when present.
     """
     tconf = conf["training"]
     accum = int(tconf["accum_grad"])
@@ -654,41 +557,28 @@ def build_hooks(conf: dict, model) -> list:
     """Training hooks the config asks for (language pathway masks: `training.pathways`)."""
     if not conf["training"].get("pathways"):
         return []
-    from asrkit.pruning.pathways import build_pathway_hook
-
     return [build_pathway_hook(conf["training"]["pathways"], model)]
 
 
 def _progress(total: int, start: int, ctx, mode: str, desc: str):
     if not ctx.is_main or mode == "none" or (mode == "auto" and not sys.stderr.isatty()):
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=start, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 
 def _save(out_dir: Path, model, optimizer, scheduler, ema, strategy, state: TrainState, ctx, meta: dict,
           keep_last: int = 3) -> None:
     """Write a checkpoint (every rank its own file when distributed) and keep the newest N."""
-    from dataclasses import asdict
-
-    name = ckpt.checkpoint_name(state.step)
-    if ctx.rank:
-        name = name[:-3] + f".rank{ctx.rank}.pt"
-    payload = {"model": ckpt.make_model_file(model, meta=meta), "optimizer": optimizer.state_dict(),
+    name = ckpt.checkpoint_name(state.step, ctx.rank)
+    payload = {"model": make_model_file(model, meta=meta), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                "strategy": strategy.state_dict(), "state": asdict(state), "rng": ckpt.rng_state(),
                "world_size": ctx.world_size}
-    ckpt.atomic_torch_save(payload, out_dir / "checkpoints" / name)
+    atomic_torch_save(payload, out_dir / "checkpoints" / name)
     if ctx.distributed:  # every rank has written this step before rank 0 removes older ones
         torch.distributed.barrier()
     if ctx.is_main:
-        keep = max(1, int(keep_last))
-        ckpts = [p for p in ckpt.list_checkpoints(out_dir / "checkpoints") if ".rank" not in p.name]
-        for old in ckpts[: max(0, len(ckpts) - keep)]:
-            old.unlink(missing_ok=True)
-            for other in old.parent.glob(old.stem + ".rank*.pt"):
-                other.unlink(missing_ok=True)
+        ckpt.prune_checkpoints(out_dir / "checkpoints", max(1, int(keep_last)))
 
 
 def _restore(path: Path, model, optimizer, scheduler, ema, strategy, ctx) -> TrainState:

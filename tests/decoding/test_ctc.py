@@ -1,4 +1,4 @@
-"""CTC search: greedy and the vectorised prefix beam search against plain-Python references."""
+"""Tests for asrkit/decoding/ctc.py: the vectorised prefix beam search against plain-Python references and greedy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from asrkit.decoding.ctc import ctc_greedy, ctc_prefix_beam_search
+from asrkit.decoding.ctc import ctc_prefix_beam_search
+from asrkit.models.ctc import ctc_greedy
 
 
 def _log_probs(probs) -> torch.Tensor:
@@ -62,13 +63,6 @@ def _random_log_probs(rng, batch, frames, vocab, peak=0.0):
     if peak:
         logits[np.arange(batch)[:, None], np.arange(frames)[None, :], rng.integers(0, vocab, (batch, frames))] += peak
     return torch.log_softmax(torch.tensor(logits), dim=-1).float()
-
-
-def test_greedy_merges_repeats_and_drops_blanks():
-    # frames: a a _ a b b _ ; padding frame ignored
-    ids = [1, 1, 0, 1, 2, 2, 0, 2]
-    logits = torch.nn.functional.one_hot(torch.tensor([ids, [2, 0, 0, 1, 1, 1, 1, 1]]), 3).float()
-    assert ctc_greedy(logits, torch.tensor([7, 3])) == [[1, 1, 2], [2]]
 
 
 def test_wide_beam_gives_exact_label_probabilities():

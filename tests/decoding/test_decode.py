@@ -24,9 +24,9 @@ from asrkit.decoding.loglikes import (
 )
 from asrkit.errors import ConfigError, DataDirError, FormatError
 from asrkit.kaldi.textio import read_table
+from asrkit.models.modelfile import load_model
 from asrkit.scoring.report import score_decode_dir
 from asrkit.text.tokenizer import make_lang_dir
-from asrkit.training.checkpoint import load_model
 from asrkit.training.config import load_config
 from asrkit.training.trainer import run_training
 from tests.conftest import REPO
@@ -191,7 +191,7 @@ def test_ema_and_best_model_files_decode_the_same_way(trained, tmp_path):
 def test_loglikes_rows_are_output_frames_and_cols_output_dim(trained, tmp_path):
     model_path, test, root = trained
     model, meta = load_model(model_path)
-    counts = np.arange(1, meta["vocab_sizes"]["en"] + 1, dtype=np.float64)
+    counts = np.arange(1, meta.vocab_sizes["en"] + 1, dtype=np.float64)
     write_priors(tmp_path / "priors.counts", counts)
     np.testing.assert_allclose(read_priors(tmp_path / "priors.counts"), counts)
     # one language, so one prior vector fits every utterance
@@ -209,7 +209,7 @@ def test_loglikes_rows_are_output_frames_and_cols_output_dim(trained, tmp_path):
     for key, mat in kaldiio.load_scp(str(scp)).items():
         frames = feats[key].shape[0]
         out_frames = int(model.output_lengths(torch.tensor([frames]))[0])
-        assert mat.dtype == np.float32 and mat.shape == (out_frames, meta["vocab_sizes"]["en"])
+        assert mat.dtype == np.float32 and mat.shape == (out_frames, meta.vocab_sizes["en"])
         # adding the log prior back gives log posteriors: each row sums to one in probability
         np.testing.assert_allclose(np.exp(mat + log_prior).sum(1), 1.0, rtol=1e-4)
     assert (tmp_path / "decode_ll" / "loglikes.1.ark").is_file()
@@ -233,7 +233,7 @@ def test_priors_from_alignments_and_posteriors(trained, tmp_path):
     counts = priors_from_posteriors(model, test, lang="en")
     m, meta = load_model(model)
     frames = sum(int(v) for v in read_table(test / "utt2num_frames").values())
-    assert counts.shape == (meta["vocab_sizes"]["en"],) and counts.sum() == pytest.approx(frames, rel=1e-4)
+    assert counts.shape == (meta.vocab_sizes["en"],) and counts.sum() == pytest.approx(frames, rel=1e-4)
     lp = log_priors_from_counts(np.array([0.0, 1.0, 3.0]))
     assert lp[0] == pytest.approx(np.log(1e10), rel=1e-6) and lp[2] == pytest.approx(np.log(0.75))
 

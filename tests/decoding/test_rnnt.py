@@ -126,6 +126,7 @@ def test_asrkit_decode_of_a_pathway_transducer_streaming_and_full(tmp_path):
     from asrkit.text.tokenizer import make_lang_dir
     from asrkit.training.config import load_config
     from asrkit.training.trainer import run_training
+    from tests.pruning.conftest import FINE_TUNING
     from tests.training.conftest import make_toy_data_dir
 
     train = make_toy_data_dir(tmp_path, "train", utts_per_lang=6, seed=1)
@@ -135,9 +136,10 @@ def test_asrkit_decode_of_a_pathway_transducer_streaming_and_full(tmp_path):
                               "model.joiner={dim: 16}", "objective.type=rnnt", "training.epochs=2", "optim.lr=0.01",
                               "data.max_frames=300", "training.progress=none"])
     dense = run_training(conf, train_dirs=[train], lang_dir=str(tmp_path / "lang"), out_dir=tmp_path / "exp")
-    pruned = prune("mono", dense, [train], tmp_path / "mono", PruneOptions(sparsity=0.5, rounds=1, steps_per_round=0))
+    pruned = prune("mono", dense, [train], tmp_path / "mono", PruneOptions(sparsity=0.5, rounds=1, steps_per_round=0),
+                   fine_tuning=FINE_TUNING)
     res = prune("pathways", dense, [train], tmp_path / "pw",
-                PruneOptions(sparsity=0.5, joint_steps=0, masks_from=str(pruned.out_dir)))
+                PruneOptions(sparsity=0.5, joint_steps=0, masks_from=str(pruned.out_dir)), fine_tuning=FINE_TUNING)
     texts = {}
     for streaming in (False, True):
         out = tmp_path / f"decode_{streaming}"

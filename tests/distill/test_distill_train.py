@@ -14,8 +14,8 @@ import pytest
 
 from asrkit.distill.posteriors import dump_posteriors
 from asrkit.errors import AsrkitError
+from asrkit.models.modelfile import load_model
 from asrkit.text.tokenizer import make_lang_dir
-from asrkit.training.checkpoint import load_model
 from asrkit.training.config import load_config
 from asrkit.training.trainer import run_training
 from tests.training.conftest import make_toy_data_dir
@@ -61,9 +61,9 @@ def test_dump_then_train_dnn_student(teacher, topk):
     losses = _valid_losses(out)
     assert len(losses) == 5 and all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.9 * losses[0]
     model, meta = load_model(out / "final.pt")
-    assert meta["frame_subsampling"] == 2 and meta["model_conf"]["encoder"]["type"] == "dnn"
+    assert meta.frame_subsampling == 2 and meta.model_conf["encoder"]["type"] == "dnn"
     teacher_model, teacher_meta = load_model(final)
-    assert meta["vocab_sizes"] == teacher_meta["vocab_sizes"]
+    assert meta.vocab_sizes == teacher_meta.vocab_sizes
     # The student is the cheap model: fewer parameters than its teacher.
     assert model.param_counts()["total"] < teacher_model.param_counts()["total"]
 

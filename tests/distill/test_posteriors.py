@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from asrkit.data.targets import open_soft_targets, read_post_info
 from asrkit.distill import posteriors as P
 from asrkit.errors import AsrkitError, ConfigError, FormatError
 from asrkit.kaldi.table import load_table_scp
@@ -71,17 +72,6 @@ def test_truncated_posterior_names_key_and_scp_line(tmp_path):
         list(P.iter_posterior_ark(tmp_path / "p.ark"))
 
 
-def test_open_soft_targets_needs_the_posterior_dimension(tmp_path):
-    with P.PosteriorArkWriter(tmp_path / "post.ark", tmp_path / "post.scp") as w:
-        w.write("u", np.array([[1]]), np.array([[1.0]]))
-    with pytest.raises(AsrkitError, match="does not record its output dimension; put a post_info.yaml"):
-        P.open_soft_targets(str(tmp_path / "post.scp"))
-    (tmp_path / "post_info.yaml").write_text("output_dims: {en: 3}\n")
-    table = P.open_soft_targets(f"scp:{tmp_path}/post.scp")
-    np.testing.assert_array_equal(table["u"], [[0, 1, 0]])
-    np.testing.assert_array_equal(P.open_soft_targets(f"ark:{tmp_path}/post.ark")["u"], [[0, 1, 0]])
-
-
 # --- frame rates ---------------------------------------------------------------------------------
 
 def test_resample_average_pick_and_repeat():
@@ -130,16 +120,14 @@ VOCAB = {"de": 5, "en": 7}
 
 
 def _teacher_file(tmp_path, encoder=None, vocab=VOCAB, name="teacher.pt"):
-    """An (untrained) teacher model file made the way the trainer makes one."""
+    """An (untrained) teacher model file with the metadata the trainer writes for a CTC model."""
     from asrkit.models import build_model
-    from asrkit.training.checkpoint import atomic_torch_save, make_model_file
-    from asrkit.training.config import load_config
-    from asrkit.training.trainer import model_meta
+    from asrkit.models.modelfile import ModelMeta, atomic_torch_save, make_model_file
 
     torch.manual_seed(0)
     encoder = encoder or {"type": "lstm", "hidden_dim": 8, "num_layers": 1}
     model = build_model({"encoder": encoder, "head": {"type": "mtl"}}, feat_dim=12, vocab_sizes=vocab)
-    meta = model_meta(load_config(None), model, feat_dim=12, lang_dir=None, train_dirs=[])
+    meta = ModelMeta.for_model(model, objective="ctc")
     atomic_torch_save(make_model_file(model, meta=meta), tmp_path / name)
     return tmp_path / name
 
@@ -154,8 +142,8 @@ def setup(tmp_path):
 
 def _expected(teacher, data, temperature, sub=2):
     """Teacher posteriors computed directly, utterance by utterance, averaged to the student's rate."""
-    from asrkit.training.checkpoint import load_model
-    from asrkit.training.data import AsrDataset
+    from asrkit.data.dataset import AsrDataset
+    from asrkit.models.modelfile import load_model
 
     model, _ = load_model(teacher)
     ds = AsrDataset([data], target_kinds=())
@@ -174,7 +162,7 @@ def test_dump_matrix_values_per_language_heads_and_kaldi_bytes(tmp_path, setup):
     result = P.dump_posteriors(teacher, data, tmp_path / "post", temperature=2.0, frame_rate_of=student, nj=2)
     assert result.jobs_run == [1, 2] and result.num_utts == 12
     expected = _expected(teacher, data, 2.0)
-    table = P.open_soft_targets(str(tmp_path / "post" / "post.scp"))
+    table = open_soft_targets(str(tmp_path / "post" / "post.scp"))
     assert sorted(table) == sorted(expected)
     lang = dict(line.split() for line in (data / "utt2lang").read_text().splitlines())
     for key, want in expected.items():
@@ -184,7 +172,7 @@ def test_dump_matrix_values_per_language_heads_and_kaldi_bytes(tmp_path, setup):
         np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-5)
     frames = dict(line.split() for line in (tmp_path / "post" / "utt2num_frames").read_text().splitlines())
     assert {k: int(v) for k, v in frames.items()} == {k: v.shape[0] for k, v in expected.items()}
-    info = P.read_post_info(tmp_path / "post")
+    info = read_post_info(tmp_path / "post")
     assert info["output_dims"] == VOCAB and info["frame_subsampling"] == 2 and info["temperature"] == 2.0
     # Kaldi's binary float matrix: `<key> \0BFM \4<rows>\4<cols>` then row-major float32; the scp offset
     # points at the \0B (what copy-matrix / matrix-dim read).
@@ -205,7 +193,7 @@ def test_dump_topk_writes_kaldi_posteriors(tmp_path, setup):
     P.dump_posteriors(teacher, data, tmp_path / "dense", frame_rate_of=student)
     P.dump_posteriors(teacher, data, tmp_path / "top", frame_rate_of=student, topk=2)
     dense = load_table_scp(tmp_path / "dense" / "post.scp")
-    sparse = P.open_soft_targets(str(tmp_path / "top" / "post.scp"))
+    sparse = open_soft_targets(str(tmp_path / "top" / "post.scp"))
     assert isinstance(sparse, P.PosteriorTable)
     for key in dense:
         ids, weights = P.dense_to_topk(np.asarray(dense[key]), 2)
@@ -219,7 +207,7 @@ def test_dump_topk_writes_kaldi_posteriors(tmp_path, setup):
     head = b"\0B" + _i32(len(post)) + _i32(2) + _i32(int(post[0][0][0])) + _f32(float(post[0][1][0]))
     assert raw[:len(head)] == head
     assert len(post) == np.asarray(dense[key]).shape[0] and all(len(ids) == 2 for ids, _ in post)
-    assert P.read_post_info(tmp_path / "top")["format"] == "posterior"
+    assert read_post_info(tmp_path / "top")["format"] == "posterior"
 
 
 def test_compressed_dump_is_kaldi_cm2(tmp_path, setup):
@@ -356,6 +344,6 @@ def test_more_jobs_than_speakers_split_per_utterance(tmp_path, setup):
     result = P.dump_posteriors(teacher, data, tmp_path / "post", frame_rate_of=student, nj=6)
     assert result.jobs_run == [1, 2, 3, 4, 5, 6] and result.num_utts == 12
     assert (data / "split6utt" / "6" / "utt2spk").is_file() and not (data / "split6").exists()
-    table = P.open_soft_targets(str(tmp_path / "post" / "post.scp"))
+    table = open_soft_targets(str(tmp_path / "post" / "post.scp"))
     for key, want in _expected(teacher, data, 1.0).items():
         np.testing.assert_allclose(table[key], want, rtol=1e-5, atol=1e-6)

@@ -17,6 +17,17 @@ def load_ark(name: str) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in kaldiio.load_ark(str(FIXTURES / name))}
 
 
+SPK2UTT = {"spkA": ["spkA-en-001", "spkA-en-002"], "spkB": ["spkB-de-001", "spkB-de-002"],
+           "spkC": ["spkC-fr-001", "spkC-fr-002"]}
+UTT2SPK = {u: s for s, us in SPK2UTT.items() for u in us}
+
+
+def rel_diff(a, b) -> float:
+    """Largest |a - b| relative to |b|, with values below 1 in magnitude compared absolutely (a
+    normalised feature near 0 has no meaningful relative error)."""
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)))
+
+
 def read_wav_scp(name: str = "wav.scp") -> dict[str, tuple[np.ndarray, int]]:
     """`{utt: (int16-scale float32 samples, sample rate)}` for a fixture wav.scp (paths relative to it)."""
     out = {}

@@ -1,4 +1,5 @@
-"""Tests for asrkit/models/transducer.py: the Emformer encoder (batched, full and streaming), the RNN-T model."""
+"""Tests for asrkit/models/transducer.py and the Emformer of asrkit/models/encoders.py (batched, full and
+streaming): the RNN-T model."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import torch
 
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.models import build_model, model_config_defaults
-from asrkit.models.transducer import EmformerEncoder, TransducerModel
+from asrkit.models.encoders import EmformerEncoder
+from asrkit.models.transducer import TransducerModel
 
 ENC = {"type": "emformer", "d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32, "segment_length": 3,
        "left_context": 4, "right_context": 2, "stride": 2, "dropout": 0.0}
@@ -118,8 +120,8 @@ def test_transducer_loss_is_batch_invariant_and_trains():
 
 
 def test_trainer_trains_a_transducer(tmp_path):
+    from asrkit.models.modelfile import load_model
     from asrkit.text.tokenizer import make_lang_dir
-    from asrkit.training.checkpoint import load_model
     from asrkit.training.config import load_config
     from asrkit.training.trainer import run_training
     from tests.training.conftest import make_toy_data_dir
@@ -132,7 +134,7 @@ def test_trainer_trains_a_transducer(tmp_path):
     final = run_training(conf, train_dirs=[train], valid_dirs=[train], lang_dir=str(tmp_path / "lang"),
                          out_dir=tmp_path / "exp")
     model, meta = load_model(final)
-    assert isinstance(model, TransducerModel) and meta["objective"] == "rnnt" and meta["frame_subsampling"] == 2
+    assert isinstance(model, TransducerModel) and meta.objective == "rnnt" and meta.frame_subsampling == 2
     assert (tmp_path / "exp" / "ema.pt").is_file()
     assert "valid_loss" in (tmp_path / "exp" / "log" / "train.log").read_text()
 

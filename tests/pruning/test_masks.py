@@ -6,22 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from asrkit.errors import ConfigError, FormatError
+from asrkit.errors import ConfigError
 from asrkit.models import build_model
-from asrkit.pruning.masks import (
-    check_mask_fits,
-    foreign_parameter_names,
-    language_pathway,
-    load_mask,
-    load_masks,
-    magnitude_mask,
-    mask_stats,
-    pack_mask,
-    prunable_parameters,
-    save_mask,
-    save_masks,
-    unpack_mask,
-)
+from asrkit.pruning.masks import foreign_parameter_names, magnitude_mask, mask_stats, prunable_parameters
 
 TRANSDUCER = {"encoder": {"type": "emformer", "d_model": 8, "num_layers": 1, "num_heads": 2, "ffn_dim": 8,
                           "segment_length": 2, "left_context": 2, "right_context": 1, "stride": 2, "dropout": 0.0},
@@ -67,42 +54,6 @@ def test_layer_and_global_magnitude_ranking():
         magnitude_mask(params, 1.0)
 
 
-def test_packed_round_trip(tmp_path):
-    gen = torch.Generator().manual_seed(0)
-    mask = {"w": torch.rand(7, 13, generator=gen) > 0.6, "v": torch.rand(3, generator=gen) > 0.5,
-            "lstm.weight_hh_l0": torch.rand(4, 2, 5, generator=gen) > 0.3}
-    packed = pack_mask(mask)
-    assert packed["bits"]["w"].dtype == torch.uint8 and packed["bits"]["w"].numel() == (91 + 7) // 8
-    back = unpack_mask(packed)
-    assert all(torch.equal(back[k], mask[k]) for k in mask)
-    save_mask(tmp_path / "de.pt", mask, lang="de", info={"sparsity": 0.5})
-    loaded, meta = load_mask(tmp_path / "de.pt")
-    assert meta == {"lang": "de", "info": {"sparsity": 0.5}}
-    assert list(loaded) == list(mask) and all(torch.equal(loaded[k], mask[k]) for k in mask)
-    # The file is small: 1 bit per weight plus headers.
-    assert (tmp_path / "de.pt").stat().st_size < 4000
-    save_masks(tmp_path / "masks", {"en": mask, "de": mask})
-    masks, _ = load_masks(tmp_path / "masks")
-    assert list(masks) == ["de", "en"]
-
-
-def test_bad_mask_files(tmp_path):
-    (tmp_path / "x.pt").write_bytes(b"not a torch file")
-    with pytest.raises(FormatError, match="x.pt: not a readable mask file"):
-        load_mask(tmp_path / "x.pt")
-    packed = pack_mask({"w": torch.ones(4, 4, dtype=torch.bool)})
-    packed["shapes"]["w"] = [5, 5]
-    with pytest.raises(FormatError, match="parameter 'w': 2 bytes of bits for shape"):
-        unpack_mask(packed, "m.pt")
-    save_mask(tmp_path / "masks" / "en.pt", {"w": torch.ones(2, dtype=torch.bool)}, lang="de")
-    with pytest.raises(FormatError, match="holds the mask of language 'de', not 'en'"):
-        load_masks(tmp_path / "masks")
-    with pytest.raises(FileNotFoundError):
-        load_masks(tmp_path / "none")
-    with pytest.raises(ConfigError, match="parameter 'w' has shape"):
-        check_mask_fits({"w": torch.ones(2, dtype=torch.bool)}, {"w": torch.zeros(3)}, "m.pt")
-
-
 def test_stats_sparsity_union_and_iou():
     a = {"x": torch.tensor([True, True, False, False]), "h": torch.tensor([True, False])}
     b = {"x": torch.tensor([False, True, True, False]), "h": torch.tensor([False, False])}
@@ -113,12 +64,3 @@ def test_stats_sparsity_union_and_iou():
     assert stats["layers"]["x"] == {"size": 4, "a": 0.5, "b": 0.5, "union": 0.25}
     assert stats["iou"]["a"]["b"] == pytest.approx(1 / 4) and stats["iou"]["a"]["a"] == 1.0
     assert stats["pathway_params"] == {"a": 13, "b": 12} and stats["union_params"] == 4 + 24
-
-
-def test_language_pathway_restores_weights():
-    model = nn.Linear(3, 2)
-    before = model.weight.detach().clone()
-    mask = {"weight": torch.tensor([[True, False, True], [False, False, True]])}
-    with language_pathway(model, mask):
-        assert torch.equal(model.weight, before * mask["weight"])
-    assert torch.equal(model.weight, before)

@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from asrkit.errors import AsrkitError, ConfigError
-from asrkit.pruning.masks import load_masks, masks_from_meta
-from asrkit.pruning.pathways import build_decode_hook
+from asrkit.models.masks import load_masks, masks_from_meta
+from asrkit.models.modelfile import load_model, read_model_file, read_model_meta
+from asrkit.models.pathways import build_decode_hook
 from asrkit.pruning.prune import PruneOptions, prune, sparsity_schedule
 from asrkit.text.tokenizer import make_lang_dir
-from asrkit.training.checkpoint import load_model, read_model_file
 from asrkit.training.config import load_config
 from asrkit.training.trainer import run_training
+from tests.pruning.conftest import FINE_TUNING
 from tests.training.conftest import make_toy_data_dir
 
 FAST = ("data.max_frames=300", "training.log_interval=50", "training.progress=none")
@@ -42,13 +43,14 @@ def test_sparsity_schedules():
 
 def _prunable_weights(path):
     sd = read_model_file(path)["state_dict"]
-    return {n: sd[n] for n in masks_from_meta(read_model_file(path))["en"]}
+    return {n: sd[n] for n in masks_from_meta(read_model_meta(path))["en"]}
 
 
 def test_agnostic_one_mask_for_all_languages(tmp_path, dense):
     model, train = dense
     res = prune("agnostic", model, [train], tmp_path / "ag",
-                PruneOptions(sparsity=0.6, rounds=2, steps_per_round=2, scope="global", overrides=FAST))
+                PruneOptions(sparsity=0.6, rounds=2, steps_per_round=2, scope="global", overrides=FAST),
+                fine_tuning=FINE_TUNING)
     masks, infos = load_masks(res.masks_dir)
     assert sorted(masks) == ["de", "en"]
     assert all(torch.equal(masks["de"][n], masks["en"][n]) for n in masks["en"])
@@ -64,7 +66,7 @@ def test_agnostic_one_mask_for_all_languages(tmp_path, dense):
 def test_mono_then_pathways_from_its_masks(tmp_path, dense, asrkit_cli):
     model, train = dense
     mono = prune("mono", model, [train], tmp_path / "mono",
-                 PruneOptions(sparsity=0.5, rounds=1, steps_per_round=3, overrides=FAST))
+                 PruneOptions(sparsity=0.5, rounds=1, steps_per_round=3, overrides=FAST), fine_tuning=FINE_TUNING)
     masks, infos = load_masks(mono.masks_dir)
     assert sorted(mono.models) == ["de", "en"]
     assert not masks["en"]["head.outputs.de.weight"].any()  # a language's mask keeps nothing only others use
@@ -74,11 +76,12 @@ def test_mono_then_pathways_from_its_masks(tmp_path, dense, asrkit_cli):
     assert list(masks_from_meta(meta)) == ["en"]
 
     res = prune("pathways", model, [train], tmp_path / "pw",
-                PruneOptions(sparsity=0.5, joint_steps=4, masks_from=str(tmp_path / "mono"), overrides=FAST))
+                PruneOptions(sparsity=0.5, joint_steps=4, masks_from=str(tmp_path / "mono"), overrides=FAST),
+                fine_tuning=FINE_TUNING)
     pw_masks, _ = load_masks(res.masks_dir)
     assert all(torch.equal(pw_masks[lang][n], masks[lang][n]) for lang in masks for n in masks[lang])
-    final_meta = read_model_file(res.models["all"])
-    assert final_meta["pathways"]["method"] == "pathways"
+    final_meta = read_model_meta(res.models["all"])
+    assert final_meta.pathways["method"] == "pathways"
     weights = _prunable_weights(res.models["all"])
     for n, w in weights.items():
         assert not w[~(masks["en"][n] | masks["de"][n])].any(), n
@@ -98,7 +101,7 @@ def test_mono_then_pathways_from_its_masks(tmp_path, dense, asrkit_cli):
     assert proc.returncode == 0, proc.stderr
     assert "language en" in proc.stdout and "% sparse" in proc.stdout
     small, small_meta = load_model(exported)
-    assert small_meta["languages"] == ["en"] and list(small_meta["tokens"]["lang2set"]) == ["en"]
+    assert small_meta.languages == ["en"] and list(small_meta.tokens.lang2set) == ["en"]
     full, full_meta = load_model(res.models["all"])
     hook = build_decode_hook(full, full_meta)
     feats, lens = torch.randn(1, 9, 12), torch.tensor([9])
@@ -126,9 +129,10 @@ def test_prune_cli_reports_bad_options(tmp_path, dense, asrkit_cli):
 
 def test_export_of_a_transducer_drops_its_auxiliary_ctc_layer(tmp_path):
     from asrkit.models import build_model
-    from asrkit.pruning.masks import magnitude_mask, pack_mask, prunable_parameters
+    from asrkit.models.masks import pack_mask
+    from asrkit.models.modelfile import ModelMeta, atomic_torch_save, make_model_file
+    from asrkit.pruning.masks import magnitude_mask, prunable_parameters
     from asrkit.pruning.prune import export_language
-    from asrkit.training.checkpoint import atomic_torch_save, make_model_file
 
     conf = {"encoder": {"type": "emformer", "d_model": 8, "num_layers": 1, "num_heads": 2, "ffn_dim": 8,
                         "segment_length": 2, "left_context": 2, "right_context": 1, "stride": 2, "dropout": 0.0},
@@ -137,12 +141,12 @@ def test_export_of_a_transducer_drops_its_auxiliary_ctc_layer(tmp_path):
     torch.manual_seed(0)
     model = build_model(conf, feat_dim=5, vocab_sizes={"en": 6, "de": 7}).eval()
     mask = magnitude_mask(prunable_parameters(model), 0.5)
-    meta = {"model_conf": model.conf, "feat_dim": 5, "vocab_sizes": {"en": 6, "de": 7}, "languages": ["en", "de"],
-            "pathways": {"method": "pathways", "masks": {"en": pack_mask(mask), "de": pack_mask(mask)}}}
+    meta = ModelMeta.for_model(model, objective="rnnt",
+                               pathways={"method": "pathways", "masks": {"en": pack_mask(mask), "de": pack_mask(mask)}})
     atomic_torch_save(make_model_file(model, meta=meta), tmp_path / "pw.pt")
     info = export_language(tmp_path / "pw.pt", "en", tmp_path / "en.pt")
     small, small_meta = load_model(tmp_path / "en.pt")
-    assert small.ctc_head is None and "aux_ctc" not in small_meta["model_conf"]
+    assert small.ctc_head is None and "aux_ctc" not in small_meta.model_conf
     assert not any(k.startswith("ctc_head.") for k in read_model_file(tmp_path / "en.pt")["state_dict"])
     assert info["params"] == sum(p.numel() for p in small.parameters())
     with torch.no_grad():

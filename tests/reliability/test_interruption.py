@@ -17,7 +17,7 @@ import time
 import pytest
 import torch
 
-from asrkit.training.checkpoint import read_model_file
+from asrkit.models.modelfile import read_model_file
 from tests.conftest import REPO
 from tests.reliability.conftest import copy_dir, run_cli, snapshot
 from tests.reliability.test_train import train_args

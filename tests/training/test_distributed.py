@@ -24,8 +24,8 @@ import pytest
 import torch
 
 from asrkit.errors import AsrkitError, ConfigError
-from asrkit.training.distributed import DistContext, build_strategy
-from asrkit.training.strategies import Gossip, ring_peers
+from asrkit.training.distributed import DistContext
+from asrkit.training.strategies import Gossip, build_strategy, ring_peers
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 6
@@ -324,7 +324,7 @@ def _env(**extra):
 
 
 def _weights(path):
-    from asrkit.training.checkpoint import read_model_file
+    from asrkit.models.modelfile import read_model_file
 
     return read_model_file(path)["state_dict"]
 

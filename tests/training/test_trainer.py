@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from asrkit.errors import AsrkitError, ConfigError, DataDirError
+from asrkit.models.modelfile import load_model, read_model_file, read_model_meta
 from asrkit.text.tokenizer import make_lang_dir
-from asrkit.training.checkpoint import load_model, read_model_file, tokenizers_from_meta
 from asrkit.training.config import load_config
 from asrkit.training.trainer import run_training
 
@@ -43,12 +43,12 @@ def test_mtl_ctc_learns_and_writes_experiment_dir(tmp_path, toy_data):
         assert (out / name).exists(), name
     assert "parameters: encoder" in (out / "log" / "train.log").read_text()
     model, meta = load_model(final)
-    assert meta["languages"] == ["de", "en"] and meta["objective"] == "ctc"
-    toks = tokenizers_from_meta(meta)
+    assert meta.languages == ["de", "en"] and meta.objective == "ctc"
+    toks = meta.tokenizers()
     assert toks["en"].decode(toks["en"].encode("abc")) == "abc"
     feats = torch.randn(1, 30, 12)
     logits, lens = model(feats, torch.tensor([30]), "de")
-    assert logits.shape == (1, 30, meta["vocab_sizes"]["de"])
+    assert logits.shape == (1, 30, meta.vocab_sizes["de"])
 
 
 def test_same_config_rerun_skips_and_other_run_needs_flag(tmp_path, toy_data):
@@ -136,8 +136,6 @@ def test_alignment_length_mismatch_names_utterance(tmp_path, toy_data):
 
 
 def test_lrmf_svd_init_from_mtl_at_full_rank_keeps_the_outputs(tmp_path, toy_data):
-    from asrkit.training.checkpoint import load_model
-
     out, final = _train(tmp_path, toy_data, "mtl_src", epochs=1)
     mtl, meta = load_model(final)
     rank = 22  # min(total vocabulary 2 x 11, hidden 48): full rank, so the SVD factorisation is exact
@@ -167,8 +165,9 @@ def test_init_from_a_model_with_other_feature_dim_fails_at_start(tmp_path, toy_d
 
 
 def test_global_cmvn_is_recorded_and_applied_by_decode(tmp_path, toy_data):
-    from asrkit.decoding.decoder import open_data
-    from asrkit.features.cmvn import apply_cmvn, compute_cmvn, training_cmvn
+    from asrkit.features.cmvn import compute_cmvn
+    from asrkit.kaldi.cmvn import apply_cmvn, training_cmvn
+    from asrkit.models.modelfile import open_data
 
     train_dir, valid_dir = toy_data
     for d in (train_dir, valid_dir):
@@ -179,8 +178,8 @@ def test_global_cmvn_is_recorded_and_applied_by_decode(tmp_path, toy_data):
     assert stats.shape == (2, 13) and stats[0, -1] == sum(
         int(line.split()[1]) for line in (train_dir / "utt2num_frames").read_text().splitlines())
     out, final = _train(tmp_path, toy_data, "global", epochs=1)
-    meta = read_model_file(final)
-    np.testing.assert_array_equal(np.asarray(meta["cmvn"]["global_stats"]), stats)
+    meta = read_model_meta(final)
+    np.testing.assert_array_equal(meta.cmvn.global_cmvn(), stats)
     # Decoding the validation dir (no CMVN files of its own) applies the training stats.
     dataset = open_data(valid_dir, meta)
     key = dataset.utts[0].key
@@ -226,9 +225,10 @@ def test_mixed_language_batches_need_one_output_layer(tmp_path, toy_data, monkey
     losses = _valid_losses(tmp_path / "mixed_mtl")
     assert losses[-1] < losses[0]
     # ... and the mixed batch's loss is the utterance-weighted mean of its languages' own losses.
+    from asrkit.data.dataset import AsrDataset, collate
     from asrkit.text.tokenizer import LangDir
-    from asrkit.training.data import AsrDataset, collate
-    from asrkit.training.trainer import build_objective, compute_loss
+    from asrkit.training.objectives import build_objective
+    from asrkit.training.trainer import compute_loss
 
     model, _ = load_model(final)
     model.eval()

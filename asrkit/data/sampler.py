@@ -149,3 +149,10 @@ class BatchPlan:
 
     def num_batches(self, epoch: int = 0) -> int:
         return len(self.epoch_batches(epoch))
+
+
+def inference_batches(utts: Sequence[UttInfo], max_frames: int, max_utts: int = 10_000) -> list[list[str]]:
+    """Length-bucketed, language-homogeneous batches in a fixed order (the same every run), for
+    validation, decoding and dumping posteriors."""
+    return BatchPlan(utts, max_frames=max_frames, max_utts=max_utts, homogeneous=True, shuffle=False,
+                     seed=0).global_batches(0)

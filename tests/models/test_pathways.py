@@ -1,4 +1,4 @@
-"""Tests for asrkit/pruning/pathways.py: masked forward, masked gradients, untouched weights and state."""
+"""Tests for asrkit/models/pathways.py: masked forward, masked gradients, untouched weights and state."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import torch
 
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.models import build_model
-from asrkit.pruning.masks import magnitude_mask, prunable_parameters, save_masks
-from asrkit.pruning.pathways import PathwayHook, build_pathway_hook
+from asrkit.models.masks import save_masks
+from asrkit.models.modelfile import read_model_file
+from asrkit.models.pathways import PathwayHook, build_pathway_hook
+from asrkit.pruning.masks import magnitude_mask, prunable_parameters
 from asrkit.text.tokenizer import make_lang_dir
-from asrkit.training.checkpoint import read_model_file
 from asrkit.training.config import load_config
 from asrkit.training.trainer import run_training
 from tests.training.conftest import make_toy_data_dir

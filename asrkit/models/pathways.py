@@ -1,7 +1,8 @@
-"""Language pathways in training: each batch runs with θ ⊙ m_lang and updates only the weights in m_lang.
+"""Language pathways: a model whose every language runs with its own mask of the weights.
 
-The trainer (asrkit.training.trainer, config `training.pathways: MASKS_DIR`) calls the hook around
-every batch:
+In training each batch runs with θ ⊙ m_lang and updates only the weights in m_lang: the trainer
+(asrkit.training.trainer, config `training.pathways: MASKS_DIR`) calls `PathwayHook` around every
+batch:
 
 - `before_forward`: the true weights are stashed and the weights outside m_lang zeroed, so the
   forward computes with θ ⊙ m_lang; a gradient hook on each prunable parameter multiplies the
@@ -15,6 +16,9 @@ every batch:
   distributed); a weight in several masks is updated by each of those languages.
 
 At start the weights outside every mask (the union) are zeroed; they stay exactly zero.
+
+In decoding (`DecodeMaskHook`, for a model file whose metadata carries masks from `asrkit prune`)
+each batch runs with its language's mask applied.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import torch
 from torch import Tensor, nn
 
 from asrkit.errors import AsrkitError, ConfigError
-from asrkit.pruning.masks import Mask, check_mask_fits, load_masks, union_mask
+from asrkit.models.masks import Mask, check_mask_fits, load_masks, masks_from_meta, union_mask
+from asrkit.models.modelfile import ModelMeta
 
-log = logging.getLogger("asrkit.pruning")
+log = logging.getLogger("asrkit.pathways")
 
 
 class PathwayHook:
@@ -216,14 +221,12 @@ class DecodeMaskHook:
         self.current = lang
 
 
-def build_decode_hook(model: nn.Module, meta: Mapping) -> DecodeMaskHook:
-    """The decoder's entry point for a model file whose metadata has "pathways" (from `asrkit prune`).
+def build_decode_hook(model: nn.Module, meta: ModelMeta) -> DecodeMaskHook:
+    """The decoder's entry point for a model file whose metadata has pathways (from `asrkit prune`).
 
     Raises:
         ConfigError: no masks, or masks that do not fit the model.
     """
-    from asrkit.pruning.masks import masks_from_meta
-
     masks = masks_from_meta(meta)
     if not masks:
         raise ConfigError("the model file's 'pathways' entry has no masks")

@@ -1,4 +1,4 @@
-"""Training data: features (with CMVN) from data dirs and targets from text, alignments or soft targets.
+"""Datasets: features (with CMVN) from data dirs and targets from text, alignments or soft targets.
 
 `AsrDataset` indexes the utterances of one or more data dirs and loads one utterance at a time;
 `collate` pads a batch; `BatchLoader` runs a DataLoader over an epoch's batch list (each worker
@@ -16,11 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asrkit.data.sampler import UttInfo
+from asrkit.data.targets import open_alignments, open_soft_targets
 from asrkit.errors import AsrkitError, ConfigError, DataDirError
+from asrkit.kaldi.cmvn import apply_cmvn
+from asrkit.kaldi.table import load_table_scp
 from asrkit.kaldi.textio import read_table
-from asrkit.training.sampler import UttInfo
+from asrkit.text.tokenizer import UNK_ID
 
-log = logging.getLogger("asrkit.training.data")
+log = logging.getLogger("asrkit.data")
 
 
 @dataclass
@@ -55,7 +59,7 @@ class AsrDataset:
     Args:
         data_dirs: data dirs with feats.scp (and cmvn.scp + utt2spk for CMVN, utt2lang, text).
         global_cmvn: `(2, dim + 1)` CMVN stats applied to every utterance instead of the dirs'
-            per-speaker `cmvn.scp` (a model trained with global CMVN: `features.cmvn.training_cmvn`).
+            per-speaker `cmvn.scp` (a model trained with global CMVN: `kaldi.cmvn.training_cmvn`).
         target_kinds: any of "text" (token ids by each language's tokenizer), "ali" (int frame
             labels), "post" (soft-target matrices); empty for features only. An utterance without
             every target is skipped.
@@ -63,6 +67,7 @@ class AsrDataset:
         targets: {"ali": rspecifier, "post": scp path} for the table-based kinds.
         norm_vars: CMVN also normalises variances.
         default_lang: language of utterances when a data dir has no utt2lang.
+        lang: the language of every utterance (utt2lang is not read), e.g. `asrkit decode --lang`.
         min_frames, max_utt_frames: utterances outside this range are skipped (and counted).
         expected_feat_dim: the model's input dimension; `load_feats` rejects an utterance of another.
 
@@ -74,9 +79,8 @@ class AsrDataset:
     def __init__(self, data_dirs: Sequence[str | os.PathLike], *, target_kinds: Sequence[str] = ("text",),
                  lang_dir=None, targets: dict[str, str] | None = None, norm_vars: bool = False,
                  default_lang: str | None = None, min_frames: int = 1, max_utt_frames: int | None = None,
-                 expected_feat_dim: int | None = None, global_cmvn: np.ndarray | None = None):
-        from asrkit.kaldi.table import load_table_scp
-
+                 expected_feat_dim: int | None = None, global_cmvn: np.ndarray | None = None,
+                 lang: str | None = None):
         self.data_dirs = [Path(d) for d in data_dirs]
         self.target_kinds = tuple(target_kinds)
         targets = dict(targets or {})
@@ -97,8 +101,9 @@ class AsrDataset:
                 raise FileNotFoundError(2, "no features; run `asrkit make-feats` first", str(feats_scp))
             feats = load_table_scp(feats_scp)
             num_frames = _read_num_frames(d, feats)
-            utt2lang = read_table(d / "utt2lang", num_fields=2) if (d / "utt2lang").is_file() else None
-            if utt2lang is None and default_lang is None:
+            has_utt2lang = lang is None and (d / "utt2lang").is_file()
+            utt2lang = read_table(d / "utt2lang", num_fields=2) if has_utt2lang else None
+            if utt2lang is None and default_lang is None and lang is None:
                 raise DataDirError(f"{d}/utt2lang: missing, and the model has several languages; "
                                    "add utt2lang (one language tag per utterance)")
             if "text" in self.target_kinds and not (d / "text").is_file():
@@ -112,8 +117,8 @@ class AsrDataset:
             for key in feats.keys():
                 if key in self._feats:
                     raise DataDirError(f"{d}/feats.scp: utterance '{key}' is also in another training data dir")
-                lang = utt2lang.get(key) if utt2lang is not None else default_lang
-                if lang is None:
+                utt_lang = lang or (utt2lang.get(key) if utt2lang is not None else default_lang)
+                if utt_lang is None:
                     raise DataDirError(f"{d}/utt2lang: no language for utterance '{key}'")
                 if key not in num_frames:
                     raise DataDirError(f"{d}/utt2num_frames: no entry for utterance '{key}'")
@@ -138,8 +143,8 @@ class AsrDataset:
                     if spk is None:
                         raise DataDirError(f"{d}/utt2spk: no speaker for utterance '{key}'")
                     self._cmvn[key] = (cmvn, spk)
-                self.utt_lang[key] = lang
-                infos.append(UttInfo(key, lang, n))
+                self.utt_lang[key] = utt_lang
+                infos.append(UttInfo(key, utt_lang, n))
         self.tables: dict[str, object] = {}
         for kind in ("ali", "post"):
             if kind not in self.target_kinds:
@@ -170,21 +175,9 @@ class AsrDataset:
 
     @staticmethod
     def _load_targets(kind: str, rspec: str):
-        from asrkit.kaldi.table import iter_table
-
-        if not rspec.startswith(("ark:", "ark,", "scp:", "scp,")):
-            if rspec.endswith(".gz"):  # Kaldi's ali.N.gz: a gzipped archive
-                import shlex
-
-                rspec = f"ark:gunzip -c {shlex.quote(rspec)} |"
-            else:
-                rspec = ("ark:" if rspec.endswith((".ark", "|")) else "scp:") + rspec
         if kind == "ali":
-            # Alignments are small: read them all (also from `ark:gunzip -c ali.*.gz|`).
-            return {k: np.asarray(v, dtype=np.int64) for k, v in iter_table(rspec)}
+            return open_alignments(rspec)
         # Soft targets: float-matrix tables, or Kaldi Posterior archives (top-k) expanded to dense rows.
-        from asrkit.distill.posteriors import open_soft_targets
-
         return open_soft_targets(rspec)
 
     def _check_languages(self) -> None:
@@ -199,8 +192,6 @@ class AsrDataset:
     def _check_transcripts(self) -> None:
         """Warn about transcripts that train badly: empty ones (CTC learns them as all blank) and
         characters the language's token set has never seen (they become <unk>, id 1)."""
-        from asrkit.text.tokenizer import UNK_ID
-
         empty = [u.key for u in self.utts if not self.text[u.key].strip()]
         if empty:
             log.warning("%d utterance(s) with an empty transcript (first: '%s'); they are trained as silence",
@@ -227,8 +218,6 @@ class AsrDataset:
 
     def load_feats(self, key: str) -> np.ndarray:
         """Features of an utterance with CMVN applied: (T, D) float32."""
-        from asrkit.features.cmvn import apply_cmvn
-
         # A copy: arrays read from an ark may be read-only views, which torch.from_numpy warns about.
         feats = np.array(self._feats[key][key], dtype=np.float32)
         if self.expected_feat_dim is not None and (feats.ndim != 2 or feats.shape[1] != self.expected_feat_dim):

@@ -1,12 +1,13 @@
-"""Batching: padded-size bound, language homogeneity, language sampling, determinism, rank shares."""
+"""Tests for asrkit/data/sampler.py: padded-size bound, language homogeneity, language sampling,
+determinism, rank shares, the fixed batches of inference."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from asrkit.data.sampler import BatchPlan, UttInfo, inference_batches, language_probs, make_batches
 from asrkit.errors import ConfigError
-from asrkit.training.sampler import BatchPlan, UttInfo, language_probs, make_batches
 
 
 def _utts(n_en=40, n_de=10):
@@ -60,3 +61,16 @@ def test_ranks_get_equal_disjoint_shares():
     assert not {k for b in shares[0] for k in b} & {k for b in shares[1] for k in b}
     whole = BatchPlan(utts, max_frames=700, seed=5).global_batches(2)
     assert shares[0] == whole[0::2] and shares[1] == whole[1::2]
+
+
+def test_inference_batches_are_fixed_homogeneous_and_cover_every_utterance_once():
+    utts = _utts()
+    batches = inference_batches(utts, max_frames=600)
+    assert batches == inference_batches(utts, max_frames=600)  # the same every run
+    frames = {u.key: u.num_frames for u in utts}
+    assert all(len(b) == 1 or max(frames[k] for k in b) * len(b) <= 600 for b in batches)
+    langs = {u.key: u.lang for u in utts}
+    assert all(len({langs[k] for k in b}) == 1 for b in batches)
+    assert sorted(k for b in batches for k in b) == sorted(langs)
+    assert inference_batches(utts, max_frames=600, max_utts=2) != batches
+    assert max(len(b) for b in inference_batches(utts, max_frames=10**6, max_utts=2)) == 2

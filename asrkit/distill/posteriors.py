@@ -5,8 +5,9 @@ and writes each utterance's per-frame output distribution `softmax(logits / T)` 
 output frame rate: as float matrices (rows = frames, columns = the utterance's language head) in
 `post.JOB.ark/scp`, or with `topk` as Kaldi's `Posterior` format (the k largest entries per frame,
 renormalised). Jobs run over `split{nj}` of the data dir (in a pool of processes, through
-asrkit.jobs), finished jobs are skipped on a re-run, and the parts are merged into `DIR/post.scp`. `open_soft_targets` reads either format back for
-`asrkit train` (`objective: kl`), expanding Posterior archives to dense matrices at load time.
+asrkit.jobs), finished jobs are skipped on a re-run, and the parts are merged into `DIR/post.scp`.
+`open_soft_targets` reads either format back for `asrkit train` (`objective: kl`), expanding
+Posterior archives to dense matrices at load time.
 
 The Posterior format itself (Kaldi's src/hmm/posterior.cc, which kaldiio does not handle) is
 asrkit.kaldi.posterior; its names are re-exported here.

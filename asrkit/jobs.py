@@ -1,6 +1,6 @@
 """Kaldi-style parallel jobs over a split data dir, written once for make-feats, decode and dump-posteriors.
 
-A stage splits its data dir (`split_data`), describes each job with a spec (`JobSpec`: its number,
+A stage splits its data dir (`split_data`), describes each job with a spec (a `Job`: its number,
 outputs, run.pl-style log and signature), skips the jobs a previous run finished (`pending_jobs`),
 runs the others in this process or in a pool of spawned processes (`run_jobs`), and merges their
 outputs atomically (`merge_tables`, `asrkit.kaldi.table.merge_scp`).
@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from tqdm import tqdm
 
@@ -43,17 +42,35 @@ from asrkit.logutil import get_logger, job_log, setup_logging, versions
 FEATURE_TABLES = ("feats.scp", "cmvn.scp", "utt2spk", "utt2lang")
 
 
-class JobSpec(Protocol):
-    """What the runner needs of a stage's job description (a picklable dataclass in each stage)."""
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """What the runner reads of a job spec. A stage's spec extends it (a frozen dataclass, so that
+    it pickles into pool workers) with what its job does; these fields are keyword-only, so the
+    stage's own fields come first."""
 
     job: int  # 1-based, as run.pl's JOB
     log: Path | None  # the job's run.pl-style log; None: the job logs into its driver's log
     signature: str  # `job_signature` of its inputs and options
-    threads: int  # torch threads while it runs; 0 leaves torch's setting alone
+    command: str  # the command line its log records
+    threads: int = 0  # torch threads while it runs; 0 leaves torch's setting alone
 
     @property
     def outputs(self) -> tuple[Path, ...]:
         """The files the job writes (each atomically); all exist once it finished."""
+        return ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableJob(Job):
+    """A job that writes a Kaldi table (ark + scp) and the frames per utterance in it."""
+
+    ark: Path
+    scp: Path
+    utt2num_frames: Path
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (self.ark, self.scp, self.utt2num_frames)
 
 
 @dataclass(frozen=True)
@@ -161,14 +178,14 @@ def job_log_finished(path: str | os.PathLike, signature: str) -> bool:
     return any(f"job signature {signature}" in line for line in lines)
 
 
-def is_done(spec: JobSpec) -> bool:
+def is_done(spec: Job) -> bool:
     """True if a job's outputs exist and its log ended with code 0 under the same signature."""
     if spec.log is None or not all(p.is_file() for p in spec.outputs):
         return False
     return job_log_finished(spec.log, spec.signature)
 
 
-def pending_jobs(specs: Sequence[JobSpec], *, overwrite: bool, what: str,
+def pending_jobs(specs: Sequence[Job], *, overwrite: bool, what: str,
                  logger: logging.Logger | None = None) -> tuple[list, list[int]]:
     """Split job specs into those to run and the numbers of those a re-run skips (`is_done`); with
     `overwrite` every job runs. Logs what it skips."""
@@ -201,7 +218,7 @@ def remove_stale_temporaries(outputs: Iterable[str | os.PathLike]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def job_logging(spec: JobSpec, *, command: str, source: object, target: object, options: str = "",
+def job_logging(spec: Job, *, command: str, source: object, target: object, options: str = "",
                 code_path: Sequence[str] = (), driver_log: logging.Logger | None = None):
     """The log of one job: its run.pl-style log file (versions first), or, for a job without one,
     the driver's logger. Either starts with the job's input and output, options, code path and
@@ -219,7 +236,7 @@ def job_logging(spec: JobSpec, *, command: str, source: object, target: object, 
         yield log
 
 
-def _log_job_header(log: logging.Logger, spec: JobSpec, source, target, options: str,
+def _log_job_header(log: logging.Logger, spec: Job, source, target, options: str,
                     code_path: Sequence[str]) -> None:
     log.info("job %d: %s -> %s", spec.job, source, target)
     if options:
@@ -251,7 +268,7 @@ def count_lines(path: str | os.PathLike) -> int:
         return sum(1 for _ in f)
 
 
-def run_jobs(run_one: Callable, specs: Sequence[JobSpec], *, processes: int, progress_total: int = 0,
+def run_jobs(run_one: Callable, specs: Sequence[Job], *, processes: int, progress_total: int = 0,
              desc: str = "jobs", progress: bool | None = None) -> tuple[dict[int, object], list[JobFailure]]:
     """Run jobs: in this process when there is one (or `processes` is 1), else in a pool of
     `min(processes, len(specs))` spawned processes (torch and fork do not mix).
@@ -295,7 +312,7 @@ def run_jobs(run_one: Callable, specs: Sequence[JobSpec], *, processes: int, pro
     return results, sorted(failures, key=lambda f: f.job)
 
 
-def _run_in_pool(run_one: Callable, specs: Sequence[JobSpec], processes: int, bar, results: dict,
+def _run_in_pool(run_one: Callable, specs: Sequence[Job], processes: int, bar, results: dict,
                  failures: list[JobFailure]) -> None:
     ctx = mp.get_context("spawn")
     updates = ctx.Queue()
@@ -336,7 +353,7 @@ def _init_worker(updates) -> None:
     setup_logging(stderr=False)  # job logs only; the driver reports
 
 
-def _run_in_worker(run_one: Callable, spec: JobSpec) -> tuple[bool, object]:
+def _run_in_worker(run_one: Callable, spec: Job) -> tuple[bool, object]:
     """Run a job in a pool worker: `(True, result)`, or `(False, message)` for a user error (the
     message, not the exception: asrkit's exceptions do not all survive pickling)."""
     try:
@@ -377,6 +394,6 @@ def merge_tables(parts: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     return merged
 
 
-__all__ = ["FEATURE_TABLES", "JobFailure", "JobSpec", "count_lines", "file_digest", "is_done", "job_log_finished",
+__all__ = ["FEATURE_TABLES", "Job", "JobFailure", "TableJob", "count_lines", "file_digest", "is_done", "job_log_finished",
            "job_logging", "job_signature", "merge_tables", "pending_jobs", "remove_stale_temporaries", "run_jobs",
            "scp_archives", "split_data", "torch_threads"]

@@ -24,20 +24,21 @@ from tests.distill.conftest import teacher_file
 
 
 @dataclasses.dataclass(frozen=True)
-class ToyJob:
+class ToyJob(jobs.Job):
     """A job of the tests' own stage: writes `utt<job> <value>` into `out`, or fails with `error`."""
 
-    job: int
     out: Path
-    log: Path | None
-    signature: str = "sig"
     value: str = "x"
     error: str = ""
-    threads: int = 0
 
     @property
     def outputs(self) -> tuple[Path, ...]:
         return (self.out,)
+
+
+def toy_job(folder: Path, job: int, *, log: bool = True, signature: str = "sig", **fields) -> ToyJob:
+    return ToyJob(folder / f"out.{job}", job=job, log=folder / f"{job}.log" if log else None, signature=signature,
+                  command="toy", **fields)
 
 
 def run_toy_job(spec: ToyJob, on_progress=None) -> tuple[int, str, int]:
@@ -110,7 +111,7 @@ def test_scp_archives_and_file_digest(tmp_path):
 # --- finished jobs, temporaries, logs ------------------------------------------------------------
 
 def test_finished_jobs_are_skipped_until_outputs_code_or_signature_change(tmp_path):
-    spec = ToyJob(1, tmp_path / "out.1", tmp_path / "log" / "toy.1.log")
+    spec = toy_job(tmp_path, 1)
     assert not jobs.is_done(spec)
     results, failures = jobs.run_jobs(run_toy_job, [spec], processes=1)
     assert failures == [] and results[1][:2] == (os.getpid(), "x")  # one job: in this process
@@ -132,7 +133,7 @@ def test_finished_jobs_are_skipped_until_outputs_code_or_signature_change(tmp_pa
 
 
 def test_stale_temporaries_of_the_outputs_go_before_a_job_runs(tmp_path):
-    spec = ToyJob(1, tmp_path / "out.1", None)
+    spec = toy_job(tmp_path, 1, log=False)
     mine, other = tmp_path / ".out.1.x1y2z3.tmp", tmp_path / ".out.10.x1y2z3.tmp"
     mine.write_text("half a file")  # what kill -9 leaves of an atomic write
     other.write_text("another job's, being written now")
@@ -147,7 +148,7 @@ def test_job_without_a_log_writes_its_header_into_the_drivers_log(tmp_path, monk
     monkeypatch.setattr(get_logger(), "level", logging.INFO)
     get_logger().addHandler(handler)
     try:
-        jobs.run_jobs(run_toy_job, [ToyJob(1, tmp_path / "out.1", None, signature="sig7")], processes=1)
+        jobs.run_jobs(run_toy_job, [toy_job(tmp_path, 1, log=False, signature="sig7")], processes=1)
     finally:
         get_logger().removeHandler(handler)
     assert records == [f"job 1: in -> {tmp_path / 'out.1'}", "options: --toy", "job signature sig7",
@@ -160,8 +161,7 @@ def test_in_process_failures_are_collected_with_their_exception_and_threads_rest
     import torch
 
     before = torch.get_num_threads()
-    specs = [ToyJob(1, tmp_path / "out.1", tmp_path / "1.log", error="utt7: bad\naudio"),
-             ToyJob(2, tmp_path / "out.2", tmp_path / "2.log", threads=1)]
+    specs = [toy_job(tmp_path, 1, error="utt7: bad\naudio"), toy_job(tmp_path, 2, threads=1)]
     results, failures = jobs.run_jobs(run_toy_job, specs, processes=1)
     assert [f.job for f in failures] == [1] and failures[0].message == "utt7: bad audio"
     assert isinstance(failures[0].error, AudioError)
@@ -172,8 +172,8 @@ def test_in_process_failures_are_collected_with_their_exception_and_threads_rest
 
 def test_pool_runs_jobs_in_other_processes_and_reports_failures_as_one_line(tmp_path, monkeypatch):
     sizes = spy_on_pools(monkeypatch)
-    specs = [ToyJob(j, tmp_path / f"out.{j}", tmp_path / f"{j}.log", value=f"v{j}") for j in (1, 2)]
-    specs.append(ToyJob(3, tmp_path / "out.3", tmp_path / "3.log", error="utt9: no such file"))
+    specs = [toy_job(tmp_path, 1, value="v1"), toy_job(tmp_path, 2, value="v2"),
+             toy_job(tmp_path, 3, error="utt9: no such file")]
     results, failures = jobs.run_jobs(run_toy_job, specs, processes=2, progress_total=6)
     assert sizes == [3]
     assert sorted(results) == [1, 2] and {r[1] for r in results.values()} == {"v1", "v2"}

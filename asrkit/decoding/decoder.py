@@ -64,21 +64,17 @@ class DecodeOptions:
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """One decode job: the (split) data dir it reads and the files it writes (picklable)."""
+class JobSpec(jobs.Job):
+    """One decode job: the (split) data dir it reads and the files it writes (picklable); `log` is
+    None for one job (it logs into the driver's decode.log)."""
 
-    job: int
     data_dir: Path
     model: Path
     out_dir: Path
     text: Path | None
     ark: Path | None
     scp: Path | None
-    log: Path | None  # None: log into the driver's decode.log (one job)
     opts: DecodeOptions
-    signature: str
-    command: str
-    threads: int = 0  # 0: leave torch's thread count alone
 
     @property
     def outputs(self) -> tuple[Path, ...]:

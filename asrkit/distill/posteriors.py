@@ -265,26 +265,14 @@ class DumpOptions:
 
 
 @dataclass(frozen=True)
-class DumpJob:
-    """One job: the split data dir it reads, the files it writes, and the teacher it runs (picklable)."""
+class DumpJob(jobs.TableJob):
+    """One job: the split data dir it reads, the teacher it runs, and (`TableJob`) the files it writes."""
 
-    job: int
     split_dir: Path
-    ark: Path
-    scp: Path
-    utt2num_frames: Path
-    log: Path
-    signature: str
     model: Path
     device: str
     opts: DumpOptions
     frame_rate_of: str | None  # the student's training YAML or model file; None: the teacher's rate
-    command: str
-    threads: int = 0  # torch threads for the job; 0 leaves torch's setting alone
-
-    @property
-    def outputs(self) -> tuple[Path, ...]:
-        return (self.ark, self.scp, self.utt2num_frames)
 
 
 @dataclass
@@ -377,11 +365,13 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     # the whole GPU); a --job J process (an array task) keeps torch's own thread count.
     processes = nj if device == "cpu" and job is None else 1
     threads = 0 if processes == 1 else max(1, (os.cpu_count() or 1) // nj)
-    specs = [DumpJob(j, s, out_abs / f"post.{j}.ark", out_abs / f"post.{j}.scp",
-                     out_abs / "log" / f"utt2num_frames.{j}", out_abs / "log" / f"dump_posteriors.{j}.log",
-                     jobs.job_signature(s, tables=jobs.FEATURE_TABLES, options=asdict(opts), model_digest=digest),
-                     model_path.resolve(), device, opts, None if frame_rate_of is None else str(frame_rate_of),
-                     command or command_line(), threads)
+    specs = [DumpJob(s, model_path.resolve(), device, opts, None if frame_rate_of is None else str(frame_rate_of),
+                     job=j, ark=out_abs / f"post.{j}.ark", scp=out_abs / f"post.{j}.scp",
+                     utt2num_frames=out_abs / "log" / f"utt2num_frames.{j}",
+                     log=out_abs / "log" / f"dump_posteriors.{j}.log",
+                     signature=jobs.job_signature(s, tables=jobs.FEATURE_TABLES, options=asdict(opts),
+                                                  model_digest=digest),
+                     command=command or command_line(), threads=threads)
              for j, s in enumerate(jobs.split_data(data_dir, nj), start=1)]
     wanted = [specs[job - 1]] if job is not None else specs
     result = DumpResult(out_dir, None)

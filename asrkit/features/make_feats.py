@@ -28,27 +28,15 @@ DEFAULT_BATCH_SECONDS = {"cpu": 8.0, "cuda": 600.0}
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """One make-feats job: the split data dir it reads and the files it writes (picklable)."""
+class JobSpec(jobs.TableJob):
+    """One make-feats job: the split data dir it reads, how, and (`TableJob`) the files it writes."""
 
-    job: int
     split_dir: Path
-    ark: Path
-    scp: Path
-    utt2num_frames: Path
-    log: Path
     opts: FeatureOptions
     device: str
     compress: bool
     batch_seconds: float
-    signature: str
-    command: str
-    threads: int = 0  # torch threads for the job; 0 leaves torch's setting alone
     code_path: tuple[str, ...] = ()  # e.g. ("sox speed emulated",): in the signature and the log
-
-    @property
-    def outputs(self) -> tuple[Path, ...]:
-        return (self.ark, self.scp, self.utt2num_frames)
 
 
 @dataclass

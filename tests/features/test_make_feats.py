@@ -168,9 +168,9 @@ def test_job_is_done_requires_outputs_success_and_same_signature(fixture_datadir
     make_feats(fixture_datadir, progress=False)
     opts = load_feature_options("fbank")
     split = fixture_datadir / "split1" / "1"
-    spec = JobSpec(1, split, feat_dir / "raw_fbank_data.1.ark", feat_dir / "raw_fbank_data.1.scp",
-                   feat_dir / "log" / "utt2num_frames_fbank_data.1", feat_dir / "log" / "make_fbank_data.1.log",
-                   opts, "cpu", False, 8.0, signature=job_signature(split, opts, False), command="")
+    spec = JobSpec(split, opts, "cpu", False, 8.0, job=1, ark=feat_dir / "raw_fbank_data.1.ark",
+                   scp=feat_dir / "raw_fbank_data.1.scp", utt2num_frames=feat_dir / "log" / "utt2num_frames_fbank_data.1",
+                   log=feat_dir / "log" / "make_fbank_data.1.log", signature=job_signature(split, opts, False), command="")
     assert is_done(spec)
     assert not is_done(dataclasses.replace(spec, signature=job_signature(split, opts, True)))
     log = spec.log.read_text()

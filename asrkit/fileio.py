@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from asrkit.errors import AsrkitError
@@ -110,40 +111,85 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def check_replaceable_dir(dst: str | os.PathLike, error: type[AsrkitError] = AsrkitError) -> None:
+#: The stamp asrkit writes into every folder it builds whole (`staged_dir`): a folder holding it
+#: (or one of a stage's own manifests, e.g. a lang dir's `lang.yaml`) was made by asrkit and may be
+#: replaced; any other non-empty folder is the user's, and replacing it needs `--overwrite`.
+MARKER = ".asrkit"
+
+
+def made_by_asrkit(folder: str | os.PathLike, markers: Sequence[str] = ()) -> bool:
+    """True if `folder` holds asrkit's stamp (`MARKER`) or one of the stage's own `markers`."""
+    folder = Path(folder)
+    return any((folder / name).is_file() for name in (MARKER, *markers))
+
+
+def check_not_an_input(dst: str | os.PathLike, inputs: Iterable[str | os.PathLike],
+                       error: type[AsrkitError] = AsrkitError, *, inside_ok: bool = False) -> None:
+    """Raise `error` if the output folder `dst` is one of `inputs`, holds one, or (unless `inside_ok`)
+    lies inside one: writing it would replace or mix with what the command reads.
+
+    `inside_ok` is for folders written into rather than replaced (make-feats' `--feat-dir` is
+    `DATA_DIR/data` by default, as in Kaldi's make_fbank.sh).
+    """
+    rdst = Path(dst).resolve()
+    for src in inputs:
+        rsrc = Path(src).resolve()
+        if rsrc == rdst:
+            raise error(f"{dst}: is also an input ({src}); choose another output folder")
+        if rdst in rsrc.parents:
+            raise error(f"{dst}: holds the input {src}; choose another output folder")
+        if not inside_ok and rsrc in rdst.parents:
+            raise error(f"{dst}: is inside the input {src}; choose another output folder")
+
+
+def check_replaceable_dir(dst: str | os.PathLike, error: type[AsrkitError] = AsrkitError, *,
+                          inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False,
+                          markers: Sequence[str] = ()) -> None:
     """Raise `error` unless the folder `dst` may be created or replaced by a staged write.
 
-    Every folder asrkit replaces whole goes through here (via `staged_dir`), so a stricter rule
-    (say, replace only folders asrkit made) needs changing in this one place.
+    asrkit replaces only a folder it made itself (`made_by_asrkit`) or an empty one; any other
+    existing folder needs `overwrite` (the user's `--overwrite`). A destination that is, holds or
+    lies inside one of `inputs` is refused even then. Every folder asrkit replaces whole goes
+    through here (via `staged_dir`).
 
     Raises:
-        error: `dst` exists and is not a folder.
+        error: `dst` exists and is not a folder; `dst` is, holds or is inside an input; `dst` is a
+            non-empty folder asrkit did not make and `overwrite` is False.
     """
     dst = Path(dst)
     if dst.exists() and not dst.is_dir():
         raise error(f"{dst}: exists and is not a directory")
+    check_not_an_input(dst, inputs, error)
+    if dst.is_dir() and not overwrite and not made_by_asrkit(dst, markers) and any(dst.iterdir()):
+        raise error(f"{dst}: exists and was not made by asrkit; use --overwrite to replace it and "
+                    f"everything in it, or choose another folder")
 
 
 @contextlib.contextmanager
-def staged_dir(dst: str | os.PathLike, error: type[AsrkitError] = AsrkitError):
-    """Build a folder aside and put it in place in one rename: yields an empty temporary folder
-    beside `dst`; when the block ends without error it gets the umask's mode and replaces `dst`
-    whole (`replace_dir`); on an error it is removed and `dst` is untouched.
+def staged_dir(dst: str | os.PathLike, error: type[AsrkitError] = AsrkitError, *,
+               inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False, markers: Sequence[str] = ()):
+    """Build a folder aside and put it in place in one rename: yields a temporary folder beside
+    `dst` holding only asrkit's stamp (`MARKER`); when the block ends without error it gets the
+    umask's mode and replaces `dst` whole (`replace_dir`); on an error it is removed and `dst` is
+    untouched.
 
     Args:
         dst: the folder to create or replace; its parent is created if needed.
         error: the exception class `check_replaceable_dir` raises (callers pick their domain's).
+        inputs, overwrite, markers: as `check_replaceable_dir`.
 
     Raises:
-        error: `dst` exists and is not a folder.
+        error: `dst` may not be replaced (`check_replaceable_dir`).
     """
     import shutil
 
     dst = Path(dst)
+    check_replaceable_dir(dst, error, inputs=inputs, overwrite=overwrite, markers=markers)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    check_replaceable_dir(dst, error)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
     try:
+        with naming_write_errors(dst / MARKER):
+            (tmp / MARKER).write_text("made by asrkit: replaced whole when asrkit rebuilds it\n", encoding="utf-8")
         yield tmp
         set_default_mode(tmp, directory=True)
         replace_dir(tmp, dst)
@@ -174,3 +220,61 @@ def replace_dir(tmp: str | os.PathLike, dst: str | os.PathLike) -> None:
             os.rename(old, dst)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+#: The lock file of a folder asrkit writes into (`dir_lock`).
+LOCK = ".asrkit.lock"
+
+
+@contextlib.contextmanager
+def dir_lock(folder: str | os.PathLike, command: str, error: type[AsrkitError] = AsrkitError):
+    """Hold an exclusive lock (flock on `folder/.asrkit.lock`) while a command writes into `folder`.
+
+    Two runs writing one data dir or exp dir at once would mix their outputs (half the utterances
+    at one feature dimension, half at another) and both exit 0; the second one stops instead. The
+    lock is the kernel's, so a killed run leaves no stale lock; a finished run removes the file.
+
+    Args:
+        folder: the data dir / exp dir / decode dir; created if missing.
+        command: the asrkit command, for the other run's message (e.g. "make-feats").
+        error: the exception class to raise.
+
+    Raises:
+        error: another process holds the lock (`DIR is being written by another asrkit <command>
+            (pid N)`), or the lock file cannot be created (the folder is read-only).
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise error(f"{folder}: cannot write in this folder ({e.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").split(maxsplit=1)
+            os.close(fd)
+            pid, other = (holder + ["?", "command"])[:2] if holder else ("?", "command")
+            raise error(f"{folder} is being written by another asrkit {other.strip()} (pid {pid}); "
+                        f"wait for it to finish") from None
+        # The holder before us may have removed the file between our open and our flock: then our
+        # lock is on a file nobody else sees, so lock the one now at `path` instead.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # before the close: a waiting run then re-opens a fresh file
+        os.close(fd)

@@ -66,10 +66,11 @@ def fix(utt_extra_files: str, spk_extra_files: str, data_dir: str) -> None:
 @click.option("--hours", type=float, help="A random subset of about H hours (utt2dur or segments).")
 @click.option("--lang", metavar="L", help="The utterances whose utt2lang entry is L (asrkit's addition).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random selectors.")
+@click.option("--overwrite", is_flag=True, help="Replace DST even if asrkit did not make it (it is never an input).")
 @click.argument("src", type=click.Path())
 @click.argument("dst", type=click.Path())
-def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_list, hours, lang, seed, src,
-           dst) -> None:
+def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_list, hours, lang, seed, overwrite,
+           src, dst) -> None:
     """Copy a subset of the data dir SRC to DST (Kaldi's utils/subset_data_dir.sh); give exactly one selector.
 
     \b
@@ -88,7 +89,8 @@ def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_
 
     setup_logging()
     subset_data_dir(src, dst, first=first, last=last, shortest=shortest, per_spk=per_spk, speakers=speakers,
-                    spk_list=spk_list, utt_list=utt_list, hours=hours, random_utts=random_utts, lang=lang, seed=seed)
+                    spk_list=spk_list, utt_list=utt_list, hours=hours, random_utts=random_utts, lang=lang, seed=seed,
+                    overwrite=overwrite)
 
 
 @data.command("split")
@@ -106,9 +108,10 @@ def split(per_utt: bool, data_dir: str, num_parts: int) -> None:
 
 @data.command("combine")
 @click.option("--extra-files", default="", metavar='"F1 F2"', help="More files to concatenate.")
+@click.option("--overwrite", is_flag=True, help="Replace DST even if asrkit did not make it (it is never an input).")
 @click.argument("dst", type=click.Path())
 @click.argument("srcs", nargs=-1, required=True, type=click.Path())
-def combine(extra_files: str, dst: str, srcs: tuple[str, ...]) -> None:
+def combine(extra_files: str, overwrite: bool, dst: str, srcs: tuple[str, ...]) -> None:
     """Concatenate the data dirs SRCS into DST (Kaldi's utils/combine_data.sh), then validate it.
 
     \b
@@ -119,14 +122,15 @@ def combine(extra_files: str, dst: str, srcs: tuple[str, ...]) -> None:
     from asrkit.logutil import setup_logging
 
     setup_logging()
-    combine_data_dirs(dst, srcs, extra_files=_file_list(extra_files))
+    combine_data_dirs(dst, srcs, extra_files=_file_list(extra_files), overwrite=overwrite)
 
 
 @data.command("perturb-speed")
 @click.option("--factors", default="0.9,1.0,1.1", show_default=True, help="Comma-separated speed factors.")
+@click.option("--overwrite", is_flag=True, help="Replace DST even if asrkit did not make it (it is never an input).")
 @click.argument("src", type=click.Path())
 @click.argument("dst", type=click.Path())
-def perturb_speed(factors: str, src: str, dst: str) -> None:
+def perturb_speed(factors: str, overwrite: bool, src: str, dst: str) -> None:
     """Make DST with copies of SRC at each speed factor, ids prefixed sp<f>- (Kaldi's perturb_data_dir_speed_3way.sh)."""
     try:
         values = [float(f) for f in factors.split(",") if f.strip()]
@@ -139,7 +143,7 @@ def perturb_speed(factors: str, src: str, dst: str) -> None:
     from asrkit.logutil import setup_logging
 
     setup_logging()
-    perturb_data_dir_speed(src, dst, values)
+    perturb_data_dir_speed(src, dst, values, overwrite=overwrite)
 
 
 @data.command("info")

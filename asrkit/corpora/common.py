@@ -229,6 +229,7 @@ def write_data_dir(dest: str | os.PathLike, tables: Mapping[str, Mapping[str, ob
     # Validated before the rename, so an invalid dir never appears under its final name. Features
     # come at the next stage, hence no_feats.
     warnings = datadir.write_data_dir(dest, tables, validate={"no_feats": True, **(validate_options or {})},
+                                      overwrite=overwrite,
                                       error_prefix="prepared data dir fails validation: ")
     for w in warnings:
         logger.warning("%s", w)

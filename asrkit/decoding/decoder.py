@@ -37,7 +37,7 @@ from asrkit.decoding.inputs import audio_seconds, check_languages, warn_feature_
 from asrkit.decoding.loglikes import LoglikesOutput, check_prior_dim, log_priors_from_counts, read_priors
 from asrkit.decoding.search import SEARCHES, TextOutput
 from asrkit.errors import AsrkitError, ConfigError
-from asrkit.fileio import atomic_write_text
+from asrkit.fileio import atomic_write_text, check_not_an_input, dir_lock
 from asrkit.kaldi.table import merge_scp
 from asrkit.logutil import check_device, command_line, get_logger, job_log, versions
 from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta
@@ -161,7 +161,6 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
             multilingual model.
         AsrkitError: a job failed (the message names its log and the first error).
     """
-    log = get_logger("decode")
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     command = command or command_line()
     device = check_device(device)
@@ -192,7 +191,15 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
                          batch_frames=batch_frames or DEFAULT_BATCH_FRAMES["cpu" if device == "cpu" else "cuda"],
                          output=output, streaming=streaming, priors=log_priors, prior_source=prior_source)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_not_an_input(out_dir, [data_dir], ConfigError)  # out_dir/text would replace the references
+    with dir_lock(out_dir, "decode", ConfigError):
+        return _decode_into(model_path, data_dir, out_dir, opts, nj=nj, overwrite=overwrite, command=command)
+
+
+def _decode_into(model_path: Path, data_dir: Path, out_dir: Path, opts: DecodeOptions, *, nj: int,
+                 overwrite: bool, command: str) -> DecodeResult:
+    """`decode_data_dir` once the options are checked and out_dir is locked: run the jobs, merge."""
+    output = opts.output
     (out_dir / "log").mkdir(exist_ok=True)
     final_output = out_dir / ("text" if output == "text" else "loglikes.scp")
     model_digest = jobs.file_digest(model_path)
@@ -202,7 +209,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     signature = hashlib.sha256("\0".join([f"nj={nj}", *(s.signature for s in specs)]).encode()).hexdigest()
     result = DecodeResult(out_dir, final_output)
     if not overwrite and final_output.is_file() and _read_done(out_dir) == signature:
-        log.info("decode: %s is already decoded with this model and these options: skipping "
+        get_logger("decode").info("decode: %s is already decoded with this model and these options: skipping "
                  "(--overwrite to decode again)", out_dir)
         result.skipped = True
         return result

@@ -15,6 +15,7 @@ asrkit.kaldi.posterior; its names are re-exported here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from asrkit.data.dataset import batch_loader
 from asrkit.data.sampler import inference_batches
 from asrkit.data.targets import INFO_NAME
 from asrkit.errors import AsrkitError, ConfigError, DataDirError
-from asrkit.fileio import atomic_write, atomic_write_text
+from asrkit.fileio import atomic_write, atomic_write_text, check_not_an_input, dir_lock
 from asrkit.kaldi.posterior import (
     PosteriorArkWriter,
     PosteriorTable,
@@ -273,37 +274,40 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         check_frame_rates(int(meta.frame_subsampling), student_sub)
     opts = DumpOptions(float(temperature), int(topk), student_sub, resample, bool(compress), int(max_frames))
 
+    check_not_an_input(out_dir, [data_dir], ConfigError)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "log").mkdir(exist_ok=True)
-    out_abs = out_dir.resolve()
-    digest = jobs.file_digest(model_path)
-    # On CPU the jobs run in nj processes sharing the cores; on a GPU one after another (a batch uses
-    # the whole GPU); a --job J process (an array task) keeps torch's own thread count.
-    processes = nj if device == "cpu" and job is None else 1
-    threads = 0 if processes == 1 else max(1, (os.cpu_count() or 1) // nj)
-    specs = [DumpJob(s, model_path.resolve(), device, opts, None if frame_rate_of is None else str(frame_rate_of),
-                     job=j, ark=out_abs / f"post.{j}.ark", scp=out_abs / f"post.{j}.scp",
-                     utt2num_frames=out_abs / "log" / f"utt2num_frames.{j}",
-                     log=out_abs / "log" / f"dump_posteriors.{j}.log",
-                     signature=jobs.job_signature(s, tables=jobs.FEATURE_TABLES, options=asdict(opts),
-                                                  model_digest=digest),
-                     command=command or command_line(), threads=threads)
-             for j, s in enumerate(jobs.split_data(data_dir, nj), start=1)]
-    wanted = [specs[job - 1]] if job is not None else specs
-    result = DumpResult(out_dir, None)
-    todo, result.jobs_skipped = jobs.pending_jobs(wanted, overwrite=overwrite, what="dump-posteriors", logger=log)
-    total = sum(jobs.count_lines(s.split_dir / "feats.scp") for s in todo)
-    _, failures = jobs.run_jobs(run_job, todo, processes=processes, progress_total=total, desc="dump-posteriors")
-    if failures:
-        first = failures[0]
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        raise AsrkitError(f"job {first.job} of {nj} failed{more}, log is in {specs[first.job - 1].log}: "
-                          f"{first.message}")
-    result.jobs_run = [s.job for s in todo]
-    if job is not None:
+    # A whole run holds the out dir; `--job J` array tasks share it by design (each writes its own part).
+    with dir_lock(out_dir, "dump-posteriors", ConfigError) if job is None else contextlib.nullcontext():
+        (out_dir / "log").mkdir(exist_ok=True)
+        out_abs = out_dir.resolve()
+        digest = jobs.file_digest(model_path)
+        # On CPU the jobs run in nj processes sharing the cores; on a GPU one after another (a batch uses
+        # the whole GPU); a --job J process (an array task) keeps torch's own thread count.
+        processes = nj if device == "cpu" and job is None else 1
+        threads = 0 if processes == 1 else max(1, (os.cpu_count() or 1) // nj)
+        specs = [DumpJob(s, model_path.resolve(), device, opts, None if frame_rate_of is None else str(frame_rate_of),
+                         job=j, ark=out_abs / f"post.{j}.ark", scp=out_abs / f"post.{j}.scp",
+                         utt2num_frames=out_abs / "log" / f"utt2num_frames.{j}",
+                         log=out_abs / "log" / f"dump_posteriors.{j}.log",
+                         signature=jobs.job_signature(s, tables=jobs.FEATURE_TABLES, options=asdict(opts),
+                                                      model_digest=digest),
+                         command=command or command_line(), threads=threads)
+                 for j, s in enumerate(jobs.split_data(data_dir, nj), start=1)]
+        wanted = [specs[job - 1]] if job is not None else specs
+        result = DumpResult(out_dir, None)
+        todo, result.jobs_skipped = jobs.pending_jobs(wanted, overwrite=overwrite, what="dump-posteriors", logger=log)
+        total = sum(jobs.count_lines(s.split_dir / "feats.scp") for s in todo)
+        _, failures = jobs.run_jobs(run_job, todo, processes=processes, progress_total=total, desc="dump-posteriors")
+        if failures:
+            first = failures[0]
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            raise AsrkitError(f"job {first.job} of {nj} failed{more}, log is in {specs[first.job - 1].log}: "
+                              f"{first.message}")
+        result.jobs_run = [s.job for s in todo]
+        if job is not None:
+            return result
+        _merge(specs, out_dir, meta, model_path, opts, result)
         return result
-    _merge(specs, out_dir, meta, model_path, opts, result)
-    return result
 
 
 class _Teacher:

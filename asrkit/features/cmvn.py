@@ -15,7 +15,7 @@ import kaldiio
 import numpy as np
 
 from asrkit.errors import DataDirError
-from asrkit.fileio import atomic_write
+from asrkit.fileio import atomic_write, dir_lock
 from asrkit.kaldi.cmvn import acc_cmvn_stats, init_cmvn_stats
 from asrkit.kaldi.table import ArkScpWriter, load_table_scp
 from asrkit.kaldi.textio import read_table
@@ -46,8 +46,18 @@ def compute_cmvn(data_dir: str | os.PathLike, global_stats: bool = False,
     Raises:
         DataDirError: no feats.scp, a speaker without features, or features of differing dimension.
         FormatError: a bad line in feats.scp or spk2utt.
+        AsrkitError: the data dir cannot be written (read-only: nothing is written anywhere), or
+            another asrkit command is writing it now.
     """
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataDirError(f"{data_dir / 'feats.scp'}: not found (run `asrkit make-feats {data_dir}` first)")
+    # The lock comes first: a data dir that cannot take cmvn.scp fails before any ark is written.
+    with dir_lock(data_dir, "compute-cmvn", DataDirError):
+        return _compute_cmvn(data_dir, global_stats, feat_dir)
+
+
+def _compute_cmvn(data_dir: Path, global_stats: bool, feat_dir: str | os.PathLike | None) -> CmvnResult:
     feats_scp = data_dir / "feats.scp"
     if not feats_scp.is_file():
         raise DataDirError(f"{feats_scp}: not found (run `asrkit make-feats {data_dir}` first)")

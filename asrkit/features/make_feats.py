@@ -17,6 +17,7 @@ from pathlib import Path
 from asrkit import jobs
 from asrkit.errors import AsrkitError, AudioError, ConfigError, DataDirError
 from asrkit.features.kaldi_feats import FeatureOptions, check_duration, load_feature_options
+from asrkit.fileio import check_not_an_input, dir_lock
 from asrkit.kaldi.wav import SOX_SPEED_EMULATED, emulates_sox_speed
 
 # Kaldi's make_fbank.sh fails when more than this fraction of utterances got no features.
@@ -85,10 +86,9 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
         FormatError / ConfigError: a bad conf line or option.
         AsrkitError: a job failed (the message names its log and the first error, e.g. an utterance
             whose sample rate does not match --sample-frequency).
+        DataDirError: also: `feat_dir` is (or holds) the data dir; another make-feats writes the
+            data dir now; the arks would overwrite another data dir's features (same folder name).
     """
-    from asrkit.logutil import command_line, get_logger
-
-    log = get_logger("features")
     data_dir = Path(data_dir)
     _validate(data_dir)
     if nj < 1:
@@ -99,8 +99,23 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     device = check_device(device)
     if batch_seconds is None:
         batch_seconds = DEFAULT_BATCH_SECONDS["cuda" if device.startswith("cuda") else "cpu"]
-    set_name = data_dir.resolve().name
     feat_dir = (Path(feat_dir) if feat_dir is not None else data_dir / "data").resolve()
+    # Inside the data dir is make_fbank.sh's default (DATA_DIR/data); the data dir itself or a
+    # folder holding it would mix the arks and logs with the user's files.
+    check_not_an_input(feat_dir, [data_dir], DataDirError, inside_ok=True)
+    with dir_lock(data_dir, "make-feats", DataDirError):
+        return _make_feats(data_dir, feat_dir, opts, feat_type=feat_type, nj=nj, device=device, compress=compress,
+                           overwrite=overwrite, batch_seconds=batch_seconds, threads=threads, progress=progress)
+
+
+def _make_feats(data_dir: Path, feat_dir: Path, opts: FeatureOptions, *, feat_type: str, nj: int, device: str,
+                compress: bool, overwrite: bool, batch_seconds: float, threads: int | None,
+                progress: bool | None) -> MakeFeatsResult:
+    """`make_feats` once the options are checked and the data dir is locked."""
+    from asrkit.logutil import command_line, get_logger
+
+    log = get_logger("features")
+    set_name = data_dir.resolve().name
     log_dir = feat_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -124,6 +139,7 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     if any(s.code_path for s in specs):
         log.warning("sox is not installed: the speed perturbation of %s is emulated in-process (samples differ "
                     "from sox's by a few int16 steps; the job logs record it)", data_dir / "wav.scp")
+    _check_arks_are_ours(specs, data_dir)
     result = MakeFeatsResult(data_dir / "feats.scp", data_dir / "utt2num_frames", feat_dir)
     todo, result.jobs_skipped = jobs.pending_jobs(specs, overwrite=overwrite, what="make-feats", logger=log)
     total = sum(jobs.count_lines(s.split_dir / "utt2spk") for s in todo)
@@ -135,6 +151,43 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
         raise AsrkitError(f"{len(failures)} / {len(specs)} jobs failed, log is in {spec.log}: {failures[0].message}")
     _merge(specs, data_dir, opts, result)
     return result
+
+
+def _check_arks_are_ours(specs: list[JobSpec], data_dir: Path) -> None:
+    """Refuse to write arks that another data dir's feats.scp points to.
+
+    Arks are named after the data dir's folder name (`raw_fbank_<set>.<job>.ark`, as Kaldi names
+    them), so `a/test` and `b/test` with one `--feat-dir` would write the same files and `a/test`
+    would silently read b's features. A job log records the split dir it read; its data dir is the
+    arks' owner while its feats.scp still points to them.
+
+    Raises:
+        DataDirError: naming the ark, the other data dir and what to do.
+    """
+    here = data_dir.resolve()
+    for spec in specs:
+        owner = _logged_data_dir(spec)
+        if owner is None or owner == here or not spec.ark.is_file():
+            continue
+        feats = owner / "feats.scp"
+        if feats.is_file() and str(spec.ark) in feats.read_text(encoding="utf-8", errors="replace"):
+            raise DataDirError(f"{spec.ark}: holds the features of {owner} (its feats.scp points there), and "
+                               f"{data_dir} would overwrite them (arks are named after the folder, "
+                               f"'{here.name}'); give {data_dir} another --feat-dir")
+
+
+def _logged_data_dir(spec: JobSpec) -> Path | None:
+    """The data dir whose split dir an existing job log says it read (`job N: <split dir> -> ...`)."""
+    if spec.log is None or not spec.log.is_file():
+        return None
+    prefix = f"job {spec.job}: "
+    for line in spec.log.read_text(encoding="utf-8", errors="replace").splitlines():
+        at = line.find(prefix)
+        if at >= 0 and " -> " in line:
+            split_dir = Path(line[at + len(prefix):].split(" -> ", 1)[0])
+            return (spec.log.parent / split_dir).resolve().parent.parent if not split_dir.is_absolute() \
+                else split_dir.resolve().parent.parent
+    return None
 
 
 def _validate(data_dir: Path) -> None:
@@ -182,7 +235,7 @@ def run_job(spec: JobSpec, on_progress=None) -> dict[str, int]:
     from asrkit.kaldi.wav import WavScpReader
 
     opts = spec.opts
-    with jobs.job_logging(spec, command=spec.command, source=spec.split_dir, target=spec.ark,
+    with jobs.job_logging(spec, command=spec.command, source=spec.split_dir.resolve(), target=spec.ark,
                           options=" ".join(opts.to_kaldi_args()), code_path=spec.code_path) as log:
         total = jobs.count_lines(spec.split_dir / "utt2spk")
         compute = _make_compute(opts, spec.device, spec.batch_seconds)

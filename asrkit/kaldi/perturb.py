@@ -268,7 +268,7 @@ def _combine(parts: list[dict[str, dict[str, str]]]) -> dict[str, dict[str, str]
 
 def perturb_data_dir_speed(src: str | os.PathLike, dst: str | os.PathLike, factors: list[float], *,
                            always_include_prefix: bool = False, include_spk_prefix: bool = True,
-                           validate: bool = True) -> None:
+                           validate: bool = True, overwrite: bool = False) -> None:
     """Write a speed-perturbed copy of a data dir, as Kaldi's utils/perturb_data_dir_speed.sh does.
 
     For each factor F != 1.0: utterance and speaker ids (and recording ids) get the prefix
@@ -298,6 +298,7 @@ def perturb_data_dir_speed(src: str | os.PathLike, dst: str | os.PathLike, facto
         always_include_prefix: give factor 1.0 the `sp1.0-` prefix too.
         include_spk_prefix: prefix speaker (and recording) ids as well as utterance ids.
         validate: run validate_data_dir on the result before it is renamed into place.
+        overwrite: replace `dst` even if asrkit did not make it.
 
     Raises:
         DataDirError: missing files, ids not in utt2spk/wav.scp, dst == src, dst holding
@@ -330,7 +331,8 @@ def perturb_data_dir_speed(src: str | os.PathLike, dst: str | os.PathLike, facto
     result = _combine(parts) if len(parts) > 1 else {n: dict(sorted(t.items())) for n, t in parts[0].items()
                                                       if n in _COMBINED}
 
-    warnings = write_data_dir(dst, result, validate={"no_feats": True, "no_text": True} if validate else None)
+    warnings = write_data_dir(dst, result, inputs=[src], overwrite=overwrite,
+                              validate={"no_feats": True, "no_text": True} if validate else None)
     for w in warnings:
         log.warning("%s", w)
     log.info("generated speed-perturbed version (factors %s) of data in %s, in %s", " ".join(strings), src, dst)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from asrkit.errors import ConfigError, DataDirError, FormatError
-from asrkit.fileio import naming_write_errors, replace_dir
+from asrkit.fileio import check_replaceable_dir, naming_write_errors, staged_dir
 from asrkit.kaldi.textio import read_table, write_table
 
 BLANK = "<blk>"
@@ -197,6 +195,8 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
         the loaded LangDir.
     """
     lang_dir = Path(lang_dir)
+    # Refused before the (long) training: a lang dir that would replace the user's data.
+    check_replaceable_dir(lang_dir, ConfigError, inputs=data_dirs, overwrite=overwrite, markers=(MANIFEST,))
     by_lang = read_transcripts(data_dirs)
     if not by_lang:
         raise DataDirError(f"no transcripts in {', '.join(map(str, data_dirs))}")
@@ -209,9 +209,7 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
         raise ConfigError(f"{lang_dir} exists and was made from other inputs; use --overwrite to replace it")
 
     groups = {JOINT: [s for lang in sorted(by_lang) for s in by_lang[lang]]} if joint else by_lang
-    lang_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{lang_dir.name}.", dir=lang_dir.parent))
-    try:
+    with staged_dir(lang_dir, ConfigError, inputs=data_dirs, overwrite=overwrite, markers=(MANIFEST,)) as tmp:
         sizes = {}
         for set_name, sentences in sorted(groups.items()):
             proto = train_sentencepiece(sentences, token_type=token_type, vocab_size=vocab_size)
@@ -232,10 +230,6 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
         }
         with naming_write_errors(lang_dir / MANIFEST):
             (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=True))
-        replace_dir(tmp, lang_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return LangDir.load(lang_dir)
 
 

@@ -43,7 +43,7 @@ def make_cv_tree(root: Path) -> Path:
 
 
 def read_dir(d: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(d.iterdir())}
+    return {p.name: p.read_text() for p in sorted(d.iterdir()) if p.name != ".asrkit"}
 
 
 def test_normalize_cv_sentence():

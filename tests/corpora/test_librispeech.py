@@ -40,7 +40,7 @@ def make_librispeech(root: Path, subset: str = "dev-clean", speakers: str | None
 
 
 def read_dir(d: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(d.iterdir())}
+    return {p.name: p.read_text() for p in sorted(d.iterdir()) if p.name != ".asrkit"}
 
 
 def test_prepare_librispeech_matches_kaldi(tmp_path):
@@ -72,7 +72,7 @@ def test_prepare_librispeech_without_speakers_txt_and_one_subset(tmp_path):
     make_librispeech(tmp_path / "c", "train-clean-100", speakers=None)
     (dest,) = prepare_librispeech(tmp_path / "c" / "LibriSpeech", tmp_path / "data", subsets=("train-clean-100",))
     assert dest.name == "train_clean_100"
-    assert sorted(p.name for p in dest.iterdir()) == ["spk2utt", "text", "utt2dur", "utt2lang", "utt2spk", "wav.scp"]
+    assert sorted(p.name for p in dest.iterdir() if p.name != ".asrkit") == ["spk2utt", "text", "utt2dur", "utt2lang", "utt2spk", "wav.scp"]
 
 
 def test_prepare_librispeech_errors(tmp_path):

@@ -43,7 +43,7 @@ def make_mls_tree(root: Path, language: str = "german", splits=None) -> Path:
 
 
 def read_dir(d: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(d.iterdir())}
+    return {p.name: p.read_text() for p in sorted(d.iterdir()) if p.name != ".asrkit"}
 
 
 def test_mls_language_accepts_name_or_code():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from asrkit.errors import ConfigError, DataDirError
+from asrkit.fileio import MARKER
 from asrkit.kaldi import wav
 from asrkit.kaldi.perturb import perturb_data_dir_speed
 from asrkit.kaldi.wav import WavScpReader
@@ -19,7 +20,7 @@ def _write_dir(d, files):
 
 
 def _read_dir(d):
-    return {p.name: p.read_text() for p in sorted(d.iterdir())}
+    return {p.name: p.read_text() for p in sorted(d.iterdir()) if p.name != MARKER}
 
 
 def test_three_way_without_segments(tmp_path):
@@ -150,7 +151,7 @@ def test_errors_leave_nothing_behind(tmp_path, fixture_datadir):
 
 
 def test_replaces_an_old_output(tmp_path, fixture_datadir):
-    dst = _write_dir(tmp_path / "sp", {"stale": "x\n"})
+    dst = _write_dir(tmp_path / "sp", {"stale": "x\n", MARKER: ""})  # an earlier asrkit output
     perturb_data_dir_speed(fixture_datadir, dst, [1.1])
     assert not (dst / "stale").exists()
     assert (dst / "utt2spk").read_text().splitlines()[0] == "sp1.1-spkA-en-001 sp1.1-spkA"

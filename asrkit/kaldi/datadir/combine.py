@@ -24,7 +24,7 @@ log = get_logger("kaldi.datadir")
 
 
 def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike], *,
-                      extra_files: Sequence[str] = ()) -> Path:
+                      extra_files: Sequence[str] = (), overwrite: bool = False) -> Path:
     """Concatenate data dirs into `dst`, like Kaldi's `utils/combine_data.sh`.
 
     A file is combined when every source has it; a file only some sources have is dropped with a
@@ -33,6 +33,8 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike],
     C-sorted, spk2utt is regenerated and the result is validated before it is renamed into place
     (with `non_print`: combining does not change transcripts, so their characters are the sources'
     business).
+
+    An existing `dst` is replaced only if asrkit made it, or with `overwrite`.
 
     Returns:
         `dst` as a Path.
@@ -72,7 +74,7 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike],
             missing = [str(s) for s, h in zip(src_dirs, have) if not h]
             log.warning("combine_data_dirs: not combining %s: it is missing from %s", name, ", ".join(missing))
 
-    warnings = write_data_dir(dst, combined, validate={
+    warnings = write_data_dir(dst, combined, inputs=src_dirs, overwrite=overwrite, validate={
         "no_feats": "feats.scp" not in combined, "no_text": "text" not in combined,
         "no_wav": "wav.scp" not in combined, "non_print": True})
     for w in warnings:

@@ -65,7 +65,8 @@ def split_data_dir(path: str | os.PathLike, n: int, *, per_utt: bool = False) ->
             log.warning("split_data_dir: #lines in (utt2spk, %s) is (%d, %d); fix_data_dir %s would fix this",
                         name, len(rows), len(tables[name]), d)
     groups = _split_per_utt(d, rows, n) if per_utt else _split_per_speaker(d, rows, n)
-    with staged_dir(root, DataDirError) as tmp:
+    # split{N} is the toolkit's own folder (Kaldi's split_data.sh replaces it too).
+    with staged_dir(root, DataDirError, overwrite=True) as tmp:
         for i, part in enumerate(part_tables(tables, groups), start=1):
             (tmp / str(i)).mkdir()
             write_tables(tmp / str(i), part)

@@ -38,7 +38,8 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
                     last: int | None = None, shortest: int | None = None, per_spk: int | None = None,
                     speakers: int | None = None, spk_list: str | os.PathLike | None = None,
                     utt_list: str | os.PathLike | None = None, hours: float | None = None,
-                    random_utts: int | None = None, lang: str | None = None, seed: int = 0) -> Path:
+                    random_utts: int | None = None, lang: str | None = None, seed: int = 0,
+                    overwrite: bool = False) -> Path:
     """Copy a subset of data dir `src` to `dst`, like Kaldi's `utils/subset_data_dir.sh`.
 
     Exactly one selector:
@@ -56,7 +57,7 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
 
     Every per-utterance, per-speaker and per-recording file is filtered; lines are copied
     unchanged. `dst` is built in a temporary folder and renamed into place, replacing an existing
-    `dst` whole.
+    `dst` whole if asrkit made it (or with `overwrite`); `dst` may not be, hold or be inside `src`.
 
     Returns:
         `dst` as a Path.
@@ -91,7 +92,8 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
     keep = _SELECTORS[chosen[0]](_Source(src, tables, utt2spk), selectors[chosen[0]], random.Random(seed))
     if not keep:
         raise DataDirError(f"subset_data_dir: the selection from {src} is empty")
-    write_data_dir(dst, part_tables(tables, [[r for r in rows if r.key in keep]])[0])
+    write_data_dir(dst, part_tables(tables, [[r for r in rows if r.key in keep]])[0], inputs=[src],
+                   overwrite=overwrite)
     log.info("subset_data_dir: %s: %d of %d utterances into %s", src, len(keep), len(rows), dst)
     return dst
 

@@ -39,7 +39,8 @@ def write_tables(folder: Path, tables: Mapping[str, Table]) -> None:
 
 
 def write_data_dir(dst: str | os.PathLike, tables: Mapping[str, Table], *,
-                   validate: Mapping[str, bool] | None = None, error_prefix: str = "") -> list[str]:
+                   validate: Mapping[str, bool] | None = None, error_prefix: str = "",
+                   inputs: Sequence[str | os.PathLike] = (), overwrite: bool = False) -> list[str]:
     """Write a data dir atomically: `tables` and the derived `spk2utt` go into a temporary folder
     beside `dst`, which is validated (unless `validate` is None) and then replaces `dst` whole.
 
@@ -48,6 +49,8 @@ def write_data_dir(dst: str | os.PathLike, tables: Mapping[str, Table], *,
         tables: `{file_name: Table}`; must include `utt2spk`.
         validate: keyword options of `validate_data_dir` (e.g. `{"no_feats": True}`), or None to
             skip validation.
+        inputs: the data dirs it is made from: `dst` may not be, hold or be inside one.
+        overwrite: replace `dst` even if asrkit did not make it (`asrkit.fileio.check_replaceable_dir`).
         error_prefix: put before the message of a validation failure (e.g. "prepared data dir
             fails validation: ").
 
@@ -55,14 +58,15 @@ def write_data_dir(dst: str | os.PathLike, tables: Mapping[str, Table], *,
         the validation warnings, naming `dst`.
 
     Raises:
-        DataDirError: `dst` exists and is not a folder, or the dir fails validation (the message
+        DataDirError: `dst` may not be replaced (not a folder, an input, or a folder asrkit did not
+            make without `overwrite`), or the dir fails validation (the message
             names `dst`, not the temporary folder; nothing is written then).
     """
     dst = Path(dst)
     if "utt2spk" not in tables:
         raise ValueError("write_data_dir: tables must include utt2spk")
     warnings: list[str] = []
-    with staged_dir(dst, DataDirError) as tmp:
+    with staged_dir(dst, DataDirError, inputs=inputs, overwrite=overwrite) as tmp:
         write_tables(tmp, tables)
         if validate is not None:
             try:

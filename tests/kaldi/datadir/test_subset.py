@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asrkit.errors import ConfigError, DataDirError
+from asrkit.fileio import MARKER
 from asrkit.kaldi.datadir import subset_data_dir, validate_data_dir
 from tests.kaldi.datadir.helpers import UTTS, assert_valid, lines, to_segments, utt_ids, write
 
@@ -86,6 +87,7 @@ def test_subset_replaces_an_existing_dst(fixture_datadir, tmp_path):
     dst = tmp_path / "sub"
     dst.mkdir()
     write(dst, "feats.scp", "stale f.ark:1\n")
+    write(dst, MARKER, "")  # made by asrkit: replaced whole
     subset_data_dir(fixture_datadir, dst, first=1)
     assert not (dst / "feats.scp").exists()
     assert utt_ids(dst) == UTTS[:1]

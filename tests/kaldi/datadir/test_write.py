@@ -8,6 +8,7 @@ import re
 import pytest
 
 from asrkit.errors import DataDirError
+from asrkit.fileio import MARKER
 from asrkit.kaldi.datadir import validate_data_dir, write_data_dir
 from asrkit.kaldi.datadir.files import make_row
 from tests.kaldi.datadir.helpers import lines, write
@@ -39,14 +40,16 @@ def test_replaces_an_existing_dir_whole(tmp_path):
     dst = tmp_path / "d"
     dst.mkdir()
     write(dst, "feats.scp", "stale f.ark:1\n")
+    write(dst, MARKER, "")  # made by asrkit: replaced whole
     write_data_dir(dst, TABLES)
-    assert sorted(p.name for p in dst.iterdir()) == ["spk2utt", "text", "utt2spk", "wav.scp"]
+    assert sorted(p.name for p in dst.iterdir()) == [MARKER, "spk2utt", "text", "utt2spk", "wav.scp"]
 
 
 def test_an_invalid_dir_is_never_put_in_place(tmp_path):
     dst = tmp_path / "d"
     dst.mkdir()
     write(dst, "utt2spk", "old old\n")
+    write(dst, MARKER, "")
     bad = dict(TABLES, text={"a-1": "one", "b-1": "<s> x", "b-2": "two"})
     with pytest.raises(DataDirError, match=re.escape(f"prepared: {dst}/text:2: illegal symbol '<s>'")):
         write_data_dir(dst, bad, validate={"no_feats": True}, error_prefix="prepared: ")

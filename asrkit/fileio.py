@@ -235,7 +235,8 @@ def dir_lock(folder: str | os.PathLike, command: str, error: type[AsrkitError] =
     lock is the kernel's, so a killed run leaves no stale lock; a finished run removes the file.
 
     Args:
-        folder: the data dir / exp dir / decode dir; created if missing.
+        folder: the data dir / exp dir / decode dir; created if missing, and removed again at the
+            end if the run left it empty.
         command: the asrkit command, for the other run's message (e.g. "make-feats").
         error: the exception class to raise.
 
@@ -246,6 +247,7 @@ def dir_lock(folder: str | os.PathLike, command: str, error: type[AsrkitError] =
     import fcntl
 
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
     while True:
@@ -278,3 +280,6 @@ def dir_lock(folder: str | os.PathLike, command: str, error: type[AsrkitError] =
         with contextlib.suppress(OSError):
             os.unlink(path)  # before the close: a waiting run then re-opens a fresh file
         os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # a run that wrote nothing leaves no folder behind (rmdir of a full one fails)

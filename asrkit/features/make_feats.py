@@ -321,12 +321,30 @@ def _make_compute(opts: FeatureOptions, device: str, batch_seconds: float):
 
 
 def _merge(specs: list[JobSpec], data_dir: Path, opts: FeatureOptions, result: MakeFeatsResult) -> None:
-    """Merge the job outputs into DATA_DIR/feats.scp and utt2num_frames; write DATA_DIR/conf/<type>.conf."""
+    """Merge the job outputs into DATA_DIR/feats.scp and utt2num_frames; write DATA_DIR/conf/<type>.conf.
+
+    Kaldi's rule decides (make_fbank.sh): up to 5% of the utterances without features (too short)
+    are left out with a warning. Above that the run fails all or nothing: the data dir is not
+    touched and the run's arks are removed (their job logs say which utterances were skipped).
+    """
     from asrkit.fileio import atomic_write_text
     from asrkit.kaldi.table import merge_scp
     from asrkit.kaldi.textio import read_table
     from asrkit.logutil import get_logger
 
+    num_utts = len(read_table(data_dir / "utt2spk"))
+    result.num_failed = num_utts - sum(len(read_table(s.utt2num_frames, num_fields=2)) for s in specs)
+    log = get_logger("features")
+    if result.num_failed:
+        message = (f"{data_dir}: {result.num_failed} of {num_utts} utterances got no features (too short; see "
+                   f"the warnings in {specs[0].log.parent})")
+        if result.num_failed > MAX_FAILED_FRACTION * num_utts:
+            for spec in specs:
+                for output in spec.outputs:
+                    output.unlink(missing_ok=True)
+            raise DataDirError(f"{message}: more than {MAX_FAILED_FRACTION:.0%}, so nothing was written (remove "
+                               f"them from the data dir, e.g. with `asrkit data subset --utt-list`)")
+        log.warning("%s: they are left out of feats.scp; run `asrkit data fix %s`", message, data_dir)
     conf = data_dir / "conf" / f"{opts.feat_type}.conf"
     jobs.remove_stale_temporaries([result.feats_scp, result.utt2num_frames, conf])
     merge_scp([s.scp for s in specs], result.feats_scp)
@@ -334,17 +352,8 @@ def _merge(specs: list[JobSpec], data_dir: Path, opts: FeatureOptions, result: M
     conf.parent.mkdir(exist_ok=True)
     atomic_write_text(conf,
                       f"# written by asrkit make-feats: the options of {result.feats_scp}\n" + opts.to_kaldi_conf())
-    num_utts = len(read_table(data_dir / "utt2spk"))
     result.num_utts = len(frames)
     result.num_frames = sum(int(n) for n in frames.values())
-    result.num_failed = num_utts - len(frames)
-    log = get_logger("features")
-    if result.num_failed:
-        message = (f"{data_dir}: {result.num_failed} of {num_utts} utterances got no features (see the "
-                   f"warnings in {specs[0].log.parent}); run `asrkit data fix {data_dir}`")
-        if result.num_failed > MAX_FAILED_FRACTION * num_utts:
-            raise DataDirError(message)
-        log.warning("%s", message)
     log.info("make-feats: wrote %s (%d utterances, %d frames)", result.feats_scp, result.num_utts,
              result.num_frames)
 

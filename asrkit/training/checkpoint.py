@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
+
+from asrkit.errors import ConfigError
 
 
 def rng_state() -> dict:
@@ -53,3 +56,34 @@ def prune_checkpoints(ckpt_dir: str | os.PathLike, keep_last: int) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+#: Config keys a resumed run may change: how long it runs and how it saves and logs, not what it
+#: computes. Any other change (the architecture, the data, the optimizer) is refused on --resume.
+RESUMABLE_CHANGES = ("training.epochs", "training.max_steps", "training.save_interval", "training.log_interval",
+                     "training.keep_last", "training.dist_timeout")
+
+
+def changed_config_keys(old: object, new: object, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two resolved configs (sorted)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [k for key in keys for k in changed_config_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def check_resume_config(conf: dict, saved_path: str | os.PathLike) -> None:
+    """Refuse a --resume whose config differs from the run's (its `config.yaml`) in what it computes.
+
+    Raises:
+        ConfigError: naming the changed keys (nothing has been written then).
+    """
+    saved_path = Path(saved_path)
+    if not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+    changed = [k for k in changed_config_keys(saved, conf) if k not in RESUMABLE_CHANGES]
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise ConfigError(f"{saved_path}: --resume with another config: {shown} changed (a resumed run may change "
+                          f"only {', '.join(RESUMABLE_CHANGES)}); use the same config, or --overwrite to start over")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import math
 import os
 import random
@@ -27,7 +28,7 @@ from asrkit.data.dataset import AsrDataset, Batch, batch_loader
 from asrkit.data.features_info import feature_settings
 from asrkit.data.sampler import BatchPlan, inference_batches
 from asrkit.errors import AsrkitError, ConfigError
-from asrkit.fileio import atomic_write_text
+from asrkit.fileio import atomic_write_text, dir_lock
 from asrkit.kaldi.cmvn import training_cmvn
 from asrkit.logutil import command_line, setup_logging, versions
 from asrkit.models.build import build_model, lrmf_model_from_mtl
@@ -347,19 +348,34 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
                  resume: bool = False, overwrite: bool = False, command: str | None = None) -> Path:
     """Train a model as configured; returns the path of `final.pt`.
 
+    Every input is checked (lang dir, data dirs, targets, the model they make, a --resume config)
+    before anything is written to `out_dir`: a run that fails on its input leaves no exp dir (or
+    the old one untouched). The main process holds `out_dir`'s lock (`asrkit.fileio.dir_lock`)
+    for the whole run, so a second `train` into it stops at once.
+
     Raises:
-        ConfigError: bad config, an existing run without --resume, or data that does not fit the model.
+        ConfigError: bad config, an existing run without --resume, a --resume with a changed config,
+            data that does not fit the model, or another train writing `out_dir`.
     """
     out_dir = Path(out_dir)
+    main = int(os.environ.get("RANK", "0")) == 0
+    with dir_lock(out_dir, "train", ConfigError) if main else contextlib.nullcontext():
+        return _run_training(conf, train_dirs=train_dirs, valid_dirs=valid_dirs, lang_dir=lang_dir, out_dir=out_dir,
+                             resume=resume, overwrite=overwrite, command=command)
+
+
+def _run_training(conf: dict, *, train_dirs, valid_dirs, lang_dir: str | None, out_dir: Path, resume: bool,
+                  overwrite: bool, command: str | None) -> Path:
     tconf = conf["training"]
     device = resolve_device(tconf["device"])
     ctx = init_distributed(device.type, float(tconf["dist_timeout"]))
     if ctx.distributed and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
-    (out_dir / "log").mkdir(parents=True, exist_ok=True)
-    (out_dir / "checkpoints").mkdir(exist_ok=True)
-    log_file = out_dir / "log" / ("train.log" if ctx.is_main else f"train.rank{ctx.rank}.log")
-    setup_logging(log_file, stderr=ctx.is_main)
+    # Until the inputs are checked the log is held in memory; it goes to log/train.log once the
+    # exp dir is written.
+    setup_logging(stderr=ctx.is_main)
+    held = logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1)
+    logging.getLogger("asrkit").addHandler(held)
     log.info("%s", command or command_line())
     log.info("%s; device %s; rank %d of %d", versions(), device, ctx.rank, ctx.world_size)
 
@@ -372,15 +388,10 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
                 return final
         if latest is not None or final.exists():
             raise ConfigError(f"{out_dir} holds an earlier run; use --resume to continue it or --overwrite to start over")
-    if overwrite and ctx.is_main:
-        ckpt.prune_checkpoints(out_dir / "checkpoints", keep_last=0)
-        (out_dir / "log" / "metrics.jsonl").unlink(missing_ok=True)
-        latest = None
-    if resume and latest is None:
-        log.warning("--resume: no checkpoint in %s; starting from scratch", out_dir / "checkpoints")
-    if ctx.is_main:
-        save_config(conf, out_dir / "config.yaml")
-        atomic_write_text(out_dir / "cmd", (command or command_line()) + "\n")
+    if resume:
+        ckpt.check_resume_config(conf, out_dir / "config.yaml")
+        if latest is None:
+            log.warning("--resume: no checkpoint in %s; starting from scratch", out_dir / "checkpoints")
 
     seed_everything(int(tconf["seed"]) + ctx.rank)
     lang = LangDir.load(lang_dir) if lang_dir else None
@@ -388,9 +399,22 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     feat_dim = train_ds.feat_dim()
     vocab_sizes = vocab_sizes_for(conf, lang, train_ds)
     model = build_training_model(conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes, device=device)
+    check_mixed_batches(conf, model)
+    # The inputs are good: now the exp dir is written.
+    log_file = out_dir / "log" / ("train.log" if ctx.is_main else f"train.rank{ctx.rank}.log")
+    setup_logging(log_file, stderr=ctx.is_main)
+    held.setTarget(logging.getLogger("asrkit").handlers[-1])
+    held.close()  # flushes the held records into the log file
+    (out_dir / "checkpoints").mkdir(exist_ok=True)
+    if overwrite and ctx.is_main:
+        ckpt.prune_checkpoints(out_dir / "checkpoints", keep_last=0)
+        (out_dir / "log" / "metrics.jsonl").unlink(missing_ok=True)
+        latest = None
+    if ctx.is_main:
+        save_config(conf, out_dir / "config.yaml")
+        atomic_write_text(out_dir / "cmd", (command or command_line()) + "\n")
     _log_param_counts(model)
     dconf = conf["data"]
-    check_mixed_batches(conf, model)
     plan = BatchPlan(train_ds.utts, max_frames=dconf["max_frames"], max_utts=dconf["max_utts"],
                      lang_sampling=dconf["lang_sampling"], lang_alpha=dconf["lang_alpha"],
                      homogeneous=dconf["language_homogeneous"], shuffle=dconf["shuffle"],

@@ -41,6 +41,21 @@ class Example:
     targets: dict[str, np.ndarray]
 
 
+def _check_same_dim(dims: dict[Path, int], feats_scp: Path, feats) -> None:
+    """Record the feature dimension of a data dir (its first utterance) in `dims`; raise if it
+    differs from an earlier dir's, naming both (else the batches fail deep in collate)."""
+    if len(feats) == 0:
+        return
+    first = next(iter(feats.keys()))
+    mat = np.asarray(feats[first])
+    dim = int(mat.shape[1]) if mat.ndim == 2 else -1
+    for other, other_dim in dims.items():
+        if other_dim != dim:
+            raise DataDirError(f"{feats_scp}: features of dimension {dim}, but {other} has dimension {other_dim}: "
+                               f"the data dirs of one model need the same feature options")
+    dims[feats_scp] = dim
+
+
 def _read_num_frames(d: Path, feats) -> dict[str, int]:
     path = d / "utt2num_frames"
     if path.is_file():
@@ -89,17 +104,19 @@ class AsrDataset:
         self.global_cmvn = global_cmvn
         self.expected_feat_dim = expected_feat_dim
         self._feats: dict[str, object] = {}   # key -> lazy table holding it
-        self._cmvn: dict[str, tuple[object, str]] = {}  # key -> (cmvn table, speaker)
+        self._cmvn: dict[str, tuple[object, str, Path]] = {}  # key -> (cmvn table, speaker, cmvn.scp)
         self.text: dict[str, str] = {}
         self.utt_lang: dict[str, str] = {}
         infos: list[UttInfo] = []
         skipped = {"too short": 0, "too long": 0, "no target": 0}
         first_skipped: dict[str, str] = {}
+        dims: dict[Path, int] = {}
         for d in self.data_dirs:
             feats_scp = d / "feats.scp"
             if not feats_scp.is_file():
                 raise FileNotFoundError(2, "no features; run `asrkit make-feats` first", str(feats_scp))
             feats = load_table_scp(feats_scp)
+            _check_same_dim(dims, feats_scp, feats)
             num_frames = _read_num_frames(d, feats)
             has_utt2lang = lang is None and (d / "utt2lang").is_file()
             utt2lang = read_table(d / "utt2lang", num_fields=2) if has_utt2lang else None
@@ -142,7 +159,7 @@ class AsrDataset:
                     spk = utt2spk.get(key)
                     if spk is None:
                         raise DataDirError(f"{d}/utt2spk: no speaker for utterance '{key}'")
-                    self._cmvn[key] = (cmvn, spk)
+                    self._cmvn[key] = (cmvn, spk, d / "cmvn.scp")
                 self.utt_lang[key] = utt_lang
                 infos.append(UttInfo(key, utt_lang, n))
         self.tables: dict[str, object] = {}
@@ -224,14 +241,22 @@ class AsrDataset:
             raise AsrkitError(f"utterance '{key}': features of shape {feats.shape} do not fit the model, which "
                               f"expects dimension {self.expected_feat_dim} (made with other feature options?)")
         if self.global_cmvn is not None:
-            feats = apply_cmvn(feats, self.global_cmvn, norm_vars=self.norm_vars)
+            try:
+                feats = apply_cmvn(feats, self.global_cmvn, norm_vars=self.norm_vars)
+            except AsrkitError as e:
+                raise AsrkitError(f"utterance '{key}': the model's global CMVN stats: {e}") from None
         elif key in self._cmvn:
-            table, spk = self._cmvn[key]
+            table, spk, scp = self._cmvn[key]
             try:
                 stats = table[spk]
             except KeyError:
-                raise DataDirError(f"cmvn.scp: no statistics for speaker '{spk}' (utterance '{key}')") from None
-            feats = apply_cmvn(feats, stats, norm_vars=self.norm_vars)
+                raise DataDirError(f"{scp}: no statistics for speaker '{spk}' (utterance '{key}')") from None
+            try:
+                feats = apply_cmvn(feats, stats, norm_vars=self.norm_vars)
+            except AsrkitError as e:
+                # Stats of other features (e.g. compute-cmvn before a make-feats with other options).
+                raise AsrkitError(f"{scp}: speaker '{spk}' (utterance '{key}'): {e}; re-run `asrkit compute-cmvn "
+                                  f"{scp.parent}`") from None
         if not np.isfinite(feats).all():
             raise AsrkitError(f"utterance '{key}': features contain NaN or Inf")
         return feats

@@ -19,7 +19,8 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        FormatError: a line is not valid UTF-8, or contains a carriage return.
+        FormatError: a line is not valid UTF-8, or contains a carriage return; the file starts
+            with a byte-order mark.
     """
     path = Path(path)
     with open(path, "rb") as f:
@@ -28,6 +29,9 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise FormatError(path, f"not valid UTF-8 ({e.reason} at byte {e.start})", lineno) from None
+            if lineno == 1 and line.startswith("\ufeff"):
+                # Else it becomes part of the first key, and the error blames another line or file.
+                raise FormatError(path, "starts with a UTF-8 byte-order mark (U+FEFF); remove it", 1)
             if line.endswith("\n"):
                 line = line[:-1]
             if "\r" in line:

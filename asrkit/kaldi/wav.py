@@ -311,6 +311,8 @@ def read_audio(extended_filename: str, key: str) -> tuple[np.ndarray, int]:
         return _read_ark_audio(path, int(tail), key)
     if not os.path.exists(rx):
         raise AudioError(f"{key}: cannot open '{rx}': no such file")
+    if os.path.isdir(rx):
+        raise AudioError(f"{key}: '{rx}' is a directory, not an audio file")
     return _decode(rx, key, f"'{rx}'")
 
 

@@ -235,6 +235,8 @@ def read_model_file(path: str | os.PathLike) -> dict:
         ConfigError: not an asrkit model file, or from a newer format version.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a model file (e.g. {path / 'final.pt'})")
     if not path.is_file():
         raise FileNotFoundError(2, "no such model file", str(path))
     try:

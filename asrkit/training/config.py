@@ -159,8 +159,12 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         conf = _merge(conf, base)
     if path is not None:
         path = Path(path)
+        raw = path.read_bytes()
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            loaded = yaml.safe_load(raw.decode("utf-8")) or {}
+        except UnicodeDecodeError as e:
+            line, start = raw[:e.start].count(b"\n") + 1, raw.rfind(b"\n", 0, e.start) + 1
+            raise ConfigError(f"{path}:{line}: not valid UTF-8 ({e.reason} at byte {e.start - start})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""

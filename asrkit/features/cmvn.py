@@ -40,8 +40,9 @@ def compute_cmvn(data_dir: str | os.PathLike, global_stats: bool = False,
     `DATA_DIR/cmvn.scp`. The feat dir defaults to the folder of the first ark in `feats.scp`
     (where make-feats put the features), as Kaldi's script defaults to `<data-dir>/data`.
 
-    Global (`global_stats=True`): writes one keyless binary matrix to `DATA_DIR/cmvn.ark`, what
-    `compute-cmvn-stats scp:feats.scp cmvn.ark` writes and `apply-cmvn cmvn.ark ...` reads.
+    Global (`global_stats=True`): writes one keyless binary float matrix (`FM`) to
+    `DATA_DIR/cmvn.ark`, what `compute-cmvn-stats scp:feats.scp cmvn.ark` writes (it rounds the
+    double stats to float) and `apply-cmvn cmvn.ark ...` reads.
 
     Raises:
         DataDirError: no feats.scp, a speaker without features, or features of differing dimension.
@@ -77,7 +78,9 @@ def _compute_cmvn(data_dir: Path, global_stats: bool, feat_dir: str | os.PathLik
             _acc_checked(stats, mat, utt, feats_scp)
         out = data_dir / "cmvn.ark"
         with atomic_write(out, "wb") as f:
-            kaldiio.save_mat(f, stats)
+            # compute-cmvn-stats writes global stats as a float matrix (`Matrix<float>
+            # stats_float(stats)`), per-speaker stats as double.
+            kaldiio.save_mat(f, stats.astype(np.float32))
         return CmvnResult(None, out, 1, int(stats[0, -1]))
 
     spk2utt_path = data_dir / "spk2utt"

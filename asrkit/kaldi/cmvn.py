@@ -30,15 +30,21 @@ def init_cmvn_stats(dim: int) -> np.ndarray:
 def acc_cmvn_stats(stats: np.ndarray, feats) -> np.ndarray:
     """Add the frames of `feats` (`(num_frames, dim)` array or tensor) to `stats` in place; returns `stats`.
 
+    Bit-exact with Kaldi's `AccCmvnStats`: each frame's values and their squares are float32
+    (Kaldi squares the float feature, `*feats_ptr * *feats_ptr`, in float) and are added to the
+    double stats one frame after another (a running sum, not numpy's pairwise one).
+
     Raises:
         ValueError: `feats` does not have `stats.shape[1] - 1` columns.
     """
-    x = _as_numpy(feats).astype(np.float64, copy=False)
+    x = _as_numpy(feats).astype(np.float32, copy=False)
     dim = stats.shape[1] - 1
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"features of shape {tuple(x.shape)} do not match CMVN stats of dimension {dim}")
-    stats[0, :dim] += x.sum(axis=0)
-    stats[1, :dim] += np.square(x).sum(axis=0)
+    if x.shape[0]:
+        # cumsum adds in order; starting from the old stats keeps Kaldi's order of additions.
+        stats[0, :dim] = np.cumsum(np.vstack([stats[0:1, :dim], x.astype(np.float64)]), axis=0)[-1]
+        stats[1, :dim] = np.cumsum(np.vstack([stats[1:2, :dim], np.square(x).astype(np.float64)]), axis=0)[-1]
     stats[0, dim] += x.shape[0]
     return stats
 
@@ -82,7 +88,10 @@ def apply_cmvn(feats, stats, norm_vars: bool = False):
         raise AsrkitError(f"insufficient stats for cepstral mean and variance normalization: count = {count}")
     mean = stats_np[0, :dim] / count
     if not norm_vars:
-        offset, scale = -mean, None
+        # Kaldi: offset.AddVec(-1.0 / count, mean_stats) on a float vector: the factor is rounded
+        # to float, the product is double, the offset float.
+        offset = (np.float64(np.float32(-1.0 / count)) * stats_np[0, :dim]).astype(np.float32)
+        scale = None
     else:
         var = stats_np[1, :dim] / count - mean * mean
         var = np.maximum(var, _VAR_FLOOR)

@@ -27,6 +27,7 @@ from kaldiio.utils import MultiFileDescriptor
 
 from asrkit.errors import AsrkitError, FormatError
 from asrkit.fileio import atomic_write, naming_write_errors, set_default_mode, tmp_path_for
+from asrkit.kaldi.compressed import compress_matrix
 from asrkit.kaldi.textio import iter_lines, write_table
 from asrkit.logutil import get_logger
 
@@ -632,8 +633,9 @@ class ArkScpWriter:
 
     Both files are written under temporary names in their folders and renamed into place (ark
     first, then scp) when the block exits cleanly; on an exception neither file appears and any
-    old files are left untouched. scp lines use the final ark path (as given) and the byte offset
-    of the object's `\\0B`, as Kaldi's `ark,scp:` writer does.
+    old files are left untouched. scp lines use the final ark path, made absolute (asrkit's one
+    path policy, so that the scp works from any folder), and the byte offset of the object's
+    `\\0B`, as Kaldi's `ark,scp:` writer does.
 
     Types: float32 2-D -> `FM`, float64 2-D -> `DM`, float32/float64 1-D -> `FV`/`DV`, integer
     1-D -> Kaldi int32 vector. With `compress`, matrices are written compressed as
@@ -645,7 +647,8 @@ class ArkScpWriter:
         ark_path: the archive to write.
         scp_path: its scp, or None for an archive alone.
         compress: write matrices compressed.
-        compression_method: Kaldi's CompressionMethod number (kaldiio encodes).
+        compression_method: Kaldi's CompressionMethod number (`asrkit.kaldi.compressed` encodes,
+            byte for byte as Kaldi).
         sorted: require keys in strictly increasing C order (for `s`/`cs` readers).
 
     Without a `with` block, call `close()` to finish (or `abort()`); a writer dropped unclosed is
@@ -664,6 +667,9 @@ class ArkScpWriter:
                  compress: bool = False, compression_method: int = COMPRESSION_AUTOMATIC,
                  sorted: bool = False):
         self.ark_path = Path(ark_path)
+        # One path policy for every scp asrkit writes (feats, cmvn, post, loglikes): absolute, so
+        # that a Kaldi binary run from any folder finds the archive.
+        self._ark_in_scp = self.ark_path.absolute()
         self.scp_path = Path(scp_path) if scp_path is not None else None
         self._compression = compression_method if compress else None
         self._sorted = sorted
@@ -692,10 +698,13 @@ class ArkScpWriter:
         with naming_write_errors(self.ark_path):
             self._ark.write(key.encode("utf-8") + b" ")
             offset = self._ark.tell()
-            write_array(self._ark, array, compression_method=method)
+            if method is None:
+                write_array(self._ark, array)
+            else:  # Kaldi's own compressor, not kaldiio's (which rounds differently)
+                self._ark.write(b"\0B" + compress_matrix(array, method))
         if self._scp is not None:
             with naming_write_errors(self.scp_path):
-                self._scp.write(f"{key} {self.ark_path}:{offset}\n")
+                self._scp.write(f"{key} {self._ark_in_scp}:{offset}\n")
         self._keys.add(key)
         self._last_key = key
 

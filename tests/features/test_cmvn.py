@@ -31,13 +31,13 @@ def test_compute_cmvn_per_speaker_and_global(fixture_datadir, fbank80):
     assert set(stats) == set(golden)
     for spk in golden:
         assert rel_diff(stats[spk], golden[spk]) <= 1e-4
-    # The ark holds binary double matrices (DM), what Kaldi's apply-cmvn reads.
-    assert b"\0BDM " in (fixture_datadir / "data" / "cmvn_data.ark").read_bytes()
+    # The ark holds binary double matrices (DM), byte for byte what compute-cmvn-stats writes.
+    assert (fixture_datadir / "data" / "cmvn_data.ark").read_bytes() == (FIXTURES / "cmvn_spk.ark").read_bytes()
 
     compute_cmvn(fixture_datadir, global_stats=True)
     total = sum(golden.values())
     raw = (fixture_datadir / "cmvn.ark").read_bytes()
-    assert raw.startswith(b"\0BDM ")  # one keyless matrix, as `compute-cmvn-stats scp:feats.scp cmvn.ark`
+    assert raw.startswith(b"\0BFM ")  # one keyless float matrix, as `compute-cmvn-stats scp:feats.scp cmvn.ark`
     glob = np.asarray(kaldiio.load_mat(str(fixture_datadir / "cmvn.ark")))
     assert rel_diff(glob, total) <= 1e-4
 

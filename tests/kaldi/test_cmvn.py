@@ -8,7 +8,7 @@ import torch
 
 from asrkit.errors import AsrkitError
 from asrkit.kaldi.cmvn import acc_cmvn_stats, apply_cmvn, compute_cmvn_stats, init_cmvn_stats
-from tests.features.conftest import SPK2UTT, UTT2SPK, load_ark, rel_diff
+from tests.features.conftest import SPK2UTT, UTT2SPK, load_ark
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +24,10 @@ def test_stats_match_kaldi(fbank80):
             acc_cmvn_stats(stats, fbank80[utt])
         assert stats.shape == (2, 81) and stats.dtype == np.float64
         assert stats[0, 80] == sum(fbank80[u].shape[0] for u in utts) and stats[1, 80] == 0
-        assert rel_diff(stats, per_spk[spk]) <= 1e-4
+        # Issue 17 F: bit-exact (squares in float32, summed frame after frame in double, as Kaldi).
+        np.testing.assert_array_equal(stats, per_spk[spk])
     for utt, expected in load_ark("cmvn_utt.ark").items():
-        assert rel_diff(compute_cmvn_stats(torch.from_numpy(fbank80[utt].copy())), expected) <= 1e-4
+        np.testing.assert_array_equal(compute_cmvn_stats(torch.from_numpy(fbank80[utt].copy())), expected)
 
 
 @pytest.mark.parametrize("norm_vars,ark", [(False, "fbank80_cmvn_mean.ark"), (True, "fbank80_cmvn_meanvar.ark")])
@@ -35,10 +36,11 @@ def test_apply_cmvn_matches_kaldi(fbank80, norm_vars, ark):
     for utt, expected in load_ark(ark).items():
         out = apply_cmvn(fbank80[utt], stats[UTT2SPK[utt]], norm_vars=norm_vars)
         assert out.dtype == np.float32 and out.shape == expected.shape
-        assert rel_diff(out, expected) <= 1e-4
+        np.testing.assert_array_equal(out, expected)  # bit-exact with apply-cmvn (issue 17 F)
         out_t = apply_cmvn(torch.from_numpy(fbank80[utt].copy()), torch.from_numpy(stats[UTT2SPK[utt]].copy()),
                            norm_vars=norm_vars)
-        assert isinstance(out_t, torch.Tensor) and rel_diff(out_t.numpy(), expected) <= 1e-4
+        assert isinstance(out_t, torch.Tensor)
+        np.testing.assert_array_equal(out_t.numpy(), expected)
 
 
 def test_apply_cmvn_errors():

@@ -50,8 +50,8 @@ def _relaunch_under_torchrun(nproc: int, device: str) -> None:
 @click.option("--freeze", type=click.Choice(["none", "encoder", "shared"]), help="Parts to keep fixed.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out-dir, exactly.")
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out-dir and start again.")
-@click.option("--ngpu", type=int, default=0, help="Run N processes, one per GPU, under torchrun (NCCL).")
-@click.option("--nproc", type=int, default=0, help="Run N CPU processes under torchrun (gloo).")
+@click.option("--ngpu", type=click.IntRange(min=0), default=0, help="Run N processes, one per GPU, under torchrun (NCCL).")
+@click.option("--nproc", type=click.IntRange(min=0), default=0, help="Run N CPU processes under torchrun (gloo).")
 def train(config_path, train_data, valid_data, lang_dir, out_dir, overrides, init_from, freeze, resume, overwrite,
           ngpu, nproc) -> None:
     """Train an acoustic model on DATA dirs with features (feats.scp) and targets.

@@ -9,7 +9,9 @@ blank index never depends on the language.
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,9 @@ BLANK = "<blk>"
 UNK = "<unk>"
 BLANK_ID = 0
 UNK_ID = 1
+# sentencepiece's surface for <unk> (U+2047, with the spaces around it).
+_SP_UNK = "\u2047"
+_SP_UNK_RUN = re.compile(r"\s*\u2047\s*")
 JOINT = "joint"
 MANIFEST = "lang.yaml"
 
@@ -54,8 +59,12 @@ class Tokenizer:
         return self._sp.encode(text)
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of a token id sequence; blank ids are dropped."""
-        return self._sp.decode([int(i) for i in ids if int(i) != BLANK_ID])
+        """Text of a token id sequence; blank ids are dropped, and `<unk>` is written as the word
+        `<unk>` (Kaldi's spelling) where sentencepiece would write ` \u2047 `."""
+        text = self._sp.decode([int(i) for i in ids if int(i) != BLANK_ID])
+        if _SP_UNK in text:
+            text = " ".join(_SP_UNK_RUN.sub(" <unk> ", text).split())
+        return text
 
     def pieces(self) -> list[str]:
         return [self._sp.id_to_piece(i) for i in range(self.vocab_size)]
@@ -222,6 +231,11 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
             with naming_write_errors(lang_dir / set_name / "train_text"):
                 (out / "train_text").write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
             sizes[set_name] = tok.vocab_size
+            if token_type == "bpe" and tok.vocab_size < vocab_size:
+                # hard_vocab_limit=False lets a small text give fewer tokens; say so, with both numbers.
+                logging.getLogger("asrkit.lang").warning(
+                    "%s: --vocab-size %d asked, but its text supports only %d tokens; the token set has %d",
+                    set_name, vocab_size, tok.vocab_size, tok.vocab_size)
         manifest = {
             "token_type": token_type,
             "languages": {lang: (JOINT if joint else lang) for lang in sorted(by_lang)},

@@ -41,7 +41,7 @@ def dump_posteriors(model_path, data_dir, out_dir, temperature, topk, frame_rate
     \b
     Example:
       asrkit dump-posteriors --model exp/blstm/final.pt --data data/train \\
-          --out-dir exp/blstm/post_train --frame-rate-of conf/dnn_student.yaml --nj 4
+          --out-dir exp/blstm/post_train --frame-rate-of conf/student_dnn.yaml --nj 4
     """
     from asrkit.distill.posteriors import dump_posteriors as run
     from asrkit.logutil import command_line, setup_logging, versions

@@ -13,7 +13,7 @@ import click
 @click.option("--per-language/--joint", "per_language", default=True, show_default=True,
               help="One token set per language (default) or one joint set for all languages.")
 @click.option("--overwrite", is_flag=True, help="Rebuild even if LANG_DIR was made from the same inputs.")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), metavar="DATA_DIR... LANG_DIR")
 def make_lang(token_type: str, vocab_size: int, per_language: bool, overwrite: bool, paths: tuple[str, ...]) -> None:
     """Train token sets on the `text` of DATA_DIR... grouped by `utt2lang`; write LANG_DIR.
 

@@ -29,24 +29,64 @@ def _relaunch_under_torchrun(nproc: int, device: str) -> None:
     # Share the cores between the ranks (torchrun would otherwise set 1 thread each, with a warning).
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
     env = dict(os.environ, OMP_NUM_THREADS=threads)
-    code = subprocess.call(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+    errors, root_cause = _pass_stderr_through(proc.stderr)
+    code = proc.wait()
     if code != 0:
         from asrkit.errors import AsrkitError
 
-        # torchrun has already printed which rank failed and how (its ChildFailedError summary).
-        raise AsrkitError(f"torchrun exited with status {code}; see the summary above and the rank logs in "
-                          "the out dir's log/")
+        cause = f" (torchrun: {root_cause})" if root_cause else ""
+        if errors:  # every rank printed the same error: say it once, last
+            raise AsrkitError(errors[0] + cause)
+        raise AsrkitError(f"torchrun exited with status {code}{cause}; see the rank logs in the out dir's log/")
     sys.exit(0)
 
 
+_RANK_ERROR = "asrkit train: error: "
+
+
+def _pass_stderr_through(stream) -> tuple[list[str], str]:
+    """Copy the ranks' stderr to ours, keeping back their one-line errors and, once a rank has
+    reported one, torchrun's ChildFailedError traceback, which adds nothing to it but the rank
+    that failed first and how (its "Root Cause" block, returned as one phrase). A traceback with
+    no asrkit error before it (a bug) is shown.
+
+    Returns:
+        `(errors, root_cause)`: the ranks' error messages in order without repeats, and e.g.
+        "rank 1 failed first: Signal 9 (SIGKILL) received by PID 123" or "".
+    """
+    errors: list[str] = []
+    hiding = in_root_cause = False
+    rank = how = ""
+    for line in stream:
+        if line.startswith(_RANK_ERROR):
+            message = line[len(_RANK_ERROR):].rstrip("\n")
+            if message not in errors:
+                errors.append(message)
+            continue
+        if errors and line.startswith("Traceback (most recent call last)"):
+            hiding = True
+        if not hiding:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            continue
+        in_root_cause = in_root_cause or "Root Cause" in line
+        field, _, value = line.strip().partition(":")
+        if in_root_cause and field.strip() == "rank" and not rank:
+            rank = value.split("(")[0].strip()
+        if in_root_cause and field.strip() == "traceback" and not how:
+            how = value.strip()
+    return errors, (f"rank {rank} failed first: {how}" if rank and how and "<N/A>" not in how else "")
+
+
 @click.command("train")
-@click.option("--config", "config_path", type=click.Path(), help="Training config (YAML, values only).")
-@click.option("--train-data", multiple=True, required=True, help="Training data dir (repeat for several).")
-@click.option("--valid-data", multiple=True, help="Validation data dir (repeat for several).")
-@click.option("--lang", "lang_dir", help="Lang dir from `asrkit make-lang` (needed for ctc/rnnt).")
-@click.option("--out-dir", required=True, help="Experiment dir (exp/<name>).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Training config (YAML, values only).")
+@click.option("--train-data", multiple=True, required=True, type=click.Path(file_okay=False), help="Training data dir (repeat for several).")
+@click.option("--valid-data", multiple=True, type=click.Path(file_okay=False), help="Validation data dir (repeat for several).")
+@click.option("--lang", "lang_dir", type=click.Path(file_okay=False), help="Lang dir from `asrkit make-lang` (needed for ctc/rnnt).")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="Experiment dir (exp/<name>).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. optim.lr=5e-4.")
-@click.option("--init-from", help="Model file to initialise from (cross-language transfer).")
+@click.option("--init-from", type=click.Path(), metavar="FILE", help="Model file to initialise from (cross-language transfer).")
 @click.option("--freeze", type=click.Choice(["none", "encoder", "shared"]), help="Parts to keep fixed.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out-dir, exactly.")
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out-dir and start again.")

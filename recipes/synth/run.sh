@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # asrkit multilingual demo on the offline synthetic corpus: every stage of the toolkit.
 #
-#   ./run.sh [--size demo|small|full] [--stage N] [--stop-stage N] [--nj N]
+#   ./run.sh [--size tiny|demo|small|full] [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda]
 #
 # Stages (each is one or a few `asrkit` commands and can be re-run alone from its files on disk):
 #   0  prepare the corpus (4 languages, one of them low-resource, plus a held-out transfer language)

@@ -35,10 +35,10 @@ def _relaunch_under_torchrun(nproc: int, device: str) -> None:
     if code != 0:
         from asrkit.errors import AsrkitError
 
-        cause = f" (torchrun: {root_cause})" if root_cause else ""
+        cause = f"torchrun: {root_cause}" if root_cause else f"torchrun exited with status {code}"
         if errors:  # every rank printed the same error: say it once, last
-            raise AsrkitError(errors[0] + cause)
-        raise AsrkitError(f"torchrun exited with status {code}{cause}; see the rank logs in the out dir's log/")
+            raise AsrkitError(f"{errors[0]} ({cause})" if root_cause else errors[0])
+        raise AsrkitError(f"training stopped ({cause}); the rank logs are in the out dir's log/")
     sys.exit(0)
 
 
@@ -46,10 +46,10 @@ _RANK_ERROR = "asrkit train: error: "
 
 
 def _pass_stderr_through(stream) -> tuple[list[str], str]:
-    """Copy the ranks' stderr to ours, keeping back their one-line errors and, once a rank has
-    reported one, torchrun's ChildFailedError traceback, which adds nothing to it but the rank
-    that failed first and how (its "Root Cause" block, returned as one phrase). A traceback with
-    no asrkit error before it (a bug) is shown.
+    """Copy the ranks' stderr to ours, keeping back their one-line errors and torchrun's failure
+    report (its `failed (exitcode: ...)` line and ChildFailedError traceback), which adds nothing
+    but the rank that failed first and how (its "Root Cause" block, returned as one phrase). A
+    rank's own traceback (a bug) comes before that report and is shown.
 
     Returns:
         `(errors, root_cause)`: the ranks' error messages in order without repeats, and e.g.
@@ -64,7 +64,7 @@ def _pass_stderr_through(stream) -> tuple[list[str], str]:
             if message not in errors:
                 errors.append(message)
             continue
-        if errors and line.startswith("Traceback (most recent call last)"):
+        if "torch/distributed/elastic" in line and "failed (exitcode:" in line:
             hiding = True
         if not hiding:
             sys.stderr.write(line)

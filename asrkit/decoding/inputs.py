@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asrkit.data.dataset import AsrDataset
-from asrkit.data.features_info import feature_settings
+from asrkit.data.features_info import feature_differences, feature_settings
 from asrkit.errors import DataDirError
 from asrkit.kaldi.textio import read_table
 from asrkit.models.modelfile import ModelMeta
@@ -71,9 +71,10 @@ def warn_feature_mismatch(data_dir: Path, meta: ModelMeta, log) -> None:
     """Warn when the data's features were made with other settings than the model's training data."""
     trained = meta.features
     here = feature_settings(data_dir)
-    if trained and here and trained != here:
-        log.warning("features of %s were made with other settings than the model's training data "
-                    "(%s vs %s)", data_dir, here, trained)
+    differences = feature_differences(trained, here) if trained and here else []
+    if differences:
+        log.warning("features of %s were made with other settings than the model's training data (%s)",
+                    data_dir, "; ".join(differences))
 
 
 __all__ = ["DEFAULT_FRAME_SHIFT_MS", "audio_seconds", "check_languages", "warn_feature_mismatch"]

@@ -144,3 +144,14 @@ def test_dither_is_seeded_per_utterance(waves):
     assert torch.equal(a, b) and not torch.equal(a, c)
     plain = compute_features(samples, load_feature_options("fbank"), "spkA-en-001")
     assert 0 < float((a - plain).abs().mean()) < 0.5 and math.isfinite(float(a.sum()))
+
+
+@pytest.mark.parametrize("feat_type", ["fbank", "mfcc"])
+def test_recorded_defaults_are_feature_options_defaults(feat_type):
+    """`asrkit.data.features_info.KALDI_DEFAULTS` (what a conf file leaves out, for decode's
+    comparison of feature settings) must stay what FeatureOptions computes with."""
+    from asrkit.data.features_info import KALDI_DEFAULTS
+
+    args = dict(a[2:].split("=", 1) for a in FeatureOptions(feat_type=feat_type).to_kaldi_args())
+    args.pop("dither")  # asrkit's 0, not Kaldi's 1: never compared
+    assert {k: v for k, v in KALDI_DEFAULTS[feat_type].items()} == args

@@ -46,3 +46,32 @@ def test_score_counts_unk_as_a_word(tmp_path):
     assert res.returncode == 0, res.stderr
     wer = (dec / "wer").read_text()
     assert "%WER 33.33 [ 1 / 3, 0 ins, 0 del, 1 sub ]" in wer, wer
+
+
+
+def test_a_kaldi_conf_of_non_default_options_is_not_another_setting(tmp_path):
+    """Issue 17 E: a Kaldi-made data dir's conf/fbank.conf lists only what it changes; decode
+    compares effective values, and warns only (naming the option) when one really differs."""
+    import logging
+    from types import SimpleNamespace
+
+    from asrkit.data.features_info import feature_settings
+    from asrkit.decoding.inputs import warn_feature_mismatch
+    from asrkit.features.kaldi_feats import load_feature_options
+
+    def data_dir(name, conf):
+        (tmp_path / name / "conf").mkdir(parents=True)
+        (tmp_path / name / "conf" / "fbank.conf").write_text(conf)
+        return tmp_path / name
+
+    # What make-feats records for the training data: every option spelled out.
+    trained = feature_settings(data_dir("train", load_feature_options("fbank", None, ["num-mel-bins=80"])
+                                        .to_kaldi_conf()))
+    meta = SimpleNamespace(features=trained)
+    records = []
+    log = logging.getLogger("test.features")
+    log.addHandler(type("H", (logging.Handler,), {"emit": lambda self, r: records.append(r.getMessage())})())
+    warn_feature_mismatch(data_dir("kaldi", "--num-mel-bins=80\n--low-freq=20.0\n--dither=1\n"), meta, log)
+    assert records == []  # was: a warning listing every option the Kaldi conf leaves out
+    warn_feature_mismatch(data_dir("other", "--num-mel-bins=80\n--snip-edges=false\n"), meta, log)
+    assert len(records) == 1 and records[0].endswith("(snip-edges: false here, true in training)"), records

@@ -348,10 +348,8 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
                  resume: bool = False, overwrite: bool = False, command: str | None = None) -> Path:
     """Train a model as configured; returns the path of `final.pt`.
 
-    Every input is checked (lang dir, data dirs, targets, the model they make, a --resume config)
-    before anything is written to `out_dir`: a run that fails on its input leaves no exp dir (or
-    the old one untouched). The main process holds `out_dir`'s lock (`asrkit.fileio.dir_lock`)
-    for the whole run, so a second `train` into it stops at once.
+    Every input (lang dir, data dirs, targets, the model, a --resume config) is checked before
+    `out_dir` is written; the main process holds `out_dir`'s lock (`asrkit.fileio.dir_lock`).
 
     Raises:
         ConfigError: bad config, an existing run without --resume, a --resume with a changed config,
@@ -402,6 +400,7 @@ def _run_training(conf: dict, *, train_dirs, valid_dirs, lang_dir: str | None, o
     check_mixed_batches(conf, model)
     # The inputs are good: now the exp dir is written.
     log_file = out_dir / "log" / ("train.log" if ctx.is_main else f"train.rank{ctx.rank}.log")
+    logging.getLogger("asrkit").removeHandler(held)  # so that setup_logging does not close it
     setup_logging(log_file, stderr=ctx.is_main)
     held.setTarget(logging.getLogger("asrkit").handlers[-1])
     held.close()  # flushes the held records into the log file

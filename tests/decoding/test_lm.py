@@ -180,3 +180,24 @@ def test_lm_errors_are_one_line(toy):
         decode_data_dir(model, test, root / "d2", lm=[f"de={lms['en']}", str(lms["en"])], lang="de")
     with pytest.raises(ConfigError, match="does not go with --output loglikes"):
         decode_data_dir(model, test, root / "d3", lm=[str(lms["en"]), str(lms["de"])], output="loglikes")
+
+
+def test_decode_cli_with_lm_and_score_over_weights(toy):
+    from click.testing import CliRunner
+
+    from asrkit.cli.main import cli
+
+    model, test, lms, root = toy
+    out = root / "decode_cli"
+    result = CliRunner().invoke(cli, ["decode", "--model", str(model), "--data", str(test), "--out-dir", str(out),
+                                      "--lm", f"en={lms['en']}", "--lm", f"de={lms['de']}", "--lm-weight", "0.5",
+                                      "--word-penalty", "0.5", "--beam", "8", "--nbest", "4"])
+    assert result.exit_code == 0, result.output
+    log = (out / "log" / "decode.log").read_text()
+    assert "lexicon beam with a word LM" in log and "lm-weight 0.5, word-penalty 0.5, nbest 4" in log
+    result = CliRunner().invoke(cli, ["score", "--data", str(test), "--decode-dir", str(out), "--lm-weights", "0,0.5,1",
+                                      "--word-penalties", "0,0.5"])
+    assert result.exit_code == 0, result.output
+    best = (out / "best_wer").read_text().split()
+    assert result.output.splitlines()[-1].split()[-1] == best[-1] and best[-1].rsplit("/", 1)[1].startswith("wer_")
+    assert len(list(out.glob("wer_*_*"))) == 6

@@ -75,3 +75,15 @@ def test_make_lm_cli(fixture_datadir, lang_dir, tmp_path):
     result = CliRunner().invoke(cli, ["make-lm", "--arpa", str(tmp_path / "nope.arpa"), "--language", "en",
                                       str(lang_dir), str(tmp_path / "lm2")])
     assert result.exit_code == 1 and "nope.arpa" in result.output and "Traceback" not in result.output
+
+
+def test_bpe_lexicon_spells_words_as_in_sentences(fixture_datadir, tmp_path):
+    lang = make_lang_dir([fixture_datadir], tmp_path / "bpe", token_type="bpe", vocab_size=40, joint=True)
+    lm = make_lm_dir(tmp_path / "lm_fr", tmp_path / "bpe", language="fr", data_dirs=[fixture_datadir], order=2)
+    tok = lang.tokenizer("fr")
+    pieces = tok.pieces()
+    lexicon = {ln.split()[0]: ln.split()[1:] for ln in lm.lexicon.read_text().splitlines()}
+    sentence = "le petit chat dort sur le canape"
+    # a sentence's tokens are its words' spellings one after the other (pieces never cross a space)
+    assert [pieces[i] for i in tok.encode(sentence)] == [p for w in sentence.split() for p in lexicon[w]]
+    assert all(spelling[0].startswith("▁") for spelling in lexicon.values())

@@ -20,10 +20,12 @@ import click
 @click.option("--order", type=click.IntRange(min=1), default=3, show_default=True, help="n-gram order.")
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Leave out n-grams of order >= 2 seen fewer times than this.")
+@click.option("--interpolate", is_flag=True,
+              help="Interpolated Kneser-Ney (SRILM -interpolate) instead of backoff, as Kaldi's make_kn_lm.py.")
 @click.argument("lang_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("lm_dir", type=click.Path(file_okay=False, path_type=Path))
 def make_lm(text: Path | None, data_dirs: tuple[Path, ...], arpa: Path | None, words: Path | None,
-            language: str | None, order: int, min_count: int, lang_dir: Path, lm_dir: Path) -> None:
+            language: str | None, order: int, min_count: int, interpolate: bool, lang_dir: Path, lm_dir: Path) -> None:
     """Write LM_DIR (lm.arpa, lexicon.txt in LANG_DIR's tokens, words.txt, tokens.txt, lm.yaml).
 
     \b
@@ -36,7 +38,7 @@ def make_lm(text: Path | None, data_dirs: tuple[Path, ...], arpa: Path | None, w
 
     log = setup_logging()
     lm = make_lm_dir(lm_dir, lang_dir, language=language, text=text, data_dirs=data_dirs, arpa=arpa,
-                     words=words, order=order, min_count=min_count)
+                     words=words, order=order, min_count=min_count, interpolate=interpolate)
     m = lm.manifest
     if m["unspellable_words"]:
         log.warning("make-lm: %d word(s) cannot be spelled with the tokens of '%s' and are not in the lexicon "

@@ -123,7 +123,7 @@ def spell(words: Sequence[str], tokenizer: Tokenizer) -> tuple[dict[str, list[st
 def make_lm_dir(out_dir: str | os.PathLike, lang_dir: str | os.PathLike, *, language: str | None = None,
                 text: str | os.PathLike | None = None, data_dirs: Sequence[str | os.PathLike] = (),
                 arpa: str | os.PathLike | None = None, words: str | os.PathLike | None = None,
-                order: int = 3, min_count: int = 1) -> LmDir:
+                order: int = 3, min_count: int = 1, interpolate: bool = False) -> LmDir:
     """Write an LM dir: an n-gram estimated from text (`text` and/or `data_dirs`), or an existing ARPA.
 
     Args:
@@ -135,7 +135,7 @@ def make_lm_dir(out_dir: str | os.PathLike, lang_dir: str | os.PathLike, *, lang
         arpa: an existing ARPA file (plain or gzipped) instead of estimating one.
         words: with `arpa`, the word list for the lexicon (one word per line, or a Kaldi words.txt);
             default: the ARPA's unigrams.
-        order, min_count: for estimation (asrkit.text.ngram.estimate_kneser_ney).
+        order, min_count, interpolate: for estimation (asrkit.text.ngram.estimate_kneser_ney).
 
     Returns:
         the LmDir.
@@ -165,12 +165,13 @@ def make_lm_dir(out_dir: str | os.PathLike, lang_dir: str | os.PathLike, *, lang
             if not sentences:
                 raise ConfigError(f"no sentences of language '{language}' in "
                                   f"{', '.join(str(p) for p in [text, *data_dirs] if p is not None)}")
-            model = estimate_kneser_ney(sentences, order=order, min_count=min_count)
+            model = estimate_kneser_ney(sentences, order=order, min_count=min_count, interpolate=interpolate)
             write_arpa(model, tmp / "lm.arpa")
             info = ArpaInfo(order=model.order, counts=model.counts, words=model.words)
             sources = [str(p) for p in [text, *data_dirs] if p is not None]
             source = {"kind": "text", "paths": sources, "sentences": len(sentences),
-                      "estimation": "interpolated Kneser-Ney", "min_count": min_count}
+                      "estimation": "interpolated Kneser-Ney" if interpolate else "Kneser-Ney (backoff, as make_kn_lm.py)",
+                      "min_count": min_count}
             if text is not None:
                 source["sha256"] = jobs.file_digest(text)
         else:

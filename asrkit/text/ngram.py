@@ -1,10 +1,10 @@
 """Word n-gram language models in ARPA format: estimation from text and reading existing files.
 
-`estimate_kneser_ney` is interpolated Kneser-Ney with one discount per order, D = n1 / (n1 + 2 n2),
-as Kaldi's utils/lang/make_kn_lm.py and icefall's shared/make_kn_lm.py estimate it: the highest
-order uses raw counts, lower orders the number of distinct words seen before an n-gram (except
-n-grams that start with <s>, which have no left context and keep raw counts), and unigrams are
-interpolated with the uniform distribution. `write_arpa` writes the model as an ARPA backoff model
+`estimate_kneser_ney` is Kneser-Ney with one discount per order, D = n1 / (n1 + 2 n2), as Kaldi's
+utils/lang/make_kn_lm.py and icefall's shared/make_kn_lm.py estimate it (backoff, not
+interpolated: the same numbers as SRILM's `ngram-count -ukndiscount`), or interpolated on request;
+the highest order uses raw counts, lower orders the number of distinct words seen before an n-gram
+(except n-grams that start with <s>, which have no left context and keep raw counts). `write_arpa` writes the model as an ARPA backoff model
 with tab-separated fields, the layout KenLM reads. `read_arpa` checks an existing ARPA file (plain
 or gzipped) line by line and returns its order, n-gram counts and words.
 """
@@ -81,23 +81,34 @@ def _kneser_ney_counts(raw: list[Counter]) -> list[dict[tuple[str, ...], int]]:
     return kn
 
 
-def _discount(counts: Iterable[int]) -> float:
-    """D = n1 / (n1 + 2 n2), from the numbers of n-grams seen once and twice (0.5 without them)."""
-    of_count = Counter(counts)
+def _discount(raw_counts: Iterable[int]) -> float:
+    """D = n1 / (n1 + 2 n2) from the numbers of n-grams seen once and twice (raw counts, as
+    make_kn_lm.py; n1 is floored at 0.001 there too, so that D is never 0)."""
+    of_count = Counter(raw_counts)
     n1, n2 = of_count[1], of_count[2]
-    return n1 / (n1 + 2 * n2) if n1 and n2 else 0.5
+    return max(n1, 0.001) / (n1 + 2 * n2) if n1 + 2 * n2 else 0.5
 
 
-def estimate_kneser_ney(sentences: Iterable[str], order: int = 3, min_count: int = 1) -> ArpaModel:
-    """Estimate an interpolated Kneser-Ney model and express it as an ARPA backoff model.
+def estimate_kneser_ney(sentences: Iterable[str], order: int = 3, min_count: int = 1,
+                        interpolate: bool = False) -> ArpaModel:
+    """Estimate a Kneser-Ney model and express it as an ARPA backoff model.
+
+    By default this is what Kaldi's utils/lang/make_kn_lm.py (and icefall's copy) computes, the
+    same as SRILM's `ngram-count -kn-modify-counts-at-end -ukndiscount -gtNmin 0`: backoff
+    (not interpolated) Kneser-Ney, one discount D = n1 / (n1 + 2 n2) per order from the raw
+    counts-of-counts, no discount for unigrams, continuation counts for the lower orders (raw
+    counts for n-grams that start with <s>). `interpolate=True` gives interpolated Kneser-Ney
+    instead (SRILM's `-interpolate`): every probability mixes in the lower order with the mass the
+    discount took, and unigrams are discounted too and mixed with the uniform distribution.
 
     Args:
         sentences: one sentence per item, words separated by whitespace.
         order: n-gram order (>= 1).
         min_count: n-grams of order >= 2 seen fewer times than this (raw count) are left out of
-            the model; their probability goes to the backoff (SRILM's -gt2min/-gt3min). A k-gram's
-            raw count is never above its prefix's or suffix's, so every kept n-gram keeps its
-            context, as ARPA readers require.
+            the model after estimation; their probability goes to the backoff (SRILM's
+            -gt2min/-gt3min). A k-gram's raw count is never above its prefix's or suffix's, so every
+            kept n-gram keeps its context, as ARPA readers require.
+        interpolate: interpolated instead of backoff Kneser-Ney.
 
     Returns:
         the model; unigrams include <s> (log10 prob -99) and </s>.
@@ -114,10 +125,10 @@ def estimate_kneser_ney(sentences: Iterable[str], order: int = 3, min_count: int
         raise ConfigError("no words to estimate a language model from")
     kn = _kneser_ney_counts(raw)
 
-    prob: list[dict[tuple[str, ...], float]] = []  # interpolated probabilities, per order
+    prob: list[dict[tuple[str, ...], float]] = []  # probability of each seen n-gram, per order
     vocab = [w for (w,) in kn[0] if w != BOS]
     for k, counts in enumerate(kn, start=1):
-        d = _discount(c for g, c in counts.items() if g[-1] != BOS)
+        d = _discount(raw[k - 1].values()) if k > 1 or interpolate else 0.0
         totals: dict[tuple[str, ...], int] = defaultdict(int)
         types: dict[tuple[str, ...], int] = defaultdict(int)
         for g, c in counts.items():
@@ -129,15 +140,17 @@ def estimate_kneser_ney(sentences: Iterable[str], order: int = 3, min_count: int
             if g[-1] == BOS:
                 continue
             h = g[:-1]
-            lower = 1.0 / len(vocab) if k == 1 else prob[-1][g[1:]]
-            probs[g] = (max(c - d, 0.0) + d * types[h] * lower) / totals[h]
+            probs[g] = max(c - d, 0.0) / totals[h]
+            if interpolate:
+                lower = 1.0 / len(vocab) if k == 1 else prob[-1][g[1:]]
+                probs[g] += d * types[h] * lower / totals[h]
         prob.append(probs)
 
     keep = [set(prob[0])] + [{g for g in prob[k] if raw[k][g] >= min_count} for k in range(1, order)]
     model = ArpaModel(order=order, ngrams=[{} for _ in range(order)])
     for k in range(order):
         for g in sorted(keep[k]):
-            model.ngrams[k][g] = (math.log10(prob[k][g]), None)
+            model.ngrams[k][g] = (math.log10(prob[k][g]) if prob[k][g] > 0 else BOS_LOG10_PROB, None)
     model.ngrams[0][(BOS,)] = (BOS_LOG10_PROB, None)
     _set_backoffs(model, prob, keep)
     return model

@@ -23,29 +23,41 @@ def prob(model, history: tuple[str, ...], word: str) -> float:
     raise AssertionError(f"{word} is not in the model")
 
 
-def test_kneser_ney_matches_hand_computed_bigram():
-    # "a b" and "b": unigram continuation counts a 1, b 2, </s> 1, D1 = 2 / (2 + 2); bigram raw
-    # counts <s>a 1, ab 1, <s>b 1, b</s> 2, D2 = 3 / (3 + 2).
+def test_backoff_kneser_ney_as_make_kn_lm_py():
+    # "a b" and "b". Unigrams (no discount): continuation counts a 1, b 2, </s> 1 of 4. Bigrams:
+    # raw counts <s>a 1, ab 1, <s>b 1, b</s> 2, so D = 3 / (3 + 2) and, backing off (not
+    # interpolating), P(b | a) = (1 - D) / 1, P(a | <s>) = (1 - D) / 2.
     model = estimate_kneser_ney(["a b", "b"], order=2)
     assert prob(model, (), "a") == pytest.approx(0.25)
     assert prob(model, (), "b") == pytest.approx(0.5)
+    assert prob(model, ("a",), "b") == pytest.approx(0.4)
+    assert prob(model, (BOS,), "a") == pytest.approx(0.2)
+    assert model.ngrams[0][(BOS,)][0] == -99.0
+    # backoff weights: bow(a) = (1 - 0.4) / (1 - P(b)); an unseen bigram backs off: P(a | b) = bow(b) P(a)
+    assert 10 ** model.ngrams[0][("a",)][1] == pytest.approx(0.6 / 0.5)
+    assert prob(model, ("b",), "a") == pytest.approx((1 - 0.7) / (1 - 0.25) * 0.25)
+
+
+def test_interpolated_kneser_ney():
+    # Unigram D = 1 / (1 + 2 * 3) (raw counts <s> 2, a 1, b 2, </s> 2), its mass spread uniformly
+    # over a, b, </s>; bigrams mix in the unigram with the discounted mass D * types / total.
+    model = estimate_kneser_ney(["a b", "b"], order=2, interpolate=True)
+    assert prob(model, (), "a") == pytest.approx((1 - 1 / 7 + 1 / 7 * 3 / 3) / 4)
     assert prob(model, ("a",), "b") == pytest.approx(0.4 + 0.6 * 0.5)
     assert prob(model, (BOS,), "a") == pytest.approx((0.4 + 0.6 * 2 * 0.25) / 2)
-    assert model.ngrams[0][(BOS,)][0] == -99.0
-    # an unseen bigram backs off: P(a | b) = bow(b) P(a)
-    assert prob(model, ("b",), "a") == pytest.approx(10 ** model.ngrams[0][("b",)][1] * 0.25)
 
 
 @pytest.mark.parametrize("min_count", [1, 2])
-def test_every_history_sums_to_one(min_count):
-    sents = ["a b c", "a b d", "b c a", "c a b", "a a b c d", "a b c"]
-    model = estimate_kneser_ney(sents, order=3, min_count=min_count)
+@pytest.mark.parametrize("interpolate", [False, True])
+def test_every_history_sums_to_one(min_count, interpolate):
+    sents = ["a b c", "a b d", "b c a", "c a b", "a a b c d", "a b c", "e f", "f e a"]
+    model = estimate_kneser_ney(sents, order=3, min_count=min_count, interpolate=interpolate)
     vocab = [w for w in model.words if w != BOS]
     for history in [(), ("a",), (BOS, "a"), ("a", "b"), ("d",), ("b", "a"), ("c", "d")]:
         assert sum(prob(model, history, w) for w in vocab) == pytest.approx(1.0)
     if min_count == 2:
         assert ("b", "d") not in model.ngrams[1] and ("a", "b", "c") in model.ngrams[2]
-        assert model.counts[2] < estimate_kneser_ney(sents, order=3).counts[2]
+        assert model.counts[2] < estimate_kneser_ney(sents, order=3, interpolate=interpolate).counts[2]
 
 
 def test_arpa_round_trip_tab_separated(tmp_path):

@@ -71,7 +71,7 @@ class DecodeOptions:
     streaming: bool = False
     priors: tuple[float, ...] | None = None  # loglikes: log priors (asrkit.decoding.loglikes)
     prior_source: str = ""
-    lm: tuple[tuple[str, str, str], ...] = ()  # (language, LM dir, sha256 of its lm.arpa) per language
+    lm: tuple[tuple[str, str, str], ...] = ()  # (language, LM dir, sha256 of its lm.arpa and lexicon.txt)
     lm_weight: float = 1.0
     word_penalty: float = 0.0
     nbest: int = 1
@@ -283,10 +283,12 @@ def _check_lms(lm, meta: ModelMeta, model_path: Path, output: str, lang_counts: 
     entries = []
     for lang in sorted(lang_counts):
         lm_dir = lms[lang]
-        if lm_dir.tokens() != tokenizers[lang].pieces():
+        if lang not in tokenizers or lm_dir.tokens() != tokenizers[lang].pieces():
             raise ConfigError(f"{lm_dir.path}/tokens.txt: the LM dir was made with other tokens than model "
                               f"{model_path} has for '{lang}'; make it with the model's lang dir")
-        entries.append((lang, str(lm_dir.path.resolve()), str(lm_dir.manifest["arpa_sha256"])))
+        # The decode's signature follows the LM's content: a rebuilt LM dir decodes again.
+        digest = f"{lm_dir.manifest['arpa_sha256']}:{jobs.file_digest(lm_dir.lexicon)}"
+        entries.append((lang, str(lm_dir.path.resolve()), digest))
     return tuple(entries)
 
 

@@ -169,6 +169,22 @@ def test_per_language_lms_are_chosen_from_utt2lang(toy):
     assert not (out / "nbest").exists()
 
 
+def test_a_changed_lm_dir_decodes_again(toy):
+    import shutil
+
+    from asrkit.decoding.decoder import decode_data_dir
+
+    model, test, lms, root = toy
+    lm_en = root / "lm_en_copy"
+    shutil.copytree(lms["en"], lm_en)
+    args = dict(lm=[str(lm_en), str(lms["de"])], beam=4)
+    decode_data_dir(model, test, root / "decode_changed", **args)
+    assert decode_data_dir(model, test, root / "decode_changed", **args).skipped
+    lexicon = (lm_en / "lexicon.txt").read_text().splitlines()
+    (lm_en / "lexicon.txt").write_text("\n".join(lexicon[1:]) + "\n")  # one word fewer, same ARPA
+    assert not decode_data_dir(model, test, root / "decode_changed", **args).skipped
+
+
 def test_lm_errors_are_one_line(toy):
     from asrkit.decoding.decoder import decode_data_dir
     from asrkit.errors import DataDirError

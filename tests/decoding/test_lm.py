@@ -217,3 +217,14 @@ def test_decode_cli_with_lm_and_score_over_weights(toy):
     best = (out / "best_wer").read_text().split()
     assert result.output.splitlines()[-1].split()[-1] == best[-1] and best[-1].rsplit("/", 1)[1].startswith("wer_")
     assert len(list(out.glob("wer_*_*"))) == 6
+
+
+def test_lm_decode_in_two_jobs_equals_one(toy):
+    from asrkit.decoding.decoder import decode_data_dir
+
+    model, test, lms, root = toy
+    args = dict(lm=[str(lms["en"]), str(lms["de"])], beam=6, nbest=3, lm_weight=0.5)
+    one = decode_data_dir(model, test, root / "decode_nj1", **args)
+    two = decode_data_dir(model, test, root / "decode_nj2", nj=2, **args)
+    for name in ("text", "nbest/text", "nbest/ac_cost", "nbest/lm_cost"):
+        assert (two.out_dir / name).read_text() == (one.out_dir / name).read_text(), name

@@ -21,7 +21,8 @@ import click
 @click.option("--resample", type=click.Choice(["average", "pick"]), default="average", show_default=True,
               help="When the student subsamples more than the teacher: average each group of teacher frames, "
                    "or pick the frame the student keeps.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", default="cpu", show_default=True,
+              help="auto (cuda when there is one), cpu, cuda or cuda:N.")
 @click.option("--nj", type=click.IntRange(min=1), default=1, show_default=True,
               help="Jobs, over a per-speaker split{NJ} of the data dir.")
 @click.option("--job", type=click.IntRange(min=1), default=None,

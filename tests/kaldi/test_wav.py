@@ -221,3 +221,24 @@ def test_kaldi_speed_pipes_without_sox(in_fixtures, tmp_path, no_sox):
     with pytest.raises(AudioError, match=r"u: command 'no-such-tool x.wav' failed "
                                          r"with exit status 127: .*no-such-tool: command not found"):
         read_audio("no-such-tool x.wav | sox -t wav - -t wav - speed 0.9 |", "u")
+
+
+def test_emulated_speed_is_detected_and_warned_once(in_fixtures, tmp_path, monkeypatch):
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"a wav/{UTT}.wav\nb sox wav/{UTT}.wav -t wav - remix 1 |\n")
+    assert not wav.emulates_sox_speed(scp)  # no speed effect
+    scp.write_text(f"a wav/{UTT}.wav\nb\tsox -t wav wav/{UTT}.wav -t wav - speed 1.1 |\n")
+    monkeypatch.setattr(wav, "_have", lambda program: program != "sox")
+    assert wav.emulates_sox_speed(scp)
+    monkeypatch.setattr(wav, "_have", lambda program: True)
+    assert not wav.emulates_sox_speed(scp)  # sox runs it
+
+    monkeypatch.setattr(wav, "_have", lambda program: False)
+    monkeypatch.setattr(wav, "_warned_speed_emulated", False)
+    warnings = []
+    monkeypatch.setattr(wav.log, "warning", lambda msg, *args: warnings.append(msg % args))
+    for _ in range(2):
+        read_audio(f"sox wav/{UTT}.wav -t wav - speed 0.9 |", UTT)
+    read_audio(f"sox wav/{UTT}.wav -t wav - |", UTT)  # no speed: nothing to say
+    assert warnings == [f"sox is not installed: speed perturbation ('sox wav/{UTT}.wav -t wav - speed 0.9 |' and "
+                        "the like) is emulated in-process; samples differ from sox's by a few int16 steps"]

@@ -178,8 +178,8 @@ def run_job(spec: JobSpec, on_progress=None) -> dict[str, int]:
     import torch
 
     from asrkit.fileio import atomic_write
-    from asrkit.kaldi.table import ArkScpWriter
     from asrkit.kaldi.wav import WavScpReader
+    from asrkit.kaldi.writer import ArkScpWriter
 
     opts = spec.opts
     with jobs.job_logging(spec, command=spec.command, source=spec.split_dir, target=spec.ark,
@@ -270,8 +270,8 @@ def _make_compute(opts: FeatureOptions, device: str, batch_seconds: float):
 def _merge(specs: list[JobSpec], data_dir: Path, opts: FeatureOptions, result: MakeFeatsResult) -> None:
     """Merge the job outputs into DATA_DIR/feats.scp and utt2num_frames; write DATA_DIR/conf/<type>.conf."""
     from asrkit.fileio import atomic_write_text
-    from asrkit.kaldi.table import merge_scp
     from asrkit.kaldi.textio import read_table
+    from asrkit.kaldi.writer import merge_scp
     from asrkit.logutil import get_logger
 
     conf = data_dir / "conf" / f"{opts.feat_type}.conf"

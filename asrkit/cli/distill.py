@@ -45,9 +45,11 @@ def dump_posteriors(model_path, data_dir, out_dir, temperature, topk, frame_rate
           --out-dir exp/blstm/post_train --frame-rate-of conf/dnn_student.yaml --nj 4
     """
     from asrkit.distill.posteriors import dump_posteriors as run
-    from asrkit.logutil import command_line, setup_logging, versions
+    from asrkit.logutil import command_line, gpu_or_cpu_jobs, setup_logging, versions
 
     log = setup_logging()
+    if job is None:  # (one job of a split, --job, keeps the split's --nj)
+        device, nj = gpu_or_cpu_jobs(device, nj)
     log.info("%s", command_line())
     log.info("%s", versions())
     result = run(model_path, data_dir, out_dir, temperature=temperature, topk=topk, frame_rate_of=frame_rate_of,

@@ -77,20 +77,25 @@ class LstmEncoderConfig(Section):
                               f"got {self.proj_size}")
 
 
-def _check_heads(where: str, d_model: int, num_heads: int) -> None:
-    if d_model % num_heads:
-        raise ConfigError(f"{where}: d_model ({d_model}) must be divisible by num_heads ({num_heads})")
-
-
 @dataclass
-class ConformerEncoderConfig(Section):
-    """torchaudio's Conformer after a Conv2d front end (`subsampling_channels: null` means d_model)."""
+class _AttentionEncoderConfig(Section):
+    """The options the two self-attention encoders share (listed first in both)."""
 
-    type = "conformer"
     d_model: int = option(256, POSITIVE_INT)
     num_layers: int = option(12, POSITIVE_INT)
     num_heads: int = option(4, POSITIVE_INT)
     ffn_dim: int = option(1024, POSITIVE_INT)
+
+    def validate(self, where: str) -> None:
+        if self.d_model % self.num_heads:
+            raise ConfigError(f"{where}: d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+
+
+@dataclass
+class ConformerEncoderConfig(_AttentionEncoderConfig):
+    """torchaudio's Conformer after a Conv2d front end (`subsampling_channels: null` means d_model)."""
+
+    type = "conformer"
     depthwise_conv_kernel_size: int = option(31, POSITIVE_INT)
     dropout: float = option(0.1, PROBABILITY)
     subsampling_channels: int | None = option(None, optional(POSITIVE_INT))
@@ -100,21 +105,17 @@ class ConformerEncoderConfig(Section):
     def validate(self, where: str) -> None:
         if self.subsampling_channels is None:
             self.subsampling_channels = self.d_model
-        _check_heads(where, self.d_model, self.num_heads)
+        super().validate(where)
         if self.depthwise_conv_kernel_size % 2 == 0:
             raise ConfigError(f"{where}.depthwise_conv_kernel_size: must be odd, got "
                               f"{self.depthwise_conv_kernel_size}")
 
 
 @dataclass
-class EmformerEncoderConfig(Section):
+class EmformerEncoderConfig(_AttentionEncoderConfig):
     """Streaming: torchaudio's Emformer after a frame-stacking front end (`stride` frames -> one)."""
 
     type = "emformer"
-    d_model: int = option(256, POSITIVE_INT)
-    num_layers: int = option(12, POSITIVE_INT)
-    num_heads: int = option(4, POSITIVE_INT)
-    ffn_dim: int = option(1024, POSITIVE_INT)
     segment_length: int = option(16, POSITIVE_INT)
     left_context: int = option(32, NON_NEGATIVE_INT)
     right_context: int = option(4, NON_NEGATIVE_INT)
@@ -124,7 +125,7 @@ class EmformerEncoderConfig(Section):
     activation: str = option("gelu", one_of(*ACTIVATIONS))
 
     def validate(self, where: str) -> None:
-        _check_heads(where, self.d_model, self.num_heads)
+        super().validate(where)
         if self.activation == "tanh":
             raise ConfigError(f"{where}.activation: the emformer takes relu, gelu or silu, got 'tanh'")
 

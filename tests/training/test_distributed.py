@@ -268,6 +268,7 @@ def _stuck_peer_worker(rank: int, port: int, out_dir: str, mode: str) -> None:
     os._exit(0)  # skip destroy_process_group, which would wait for the dead peer
 
 
+@pytest.mark.slow  # two process groups waiting out their timeouts
 @pytest.mark.parametrize("mode", ["dies", "hangs"])
 def test_dead_or_silent_rank_ends_the_job_with_a_clear_error(tmp_path, mode):
     port = _free_port()

@@ -442,6 +442,8 @@ def test_recipe_layout(recipe):
     cmd = (recipe / "cmd.sh").read_text()
     assert re.search(r"^export train_cmd=", cmd, re.M) and re.search(r"^export decode_cmd=", cmd, re.M)
     assert re.search(r"^# export train_cmd=\"srun ", cmd, re.M), "cmd.sh: no commented Slurm alternative"
+    # One path.sh for every recipe (utils/path.sh), linked as Kaldi recipes expect it: ./path.sh.
+    assert (recipe / "path.sh").is_symlink() and os.readlink(recipe / "path.sh") == "../utils/path.sh"
     assert "LC_ALL=C" in (recipe / "path.sh").read_text()
     assert (recipe / "RESULTS.md").is_file()
     run = (recipe / "run.sh").read_text()

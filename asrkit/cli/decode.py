@@ -19,7 +19,8 @@ import click
 @click.option("--beam", type=click.IntRange(min=1), default=8, show_default=True, help="Beam size for --search beam.")
 @click.option("--lang", default="auto", show_default=True,
               help="Language of every utterance, or auto: utt2lang (or the model's only language).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", default="cpu", show_default=True,
+              help="auto (cuda when there is one), cpu, cuda or cuda:N.")
 @click.option("--nj", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel CPU jobs over DATA split like utils/split_data.sh.")
 @click.option("--batch-frames", type=click.IntRange(min=0), default=0,
@@ -55,9 +56,10 @@ def decode(model_path: Path, data_dir: Path, out_dir: Path, search: str, beam: i
     """
     from asrkit.decoding.decoder import decode_data_dir
     from asrkit.errors import ConfigError
-    from asrkit.logutil import setup_logging
+    from asrkit.logutil import gpu_or_cpu_jobs, setup_logging
 
     setup_logging()
+    device, nj = gpu_or_cpu_jobs(device, nj)
     sources = [s for s in (priors, priors_from_ali, priors_from_data) if s is not None]
     if len(sources) > 1:
         raise ConfigError("give at most one of --priors, --priors-from-ali, --priors-from-data")

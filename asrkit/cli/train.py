@@ -40,7 +40,8 @@ def _relaunch_under_torchrun(nproc: int, device: str) -> None:
 
 
 @click.command("train")
-@click.option("--config", "config_path", type=click.Path(), help="Training config (YAML, values only).")
+@click.option("--config", "config_paths", type=click.Path(), multiple=True,
+              help="Training config (YAML, values only); repeat to lay one over another (e.g. a size preset).")
 @click.option("--train-data", multiple=True, required=True, help="Training data dir (repeat for several).")
 @click.option("--valid-data", multiple=True, help="Validation data dir (repeat for several).")
 @click.option("--lang", "lang_dir", help="Lang dir from `asrkit make-lang` (needed for ctc/rnnt).")
@@ -52,7 +53,7 @@ def _relaunch_under_torchrun(nproc: int, device: str) -> None:
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out-dir and start again.")
 @click.option("--ngpu", type=int, default=0, help="Run N processes, one per GPU, under torchrun (NCCL).")
 @click.option("--nproc", type=int, default=0, help="Run N CPU processes under torchrun (gloo).")
-def train(config_path, train_data, valid_data, lang_dir, out_dir, overrides, init_from, freeze, resume, overwrite,
+def train(config_paths, train_data, valid_data, lang_dir, out_dir, overrides, init_from, freeze, resume, overwrite,
           ngpu, nproc) -> None:
     """Train an acoustic model on DATA dirs with features (feats.scp) and targets.
 
@@ -60,6 +61,7 @@ def train(config_path, train_data, valid_data, lang_dir, out_dir, overrides, ini
     Example:
       asrkit train --config conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev \\
           --lang data/lang_bpe300 --out-dir exp/mtl_conformer
+      asrkit train --config conf/mtl_conformer.yaml --config conf/size_demo/conformer.yaml ...
     """
     if ngpu > 1 or nproc > 1:
         if "WORLD_SIZE" in os.environ:
@@ -75,7 +77,7 @@ def train(config_path, train_data, valid_data, lang_dir, out_dir, overrides, ini
         extra.append(f"training.freeze={freeze}")
     if ngpu == 1:
         extra.append("training.device=cuda")
-    conf = load_config(config_path, extra)
+    conf = load_config(list(config_paths), extra)
     final = run_training(conf, train_dirs=list(train_data), valid_dirs=list(valid_data), lang_dir=lang_dir,
                          out_dir=out_dir, resume=resume, overwrite=overwrite)
     click.echo(str(final))

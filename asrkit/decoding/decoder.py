@@ -41,7 +41,7 @@ from asrkit.decoding.loglikes import LoglikesOutput, check_prior_dim, log_priors
 from asrkit.decoding.search import SEARCHES, TextOutput
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.fileio import atomic_write_text
-from asrkit.kaldi.table import merge_scp
+from asrkit.kaldi.writer import merge_scp
 from asrkit.logutil import check_device, command_line, get_logger, job_log, versions
 from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta
 from asrkit.models.pathways import build_decode_hook

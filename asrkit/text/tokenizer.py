@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from asrkit.errors import ConfigError, DataDirError, FormatError
+from asrkit.errors import ConfigError, DataDirError
 from asrkit.fileio import naming_write_errors, replace_dir
 from asrkit.kaldi.textio import read_table, write_table
 
@@ -237,12 +237,3 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return LangDir.load(lang_dir)
-
-
-def tokens_table(path: str | os.PathLike) -> dict[str, int]:
-    """Read a `tokens.txt` (`<piece> <id>`)."""
-    table = read_table(path, num_fields=2)
-    try:
-        return {k: int(v) for k, v in table.items()}
-    except ValueError:
-        raise FormatError(path, "token ids must be integers") from None

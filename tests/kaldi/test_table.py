@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from asrkit.errors import AsrkitError, FormatError
-from asrkit.kaldi.table import (
-    ArkScpWriter,
-    iter_table,
-    load_table_scp,
-    merge_scp,
-    read_int_vectors_text,
-    write_int_vectors_gz,
-)
+from asrkit.kaldi.table import iter_table, load_table_scp, read_int_vectors_text
+from asrkit.kaldi.writer import ArkScpWriter, merge_scp, write_int_vectors_gz
 
 UTTS = ["spkA-en-001", "spkA-en-002", "spkB-de-001", "spkB-de-002", "spkC-fr-001", "spkC-fr-002"]
 NUM_FRAMES = [318, 261, 202, 242, 211, 114]  # the fixture's utt2num_frames (feat-to-len)

@@ -3,7 +3,7 @@
 A stage splits its data dir (`split_data`), describes each job with a spec (a `Job`: its number,
 outputs, run.pl-style log and signature), skips the jobs a previous run finished (`pending_jobs`),
 runs the others in this process or in a pool of spawned processes (`run_jobs`), and merges their
-outputs atomically (`merge_tables`, `asrkit.kaldi.table.merge_scp`).
+outputs atomically (`merge_tables`, `asrkit.kaldi.writer.merge_scp`).
 
 A job is finished when its outputs exist and its log ends with `# Ended (code 0)` and records
 `job signature <digest>`; the digest (`job_signature`) covers everything the output depends on:
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from asrkit.errors import AsrkitError
 from asrkit.kaldi.datadir import split_data_dir, split_for_jobs
-from asrkit.kaldi.table import split_offset, split_range
+from asrkit.kaldi.rxfile import split_offset, split_range
 from asrkit.kaldi.textio import read_table, write_table
 from asrkit.logutil import get_logger, job_log, setup_logging, versions
 

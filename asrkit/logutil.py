@@ -135,7 +135,8 @@ def job_log(path: str | os.PathLike, command: str | None = None):
 
 
 def check_device(device: str) -> str:
-    """Validate a `--device` value (cpu, cuda, cuda:N) against what this machine has.
+    """Validate a `--device` value (auto, cpu, cuda, cuda:N) against what this machine has; auto
+    becomes cuda when a CUDA device is available, else cpu.
 
     Raises:
         ConfigError: an unknown device name, or cuda without a CUDA device.
@@ -144,10 +145,23 @@ def check_device(device: str) -> str:
 
     if device == "cpu":
         return device
-    if not device.startswith("cuda"):
-        raise ConfigError(f"unknown device '{device}' (expected cpu, cuda or cuda:N)")
+    if device != "auto" and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device '{device}' (expected auto, cpu, cuda or cuda:N)")
     import torch
 
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: no CUDA device is available")
     return device
+
+
+def gpu_or_cpu_jobs(device: str, nj: int) -> tuple[str, int]:
+    """`--device` and `--nj` for a stage whose GPU job takes whole batches (decode): `auto` is cuda
+    with one job when a CUDA device is available, else cpu with `nj` jobs; other devices are
+    checked (check_device) and keep `nj`."""
+    resolved = check_device(device)
+    if device == "auto" and resolved != "cpu" and nj > 1:
+        get_logger().info("--device auto: %s, in one job (--nj %d counts CPU jobs)", resolved, nj)
+        return resolved, 1
+    return resolved, nj

@@ -103,7 +103,8 @@ def valid_loss(model_path: Path, work: Path) -> float:
     from asrkit.models.modelfile import load_model
     from asrkit.text.tokenizer import LangDir
     from asrkit.training.config import load_config
-    from asrkit.training.trainer import build_datasets, validate
+    from asrkit.training.inputs import build_datasets
+    from asrkit.training.trainer import validate
 
     conf = load_config(model_path.parent / "config.yaml")
     model, _ = load_model(model_path)

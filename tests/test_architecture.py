@@ -23,6 +23,7 @@ LAYER_NAMES = {SHARED: "kaldi/shared", DATA: "data", MODELS: "models", STAGE: "s
 # that make-feats, decode and dump-posteriors share, below the stages that use it).
 LAYERS = {
     "asrkit": SHARED, "errors": SHARED, "fileio": SHARED, "logutil": SHARED, "envcheck": SHARED, "jobs": SHARED,
+    "schema": SHARED,
     "kaldi": SHARED, "text": SHARED,
     "data": DATA,
     "models": MODELS,

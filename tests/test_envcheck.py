@@ -9,6 +9,8 @@ import textwrap
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 from asrkit import envcheck
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +27,7 @@ def test_check_passes_in_this_environment():
     assert envcheck.check_environment() is None
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and torchaudio
 def test_ok_line_names_the_versions():
     proc = _run_envcheck()
     assert proc.returncode == 0, proc.stderr
@@ -32,6 +35,7 @@ def test_ok_line_names_the_versions():
     assert f"torchaudio {metadata.version('torchaudio')}" in proc.stdout
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch
 def test_torchaudio_library_that_cannot_load_gives_one_line(tmp_path):
     # A stand-in torchaudio that fails the way a torchaudio built for another torch does: torch's
     # library loader wraps the dynamic linker's error. The real venv is left alone.

@@ -21,7 +21,8 @@ import click
 @click.option("--resample", type=click.Choice(["average", "pick"]), default="average", show_default=True,
               help="When the student subsamples more than the teacher: average each group of teacher frames, "
                    "or pick the frame the student keeps.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", default="cpu", show_default=True,
+              help="auto (cuda when there is one), cpu, cuda or cuda:N.")
 @click.option("--nj", type=click.IntRange(min=1), default=1, show_default=True,
               help="Jobs, over a per-speaker split{NJ} of the data dir.")
 @click.option("--job", type=click.IntRange(min=1), default=None,
@@ -44,9 +45,11 @@ def dump_posteriors(model_path, data_dir, out_dir, temperature, topk, frame_rate
           --out-dir exp/blstm/post_train --frame-rate-of conf/student_dnn.yaml --nj 4
     """
     from asrkit.distill.posteriors import dump_posteriors as run
-    from asrkit.logutil import command_line, setup_logging, versions
+    from asrkit.logutil import command_line, gpu_or_cpu_jobs, setup_logging, versions
 
     log = setup_logging()
+    if job is None:  # (one job of a split, --job, keeps the split's --nj)
+        device, nj = gpu_or_cpu_jobs(device, nj)
     log.info("%s", command_line())
     log.info("%s", versions())
     result = run(model_path, data_dir, out_dir, temperature=temperature, topk=topk, frame_rate_of=frame_rate_of,

@@ -15,7 +15,8 @@ import click
               help="A Kaldi option applied after --conf, e.g. --opt num-mel-bins=80 (repeatable).")
 @click.option("--nj", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel jobs, over a per-speaker split{NJ} of the data dir.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", default="cpu", show_default=True,
+              help="auto (cuda when there is one), cpu, cuda or cuda:N.")
 @click.option("--compress", is_flag=True, help="Write Kaldi-compressed matrices (copy-feats --compress=true).")
 @click.option("--feat-dir", type=click.Path(file_okay=False), default=None,
               help="Where the arks and logs go.  [default: DATA_DIR/data, as make_fbank.sh]")

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-feats": ("asrkit.cli.features", "make_feats"),
     "compute-cmvn": ("asrkit.cli.features", "compute_cmvn"),
     "make-lang": ("asrkit.cli.lang", "make_lang"),
+    "make-lm": ("asrkit.cli.lm", "make_lm"),
     "train": ("asrkit.cli.train", "train"),
     "average-checkpoints": ("asrkit.cli.train", "average_checkpoints"),
     "plot": ("asrkit.cli.train", "plot"),

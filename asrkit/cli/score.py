@@ -20,15 +20,24 @@ import click
 @click.option("--mode", type=click.Choice(["present", "all", "strict"]), default="present", show_default=True,
               help="compute-wer's --mode: score only utterances with a hypothesis, count missing ones as "
                    "empty, or fail when one is missing.")
-def score(data_dir: Path, decode_dir: Path, cer: bool | None, filter_cmd: str | None, mode: str) -> None:
+@click.option("--lm-weights", metavar="W,W,...",
+              help="With n-best lists (decode --lm): LM weights to rescore them with (default 0,0.25,...,2,3).")
+@click.option("--word-penalties", metavar="P,P,...",
+              help="With n-best lists (decode --lm): word insertion penalties to rescore them with (default 0,0.5,1).")
+def score(data_dir: Path, decode_dir: Path, cer: bool | None, filter_cmd: str | None, mode: str,
+          lm_weights: str | None, word_penalties: str | None) -> None:
     """Score DECODE_DIR/text against DATA/text: writes wer, wer_<lang>, cer*, per_utt into the decode dir.
 
+    With DECODE_DIR/nbest (asrkit decode --lm) the n-best lists are rescored over the LM weights and
+    word penalties into wer_<W>_<P>, and the best goes to DECODE_DIR/best_wer, as Kaldi's local/score.sh.
+
     Prints the %WER line of every file written, followed by its path (the format of
-    `grep WER exp/*/decode*/wer* | utils/best_wer.sh`).
+    `grep WER exp/*/decode*/wer* | utils/best_wer.sh`); of the rescoring only the best.
     """
     import contextlib
 
     from asrkit.logutil import command_line, job_log, setup_logging, versions
+    from asrkit.scoring.lmwt import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_PENALTIES, parse_grid
     from asrkit.scoring.report import score_decode_dir
 
     # Log to stderr (missing hypotheses are reported there) and, like Kaldi's scoring_kaldi/log,
@@ -38,7 +47,10 @@ def score(data_dir: Path, decode_dir: Path, cer: bool | None, filter_cmd: str | 
     with log:
         logger.info("%s", command_line())
         logger.info("%s", versions())
-        reports = score_decode_dir(data_dir, decode_dir, cer=cer, filter_cmd=filter_cmd, mode=mode)
+        reports = score_decode_dir(data_dir, decode_dir, cer=cer, filter_cmd=filter_cmd, mode=mode,
+                                   lm_weights=parse_grid(lm_weights, "--lm-weights") if lm_weights else DEFAULT_LM_WEIGHTS,
+                                   word_penalties=(parse_grid(word_penalties, "--word-penalties") if word_penalties
+                                                   else DEFAULT_WORD_PENALTIES))
     for name, stats in reports.items():
         first_line = stats.compute_wer_output().split("\n", 1)[0]
         click.echo(f"{first_line} {(decode_dir / name).as_posix()}")

@@ -80,8 +80,10 @@ def _pass_stderr_through(stream) -> tuple[list[str], str]:
 
 
 @click.command("train")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Training config (YAML, values only).")
-@click.option("--train-data", multiple=True, required=True, type=click.Path(file_okay=False), help="Training data dir (repeat for several).")
+@click.option("--config", "config_paths", type=click.Path(dir_okay=False), multiple=True,
+              help="Training config (YAML, values only); repeat to lay one over another (e.g. a size preset).")
+@click.option("--train-data", multiple=True, required=True, type=click.Path(file_okay=False),
+              help="Training data dir (repeat for several).")
 @click.option("--valid-data", multiple=True, type=click.Path(file_okay=False), help="Validation data dir (repeat for several).")
 @click.option("--lang", "lang_dir", type=click.Path(file_okay=False), help="Lang dir from `asrkit make-lang` (needed for ctc/rnnt).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="Experiment dir (exp/<name>).")
@@ -92,7 +94,7 @@ def _pass_stderr_through(stream) -> tuple[list[str], str]:
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out-dir and start again.")
 @click.option("--ngpu", type=click.IntRange(min=0), default=0, help="Run N processes, one per GPU, under torchrun (NCCL).")
 @click.option("--nproc", type=click.IntRange(min=0), default=0, help="Run N CPU processes under torchrun (gloo).")
-def train(config_path, train_data, valid_data, lang_dir, out_dir, overrides, init_from, freeze, resume, overwrite,
+def train(config_paths, train_data, valid_data, lang_dir, out_dir, overrides, init_from, freeze, resume, overwrite,
           ngpu, nproc) -> None:
     """Train an acoustic model on DATA dirs with features (feats.scp) and targets.
 
@@ -100,6 +102,7 @@ def train(config_path, train_data, valid_data, lang_dir, out_dir, overrides, ini
     Example:
       asrkit train --config conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev \\
           --lang data/lang_bpe300 --out-dir exp/mtl_conformer
+      asrkit train --config conf/mtl_conformer.yaml --config conf/size_demo/conformer.yaml ...
     """
     if ngpu > 1 or nproc > 1:
         if "WORLD_SIZE" in os.environ:
@@ -115,7 +118,7 @@ def train(config_path, train_data, valid_data, lang_dir, out_dir, overrides, ini
         extra.append(f"training.freeze={freeze}")
     if ngpu == 1:
         extra.append("training.device=cuda")
-    conf = load_config(config_path, extra)
+    conf = load_config(list(config_paths), extra)
     final = run_training(conf, train_dirs=list(train_data), valid_dirs=list(valid_data), lang_dir=lang_dir,
                          out_dir=out_dir, resume=resume, overwrite=overwrite)
     click.echo(str(final))

@@ -12,8 +12,9 @@ skipped, so a killed decode is finished by running it again.
 A job reads its part of the data as the model takes it (asrkit.models.modelfile.open_data, in the
 fixed batches of asrkit.data.sampler.inference_batches; the language and duration checks are
 asrkit.decoding.inputs) and hands each batch to its output: `TextOutput` (asrkit.decoding.search:
-the model type's search backend, then words) or `LoglikesOutput` (asrkit.decoding.loglikes: log
-posterior - log prior for Kaldi decoders).
+the model type's search backend, then words), `LmTextOutput` (asrkit.decoding.lm: with `--lm`, CTC
+lexicon beam search with a word n-gram, best hypotheses and n-best lists) or `LoglikesOutput`
+(asrkit.decoding.loglikes: log posterior - log prior for Kaldi decoders).
 
 Language pathways: when a model file's metadata has a "pathways" entry, each job calls
 `asrkit.models.pathways.build_decode_hook(model, meta)` once and the returned object's
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,11 +36,12 @@ from asrkit import jobs
 from asrkit.data.dataset import batch_loader
 from asrkit.data.sampler import inference_batches
 from asrkit.decoding.inputs import audio_seconds, check_languages, warn_feature_mismatch
+from asrkit.decoding.lm import LmTextOutput, check_lm_languages, parse_lm_options
 from asrkit.decoding.loglikes import LoglikesOutput, check_prior_dim, log_priors_from_counts, read_priors
 from asrkit.decoding.search import SEARCHES, TextOutput
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.fileio import atomic_write_text, check_not_an_input, dir_lock
-from asrkit.kaldi.table import merge_scp
+from asrkit.kaldi.writer import merge_scp
 from asrkit.logutil import check_device, command_line, get_logger, job_log, versions
 from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta
 from asrkit.models.pathways import build_decode_hook
@@ -47,6 +50,8 @@ OUTPUTS = ("text", "loglikes")
 # Padded input frames per batch: a few thousand keep a CPU's caches warm; a GPU wants many.
 DEFAULT_BATCH_FRAMES = {"cpu": 20_000, "cuda": 400_000}
 DONE_FILE = ".done"
+NBEST_DIR = "nbest"  # --lm: DIR/nbest/{text,ac_cost,lm_cost}, keyed <utt>-<n>
+NBEST_TABLES = ("text", "ac_cost", "lm_cost")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -66,6 +71,10 @@ class DecodeOptions:
     streaming: bool = False
     priors: tuple[float, ...] | None = None  # loglikes: log priors (asrkit.decoding.loglikes)
     prior_source: str = ""
+    lm: tuple[tuple[str, str, str], ...] = ()  # (language, LM dir, sha256 of its lm.arpa and lexicon.txt)
+    lm_weight: float = 1.0
+    word_penalty: float = 0.0
+    nbest: int = 1
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,11 @@ class JobSpec(jobs.Job):
     ark: Path | None
     scp: Path | None
     opts: DecodeOptions
+    nbest: tuple[Path, Path, Path] | None = None  # --lm: the n-best words, ac_cost, lm_cost
 
     @property
     def outputs(self) -> tuple[Path, ...]:
-        return tuple(p for p in (self.text, self.ark, self.scp) if p is not None)
+        return tuple(p for p in (self.text, self.ark, self.scp, *(self.nbest or ())) if p is not None)
 
 
 @dataclass
@@ -126,7 +136,9 @@ class DecodeResult:
 def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                     search: str = "greedy", beam: int = 8, lang: str = "auto", device: str = "cpu", nj: int = 1,
                     batch_frames: int = 0, output: str = "text", priors: str | os.PathLike | None = None,
-                    streaming: bool = False, overwrite: bool = False, command: str | None = None) -> DecodeResult:
+                    streaming: bool = False, lm: tuple[str, ...] | list[str] = (), lm_weight: float = 1.0,
+                    word_penalty: float = 0.0, nbest: int = 1, overwrite: bool = False,
+                    command: str | None = None) -> DecodeResult:
     """Decode every utterance of a data dir and write `out_dir/text` (or the log-likelihood ark/scp).
 
     Args:
@@ -147,6 +159,11 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         priors: for loglikes, a Kaldi vector of class counts (`asrkit.decoding.loglikes.read_priors`);
             without it the log posteriors are written (priors all equal).
         streaming: decode chunk by chunk (streaming models only).
+        lm: LM dirs (asrkit make-lm), each `DIR` (for the language its lm.yaml names) or
+            `LANG=DIR`: CTC lexicon beam search with the word n-gram (asrkit.decoding.lm), one LM
+            per language of the data; writes `out_dir/nbest/` besides `text`.
+        lm_weight, word_penalty: score = acoustic + lm_weight * LM - word_penalty * words (natural logs).
+        nbest: with `lm`, hypotheses (distinct word sequences) per utterance in `out_dir/nbest/`.
         overwrite: decode again even when a finished decode with the same signature exists.
         command: the command line recorded in the logs.
 
@@ -182,6 +199,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     meta = read_model_meta(model_path)
     _check_model_for_output(meta, model_path, output)
     lang_counts = check_languages(data_dir, meta, lang, model_path)
+    lm_entries = _check_lms(lm, meta, model_path, output, lang_counts, data_dir, nbest)
     log_priors, prior_source = None, ""
     if output == "loglikes" and priors is not None:
         counts = read_priors(priors)
@@ -189,7 +207,9 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         log_priors, prior_source = tuple(float(x) for x in log_priors_from_counts(counts)), str(priors)
     opts = DecodeOptions(search=search, beam=beam, lang=lang, device=device,
                          batch_frames=batch_frames or DEFAULT_BATCH_FRAMES["cpu" if device == "cpu" else "cuda"],
-                         output=output, streaming=streaming, priors=log_priors, prior_source=prior_source)
+                         output=output, streaming=streaming, priors=log_priors, prior_source=prior_source,
+                         lm=lm_entries, lm_weight=float(lm_weight) if lm else 1.0,
+                         word_penalty=float(word_penalty) if lm else 0.0, nbest=nbest if lm else 1)
 
     check_not_an_input(out_dir, [data_dir], ConfigError)  # out_dir/text would replace the references
     with dir_lock(out_dir, "decode", ConfigError):
@@ -215,6 +235,8 @@ def _decode_into(model_path: Path, data_dir: Path, out_dir: Path, opts: DecodeOp
         return result
     jobs.remove_stale_temporaries([final_output, out_dir / DONE_FILE, out_dir / "num_jobs"])
     (out_dir / DONE_FILE).unlink(missing_ok=True)
+    if not opts.lm and (out_dir / NBEST_DIR).is_dir():  # an earlier --lm decode's n-best would be scored
+        shutil.rmtree(out_dir / NBEST_DIR)
 
     with job_log(out_dir / "log" / "decode.log", command) as log:
         log.info("%s", versions())
@@ -250,6 +272,33 @@ def _decode_into(model_path: Path, data_dir: Path, out_dir: Path, opts: DecodeOp
     return result
 
 
+def _check_lms(lm, meta: ModelMeta, model_path: Path, output: str, lang_counts: dict[str, int], data_dir: Path,
+               nbest: int) -> tuple[tuple[str, str, str], ...]:
+    """Load and check the --lm dirs: one per language of the data, made with the model's tokens."""
+    if not lm:
+        return ()
+    if output != "text":
+        raise ConfigError("--lm writes hypotheses: it does not go with --output loglikes")
+    if meta.objective == "rnnt":
+        raise ConfigError(f"{model_path}: --lm decodes CTC models; shallow fusion for this transducer would need an "
+                          "LM hook in torchaudio's RNNTBeamSearch (it has none) or a search of our own")
+    if nbest < 1:
+        raise ConfigError(f"--nbest must be at least 1 (got {nbest})")
+    lms = parse_lm_options(lm)
+    check_lm_languages(lms, lang_counts, data_dir)
+    tokenizers = meta.tokenizers()
+    entries = []
+    for lang in sorted(lang_counts):
+        lm_dir = lms[lang]
+        if lang not in tokenizers or lm_dir.tokens() != tokenizers[lang].pieces():
+            raise ConfigError(f"{lm_dir.path}/tokens.txt: the LM dir was made with other tokens than model "
+                              f"{model_path} has for '{lang}'; make it with the model's lang dir")
+        # The decode's signature follows the LM's content: a rebuilt LM dir decodes again.
+        digest = f"{lm_dir.manifest['arpa_sha256']}:{jobs.file_digest(lm_dir.lexicon)}"
+        entries.append((lang, str(lm_dir.path.resolve()), digest))
+    return tuple(entries)
+
+
 def _check_model_for_output(meta: ModelMeta, model_path: Path, output: str) -> None:
     if output == "text" and meta.tokens is None:
         raise ConfigError(f"{model_path}: the model has no token sets (objective {meta.objective}); "
@@ -262,15 +311,17 @@ def _check_model_for_output(meta: ModelMeta, model_path: Path, output: str) -> N
 def _job_spec(job: int, part: Path, model_path: Path, out_dir: Path, opts: DecodeOptions, model_digest: str,
               nj: int, command: str) -> JobSpec:
     jobs_dir = out_dir / "jobs"
-    text = ark = scp = None
+    text = ark = scp = nbest = None
     if opts.output == "text":
         text = jobs_dir / f"text.{job}"
+        if opts.lm:
+            nbest = tuple(jobs_dir / f"nbest_{name}.{job}" for name in NBEST_TABLES)
     else:
         ark, scp = out_dir / f"loglikes.{job}.ark", jobs_dir / f"loglikes.{job}.scp"
     signature = jobs.job_signature(part, tables=jobs.FEATURE_TABLES, options=asdict(opts), model_digest=model_digest)
     threads = 0 if nj == 1 else max(1, (os.cpu_count() or 1) // nj)
     return JobSpec(job=job, data_dir=part, model=model_path.resolve(), out_dir=out_dir, text=text, ark=ark, scp=scp,
-                   log=None if nj == 1 else out_dir / "log" / f"decode.{job}.log", opts=opts,
+                   nbest=nbest, log=None if nj == 1 else out_dir / "log" / f"decode.{job}.log", opts=opts,
                    signature=signature, command=command, threads=threads)
 
 
@@ -280,8 +331,8 @@ def _read_done(out_dir: Path) -> str | None:
 
 
 def _describe_opts(opts: DecodeOptions, nj: int) -> str:
-    parts = [f"search {opts.search}"]
-    if opts.search == "beam":
+    parts = [f"search {'lexicon beam with a word LM' if opts.lm else opts.search}"]
+    if opts.search == "beam" or opts.lm:
         parts.append(f"beam {opts.beam}")
     parts += [f"lang {opts.lang}", f"device {opts.device}", f"nj {nj}", f"batch-frames {opts.batch_frames}",
               f"output {opts.output}"]
@@ -289,6 +340,9 @@ def _describe_opts(opts: DecodeOptions, nj: int) -> str:
         parts.append("streaming")
     if opts.prior_source:
         parts.append(f"priors {opts.prior_source}")
+    if opts.lm:
+        parts.append(f"lm {', '.join(f'{lang}={path}' for lang, path, _ in opts.lm)}, lm-weight {opts.lm_weight:g}, "
+                     f"word-penalty {opts.word_penalty:g}, nbest {opts.nbest}")
     return ", ".join(parts)
 
 
@@ -297,6 +351,11 @@ def _merge(specs: list[JobSpec], opts: DecodeOptions, final_output: Path) -> Non
         merge_scp([s.scp for s in specs], final_output)
     else:
         jobs.merge_tables([s.text for s in specs], final_output)
+    if opts.lm:
+        nbest_dir = final_output.parent / NBEST_DIR
+        nbest_dir.mkdir(exist_ok=True)
+        for i, name in enumerate(NBEST_TABLES):
+            jobs.merge_tables([s.nbest[i] for s in specs], nbest_dir / name)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -339,7 +398,11 @@ def _decode_job(spec: JobSpec, log, on_progress) -> JobResult:
     batches = inference_batches(dataset.utts, opts.batch_frames)
     seconds = audio_seconds(spec.data_dir, dataset, meta)
     hooks = build_hooks(model, meta)
-    if opts.output == "loglikes":
+    if opts.lm:
+        output = LmTextOutput(meta, spec.text, spec.nbest, lms={lang: path for lang, path, _ in opts.lm},
+                              lm_weight=opts.lm_weight, word_penalty=opts.word_penalty, beam=opts.beam,
+                              nbest=opts.nbest, log=log)
+    elif opts.output == "loglikes":
         output = LoglikesOutput(spec.ark, spec.scp, log_priors=opts.priors, prior_source=opts.prior_source,
                                 device=device)
     else:

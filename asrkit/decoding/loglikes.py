@@ -23,7 +23,8 @@ from asrkit.data.dataset import batch_loader
 from asrkit.data.sampler import inference_batches
 from asrkit.errors import AsrkitError, ConfigError, FormatError
 from asrkit.fileio import atomic_write_text
-from asrkit.kaldi.table import ArkScpWriter, iter_table
+from asrkit.kaldi.table import iter_table
+from asrkit.kaldi.writer import ArkScpWriter
 from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta
 
 # Kaldi nnet1's PdfPrior: a class whose prior is below the floor gets prior 1e10, i.e. its

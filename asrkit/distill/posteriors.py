@@ -41,8 +41,8 @@ from asrkit.kaldi.posterior import (
     posterior_to_dense,
     read_posterior,
 )
-from asrkit.kaldi.table import COMPRESSION_TWO_BYTE, ArkScpWriter, merge_scp
 from asrkit.kaldi.textio import read_table, write_table
+from asrkit.kaldi.writer import COMPRESSION_TWO_BYTE, ArkScpWriter, merge_scp
 from asrkit.logutil import check_device, command_line, get_logger
 from asrkit.models import build_model, model_config_defaults
 from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta

@@ -17,8 +17,9 @@ import numpy as np
 from asrkit.errors import DataDirError
 from asrkit.fileio import atomic_write, dir_lock
 from asrkit.kaldi.cmvn import acc_cmvn_stats, init_cmvn_stats
-from asrkit.kaldi.table import ArkScpWriter, load_table_scp
+from asrkit.kaldi.table import load_table_scp
 from asrkit.kaldi.textio import read_table
+from asrkit.kaldi.writer import ArkScpWriter
 
 
 @dataclass(frozen=True)

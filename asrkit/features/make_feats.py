@@ -16,9 +16,14 @@ from pathlib import Path
 
 from asrkit import jobs
 from asrkit.errors import AsrkitError, AudioError, ConfigError, DataDirError
-from asrkit.features.kaldi_feats import FeatureOptions, check_duration, load_feature_options
-from asrkit.fileio import check_not_an_input, dir_lock
-from asrkit.kaldi.wav import SOX_SPEED_EMULATED, emulates_sox_speed
+from asrkit.features.batched import BatchedFeatureExtractor
+from asrkit.features.kaldi_feats import FeatureOptions, check_duration, compute_features, load_feature_options
+from asrkit.fileio import atomic_write, atomic_write_text, check_not_an_input, dir_lock
+from asrkit.kaldi.datadir import validate_data_dir
+from asrkit.kaldi.textio import read_table
+from asrkit.kaldi.wav import SOX_SPEED_EMULATED, WavScpReader, emulates_sox_speed
+from asrkit.kaldi.writer import ArkScpWriter, merge_scp
+from asrkit.logutil import check_device, command_line, get_logger
 
 # Kaldi's make_fbank.sh fails when more than this fraction of utterances got no features.
 MAX_FAILED_FRACTION = 0.05
@@ -94,7 +99,6 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     if nj < 1:
         raise ConfigError(f"--nj must be at least 1 (got {nj})")
     opts = load_feature_options(feat_type, conf, options)
-    from asrkit.logutil import check_device
 
     device = check_device(device)
     if batch_seconds is None:
@@ -112,8 +116,6 @@ def _make_feats(data_dir: Path, feat_dir: Path, opts: FeatureOptions, *, feat_ty
                 compress: bool, overwrite: bool, batch_seconds: float, threads: int | None,
                 progress: bool | None) -> MakeFeatsResult:
     """`make_feats` once the options are checked and the data dir is locked."""
-    from asrkit.logutil import command_line, get_logger
-
     log = get_logger("features")
     set_name = data_dir.resolve().name
     log_dir = feat_dir / "log"
@@ -192,8 +194,6 @@ def _logged_data_dir(spec: JobSpec) -> Path | None:
 
 def _validate(data_dir: Path) -> None:
     """Kaldi's make_fbank.sh check: `validate_data_dir.sh --no-text --no-feats`."""
-    from asrkit.kaldi.datadir import validate_data_dir
-
     if not (data_dir / "wav.scp").is_file():
         raise DataDirError(f"{data_dir / 'wav.scp'}: not found (make-feats needs wav.scp, utt2spk and spk2utt)")
     try:
@@ -229,10 +229,6 @@ def run_job(spec: JobSpec, on_progress=None) -> dict[str, int]:
         AsrkitError: no utterance of the job gave features.
     """
     import torch
-
-    from asrkit.fileio import atomic_write
-    from asrkit.kaldi.table import ArkScpWriter
-    from asrkit.kaldi.wav import WavScpReader
 
     opts = spec.opts
     with jobs.job_logging(spec, command=spec.command, source=spec.split_dir.resolve(), target=spec.ark,
@@ -309,10 +305,7 @@ def _as_float32(samples):
 def _make_compute(opts: FeatureOptions, device: str, batch_seconds: float):
     """A function `(waveforms, keys) -> list of (T, D) tensors`: batched, or torchaudio per utterance."""
     if batch_seconds > 0:
-        from asrkit.features.batched import BatchedFeatureExtractor
-
         return BatchedFeatureExtractor(opts, device)
-    from asrkit.features.kaldi_feats import compute_features
 
     def per_utterance(waveforms, keys):
         return [compute_features(w.to(device), opts, k) for w, k in zip(waveforms, keys)]
@@ -327,11 +320,6 @@ def _merge(specs: list[JobSpec], data_dir: Path, opts: FeatureOptions, result: M
     are left out with a warning. Above that the run fails all or nothing: the data dir is not
     touched and the run's arks are removed (their job logs say which utterances were skipped).
     """
-    from asrkit.fileio import atomic_write_text
-    from asrkit.kaldi.table import merge_scp
-    from asrkit.kaldi.textio import read_table
-    from asrkit.logutil import get_logger
-
     num_utts = len(read_table(data_dir / "utt2spk"))
     result.num_failed = num_utts - sum(len(read_table(s.utt2num_frames, num_fields=2)) for s in specs)
     log = get_logger("features")

@@ -5,7 +5,7 @@ vectors only), so the binary format is written and read here: `posterior_bytes` 
 `PosteriorArkWriter` (ark + scp, atomic), `read_posterior` / `iter_posterior_ark` /
 `PosteriorTable` (lazy random access through an scp, expanded to dense matrices),
 `posterior_to_dense` / `dense_to_topk`, and `is_posterior_scp` (Posterior or matrix?). Archive keys,
-scp lines and `<ark>:<offset>` entries are parsed by asrkit.kaldi.table.
+scp lines and `<ark>:<offset>` entries are parsed by asrkit.kaldi.table and asrkit.kaldi.rxfile.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import numpy as np
 
 from asrkit.errors import AsrkitError, FormatError
 from asrkit.fileio import set_default_mode, tmp_path_for
-from asrkit.kaldi.table import parse_scp, read_key, split_offset, split_range
+from asrkit.kaldi.objects import read_key
+from asrkit.kaldi.rxfile import split_offset, split_range
+from asrkit.kaldi.table import parse_scp
 
 # ------------------------------------------------------------------------------------------------
 # Kaldi's Posterior format (src/hmm/posterior.cc: WritePosterior / ReadPosterior)

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile
 
 from asrkit.errors import AudioError, FormatError
-from asrkit.kaldi import table
+from asrkit.kaldi import objects
 from asrkit.kaldi.textio import c_sorted, iter_lines
 from asrkit.logutil import get_logger
 
@@ -109,11 +109,11 @@ def _read_ark_audio(path: str, offset: int, key: str) -> tuple[np.ndarray, int]:
             if offset >= size:
                 raise AudioError(f"{key}: offset {offset} is past the end of {path} ({size} bytes)")
             f.seek(offset)
-            obj = table._read_object(f)
+            obj = objects.read_object(f)
     except FileNotFoundError:
         raise AudioError(f"{key}: cannot open '{path}': no such file") from None
-    except table._READ_ERRORS as e:
-        raise AudioError(f"{key}: {what}: {table._describe(e)}") from None
+    except objects.READ_ERRORS as e:
+        raise AudioError(f"{key}: {what}: {objects.describe_read_error(e)}") from None
     return _from_kaldiio(obj, key, what)
 
 

@@ -8,40 +8,25 @@ utterance's masks within its own length, optionally from a `torch.Generator`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from asrkit.errors import ConfigError
-
-# Defaults: LibriSpeech "LD" policy of the paper (F=27, mF=2, T=100, p=0.2, mT=2).
-SPECAUGMENT_DEFAULTS = {
-    "num_freq_masks": 2,     # mF
-    "freq_mask_width": 27,   # F: the largest frequency mask; a width is drawn uniformly from 0..F
-    "num_time_masks": 2,     # mT
-    "time_mask_width": 100,  # T: the largest time mask
-    "time_mask_ratio": 0.2,  # p: a time mask is also at most p * (utterance length) frames wide
-    "fill": "zero",          # "zero" (features are mean-normalised) or "mean" (the utterance's mean)
-}
+from asrkit.schema import FRACTION, NON_NEGATIVE_INT, Section, one_of, option
 
 
-def _resolve(conf: Mapping | None) -> dict:
-    conf = dict(conf or {})
-    unknown = [k for k in conf if k not in SPECAUGMENT_DEFAULTS]
-    if unknown:
-        raise ConfigError(f"specaugment: unknown option(s) {', '.join(map(repr, unknown))} "
-                          f"(known: {', '.join(SPECAUGMENT_DEFAULTS)})")
-    resolved = {**SPECAUGMENT_DEFAULTS, **conf}
-    for key in ("num_freq_masks", "freq_mask_width", "num_time_masks", "time_mask_width"):
-        value = resolved[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"specaugment.{key}: expected a non-negative integer, got {value!r}")
-    ratio = resolved["time_mask_ratio"]
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
-        raise ConfigError(f"specaugment.time_mask_ratio: expected a number in [0, 1], got {ratio!r}")
-    if resolved["fill"] not in ("zero", "mean"):
-        raise ConfigError(f"specaugment.fill: expected 'zero' or 'mean', got {resolved['fill']!r}")
-    return resolved
+@dataclass
+class SpecAugmentConfig(Section):
+    """SpecAugment's options; the defaults are the LibriSpeech "LD" policy of the paper (F=27, mF=2,
+    T=100, p=0.2, mT=2)."""
+
+    num_freq_masks: int = option(2, NON_NEGATIVE_INT)     # mF
+    freq_mask_width: int = option(27, NON_NEGATIVE_INT)   # F: the largest frequency mask; widths 0..F
+    num_time_masks: int = option(2, NON_NEGATIVE_INT)     # mT
+    time_mask_width: int = option(100, NON_NEGATIVE_INT)  # T: the largest time mask
+    time_mask_ratio: float = option(0.2, FRACTION)        # p: a time mask is also at most p * length wide
+    fill: str = option("zero", one_of("zero", "mean"))   # zero (features are mean-normalised) or the utterance's mean
 
 
 def _draw_spans(num_masks: int, max_width: Tensor, extent: Tensor, generator: torch.Generator | None,
@@ -71,8 +56,8 @@ class SpecAugment(nn.Module):
     """Time and frequency masking, active in training mode only (`module.train()`).
 
     Args:
-        conf: options (see `SPECAUGMENT_DEFAULTS`); missing ones take the defaults. The resolved
-            options are in `.conf`.
+        conf: a SpecAugmentConfig, or its options as a mapping (missing ones take the defaults).
+            The resolved options are in `.conf`.
 
     Call: `(feats (B, T, D), lens (B,), generator=None) -> feats (B, T, D)`, a new tensor. Time
     masks lie within each utterance's `lens` frames; frequency masks cover all its frames. Random
@@ -83,12 +68,12 @@ class SpecAugment(nn.Module):
         ConfigError: unknown option or bad value.
     """
 
-    def __init__(self, conf: Mapping | None = None):
+    def __init__(self, conf: SpecAugmentConfig | Mapping | None = None):
         super().__init__()
-        self.conf = _resolve(conf)
+        self.conf = SpecAugmentConfig.read(conf, "specaugment")
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.conf.items())
+        return ", ".join(f"{k}={v}" for k, v in self.conf.to_dict().items())
 
     def forward(self, feats: Tensor, lens: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if not self.training:
@@ -98,16 +83,16 @@ class SpecAugment(nn.Module):
         draw_device = generator.device if generator is not None else feats.device
         lens_d = lens.to(device=draw_device, dtype=torch.long).clamp(max=time)
         masked = torch.zeros(batch, time, dim, dtype=torch.bool, device=feats.device)
-        if c["num_freq_masks"] and c["freq_mask_width"]:
+        if c.num_freq_masks and c.freq_mask_width:
             extent = torch.full((batch,), dim, dtype=torch.long, device=draw_device)
-            max_width = extent.clamp(max=c["freq_mask_width"])
-            start, end = _draw_spans(c["num_freq_masks"], max_width, extent, generator, feats.device)
+            max_width = extent.clamp(max=c.freq_mask_width)
+            start, end = _draw_spans(c.num_freq_masks, max_width, extent, generator, feats.device)
             masked |= _span_mask(start, end, dim).unsqueeze(1)
-        if c["num_time_masks"] and c["time_mask_width"]:
-            max_width = (lens_d.double() * c["time_mask_ratio"]).floor().long().clamp(max=c["time_mask_width"])
-            start, end = _draw_spans(c["num_time_masks"], max_width, lens_d, generator, feats.device)
+        if c.num_time_masks and c.time_mask_width:
+            max_width = (lens_d.double() * c.time_mask_ratio).floor().long().clamp(max=c.time_mask_width)
+            start, end = _draw_spans(c.num_time_masks, max_width, lens_d, generator, feats.device)
             masked |= _span_mask(start, end, time).unsqueeze(2)
-        if c["fill"] == "zero":
+        if c.fill == "zero":
             return feats.masked_fill(masked, 0.0)
         valid = (torch.arange(time, device=feats.device) < lens.to(feats.device).unsqueeze(1)).unsqueeze(2)
         count = (valid.sum(dim=(1, 2)) * dim).clamp(min=1)

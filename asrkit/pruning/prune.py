@@ -88,12 +88,13 @@ class FineTuning:
     """The trainer pruning fine-tunes with.
 
     load_config: `(path or None, overrides, base=dict) -> config`, the training config loader
-        (asrkit.training.config.load_config).
+        (asrkit.training.config.load_config); the config it returns has the sections `training`
+        and `scheduler` whose values `_Pruner._conf` sets.
     run_training: `(config, *, train_dirs, lang_dir, out_dir, overwrite, command) -> final model
         file` (asrkit.training.trainer.run_training).
     """
 
-    load_config: Callable[..., dict]
+    load_config: Callable[..., object]
     run_training: Callable[..., Path]
 
 
@@ -163,7 +164,7 @@ class _Pruner:
         self.lang_dir = lang_dir_from_meta(self.meta, out_dir / "lang")
         self.base_conf = self._base_conf()
 
-    def _base_conf(self) -> dict:
+    def _base_conf(self):
         exp_conf = self.model_path.parent / "config.yaml"
         base = yaml.safe_load(exp_conf.read_text()) if exp_conf.is_file() else {}
         base = dict(base or {})
@@ -172,14 +173,15 @@ class _Pruner:
         base.setdefault("training", {}).update({"init_from": None, "pathways": None, "max_steps": None})
         return self.fine_tuning.load_config(self.opts.config, self.opts.overrides, base=base)
 
-    def _conf(self, init_from: Path, masks_dir: Path | None, steps: int) -> dict:
+    def _conf(self, init_from: Path, masks_dir: Path | None, steps: int):
+        """The fine-tuning config: `steps` optimizer steps (training.max_steps), a schedule of that
+        length, from `init_from`, inside `masks_dir`'s masks."""
         conf = copy.deepcopy(self.base_conf)
-        t = conf["training"]
-        t["init_from"], t["max_steps"] = str(init_from), int(steps)
-        t["pathways"] = str(masks_dir) if masks_dir is not None else None
-        t["epochs"] = max(int(t["epochs"]), 10**6)  # max_steps ends the run
-        conf["scheduler"]["total_steps"] = int(steps)
-        conf["scheduler"]["warmup_steps"] = min(int(conf["scheduler"]["warmup_steps"]), max(1, steps // 10))
+        t = conf.training
+        t.init_from, t.max_steps = str(init_from), int(steps)
+        t.pathways = str(masks_dir) if masks_dir is not None else None
+        conf.scheduler.total_steps = int(steps)
+        conf.scheduler.warmup_steps = min(conf.scheduler.warmup_steps, max(1, steps // 10))
         return conf
 
     def _train(self, init_from: Path, masks_dir: Path | None, data_dirs, steps: int, out: Path) -> Path:

@@ -19,6 +19,7 @@ from asrkit.errors import AsrkitError, DataDirError, FormatError
 from asrkit.fileio import atomic_write_text
 from asrkit.kaldi.textio import read_table
 from asrkit.logutil import get_logger
+from asrkit.scoring.lmwt import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_PENALTIES, NBEST_DIR, score_lm_weights
 from asrkit.scoring.wer import (
     ErrorStats,
     alignment_ops,
@@ -68,7 +69,9 @@ class _Utt:
 
 
 def score_decode_dir(data_dir: str | os.PathLike, decode_dir: str | os.PathLike, *, cer: bool | None = None,
-                     filter_cmd: str | None = None, mode: str = "present") -> dict[str, ErrorStats]:
+                     filter_cmd: str | None = None, mode: str = "present",
+                     lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS,
+                     word_penalties: Sequence[float] = DEFAULT_WORD_PENALTIES) -> dict[str, ErrorStats]:
     """Score `decode_dir/text` against `data_dir/text` and write Kaldi-format reports into `decode_dir`.
 
     Files written (each atomically, and only after every number was computed):
@@ -81,6 +84,8 @@ def score_decode_dir(data_dir: str | os.PathLike, decode_dir: str | os.PathLike,
         `per_utt`: for each scored utterance, in reference order, the lines `<utt> ref ...`,
             `<utt> hyp ...`, `<utt> op ...` (C S I D) and `<utt> #csid <c> <s> <i> <d>`, as
             `utils/scoring/wer_per_utt_details.pl` writes them from align-text's alignment.
+        `wer_<W>_<P>`, `best_wer`: when the decode dir has n-best lists (`asrkit decode --lm`),
+            their rescoring over LM weights W and word penalties P (asrkit.scoring.lmwt).
 
     Args:
         data_dir: data dir with `text` (and optionally `utt2lang`).
@@ -93,10 +98,11 @@ def score_decode_dir(data_dir: str | os.PathLike, decode_dir: str | os.PathLike,
             empty (all deletions, also `[PARTIAL]`), `strict` fails when one is missing.
             Hypotheses for utterances not in the reference are ignored, as compute-wer ignores
             them, and logged as a warning.
+        lm_weights, word_penalties: the grid for the n-best rescoring.
 
     Returns:
         `{file_name: ErrorStats}` for every file written except `per_utt`, e.g. `{"wer": ...,
-        "wer_en": ..., "cer_zh": ...}`. `ErrorStats.absent_keys` lists the missing hypotheses.
+        "wer_en": ..., "cer_zh": ...}`, and of the n-best rescoring only the best `wer_<W>_<P>`. `ErrorStats.absent_keys` lists the missing hypotheses.
 
     Raises:
         ConfigError: unknown mode.
@@ -142,6 +148,13 @@ def score_decode_dir(data_dir: str | os.PathLike, decode_dir: str | os.PathLike,
     for name, stats in reports.items():
         atomic_write_text(decode_dir / name, stats.compute_wer_output())
     atomic_write_text(decode_dir / "per_utt", per_utt)
+    if (decode_dir / NBEST_DIR / "text").is_file():
+        hyp_filter = (lambda h: apply_filter(filter_cmd, h, source=decode_dir / NBEST_DIR)) if filter_cmd else None
+        name, stats = score_lm_weights({u.key: u.ref for u in utts}, decode_dir, lm_weights=lm_weights,
+                                       word_penalties=word_penalties, mode=mode, hyp_filter=hyp_filter)
+        reports[name] = stats
+        _log.info("n-best over %d LM weights x %d word penalties: best %s", len(lm_weights), len(word_penalties),
+                  name)
     wer = reports["wer"]
     _log.info("scored %d utterances of %s: %s", wer.num_sent, decode_dir, wer.compute_wer_output().split("\n")[0])
     return reports

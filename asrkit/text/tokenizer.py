@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from asrkit.errors import ConfigError, DataDirError, FormatError
+from asrkit.errors import ConfigError, DataDirError
 from asrkit.fileio import check_replaceable_dir, naming_write_errors, staged_dir
 from asrkit.kaldi.textio import read_table, write_table
 
@@ -245,12 +245,3 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
         with naming_write_errors(lang_dir / MANIFEST):
             (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=True))
     return LangDir.load(lang_dir)
-
-
-def tokens_table(path: str | os.PathLike) -> dict[str, int]:
-    """Read a `tokens.txt` (`<piece> <id>`)."""
-    table = read_table(path, num_fields=2)
-    try:
-        return {k: int(v) for k, v in table.items()}
-    except ValueError:
-        raise FormatError(path, "token ids must be integers") from None

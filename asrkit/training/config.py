@@ -1,128 +1,154 @@
-"""Training configs: YAML values plus `--set key=value` overrides, checked against the defaults.
+"""Training configs: YAML files plus `--set key=value` overrides, read into a typed `TrainConfig`.
 
-The defaults below are the schema: a key that is not in them is an error at start (naming the key),
-so a typo never silently trains the wrong model. Sections whose contents depend on a chosen type
-(`model.encoder`, `model.head`, `objective.mix`, `data.specaugment`, `training.ema`) are checked by
-the code that builds them.
+Every section is an asrkit.schema section: a key that is not in it is an error at start (naming
+the key and the known ones), and so is a value of the wrong kind, so a typo never silently trains
+the wrong model. The options of the model, SpecAugment, the objective, EMA and the strategies are
+declared where they are used (asrkit.models.build, asrkit.models.specaugment, and
+asrkit.training.objectives / ema / strategies); this module assembles them with the data,
+optimizer, schedule and training sections.
 """
 
 from __future__ import annotations
 
-import copy
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from asrkit.errors import ConfigError
 from asrkit.fileio import atomic_write_text
-
-# Sections whose keys are free-form here (validated by their builders).
-FREE_FORM = {("model", "encoder"), ("model", "head"), ("model", "predictor"), ("model", "joiner"), ("model", "aux_ctc"),
-             ("objective", "mix"), ("data", "specaugment"), ("training", "ema"), ("training", "strategy_opts")}
-
-DEFAULTS: dict = {
-    "model": {
-        "encoder": {"type": "conformer"},
-        "head": {"type": "mtl"},
-        "predictor": None,
-        "joiner": None,
-        "aux_ctc": None,          # transducers: {weight: w}, loss = (1-w)*rnnt + w*ctc on the encoder
-    },
-    "objective": {
-        "type": "ctc",            # ctc | ce | kl | rnnt
-        "targets": None,          # ce: alignment rspecifier/scp; kl: soft-target scp (train data)
-        "valid_targets": None,    # the same for the validation data
-        "temperature": 1.0,       # kl: softmax temperature of the student (teacher's is applied at dump time)
-        "mix": None,              # {type: ctc|ce, weight: w}: loss = (1-w)*kl + w*mix
-    },
-    "data": {
-        "max_frames": 20000,      # input frames per batch (sum over utterances)
-        "max_utts": 256,
-        "min_frames": 1,
-        "max_utt_frames": 3000,   # longer utterances are skipped (and counted in the log)
-        "lang_sampling": "proportional",  # proportional | balanced | temperature
-        "lang_alpha": 0.5,        # temperature sampling: p(lang) ∝ n_lang ** alpha
-        "language_homogeneous": True,
-        "num_workers": 0,
-        "norm_vars": False,       # CMVN: normalise variances too (apply-cmvn --norm-vars)
-        "specaugment": None,
-        "shuffle": True,
-    },
-    "optim": {
-        "name": "adamw",          # adamw | sgd
-        "lr": 1e-3,
-        "weight_decay": 1e-2,
-        "betas": [0.9, 0.98],
-        "eps": 1e-8,
-        "momentum": 0.9,
-        "nesterov": False,
-        "lr_scaling": "none",     # none | linear | sqrt: scale lr with the global batch (world size x accum)
-    },
-    "scheduler": {
-        "name": "warmup_cosine",  # constant | warmup_constant | warmup_linear | warmup_cosine | noam
-        "warmup_steps": 200,
-        "total_steps": None,      # default: epochs x batches per epoch
-        "min_lr_ratio": 0.05,
-    },
-    "training": {
-        "epochs": 10,
-        "max_steps": None,        # stop after this many optimizer steps (does not change the schedule)
-        "grad_clip": 5.0,
-        "accum_grad": 1,
-        "seed": 0,
-        "log_interval": 10,
-        "save_interval": 0,       # also checkpoint every N steps (0: only at epoch ends)
-        "keep_last": 3,
-        "device": "auto",         # auto | cpu | cuda
-        "amp": "auto",            # auto (bf16 on cuda) | bf16 | none
-        "strategy": "allreduce",  # allreduce | model-averaging | bmuf | gossip (several processes)
-        "sync_interval": 1,       # K: steps between model synchronisations (not allreduce)
-        "strategy_opts": {},
-        "ema": None,              # {decay: 0.999, start_step: 0}
-        "init_from": None,
-        "init_lrmf_svd": False,   # with init_from an mtl model and an lrmf head: A and B_l from an SVD
-        "freeze": "none",         # none | encoder | shared
-        "pathways": None,         # masks dir (asrkit prune): train each language only inside its mask
-        "dist_timeout": 300,
-        "progress": "auto",
-    },
-}
+from asrkit.models.build import ModelConfig
+from asrkit.models.specaugment import SpecAugmentConfig
+from asrkit.schema import (
+    BOOL,
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    TEXT,
+    Kind,
+    Section,
+    integer,
+    merge,
+    number,
+    one_of,
+    option,
+    optional,
+    section,
+)
+from asrkit.training.ema import EmaConfig
+from asrkit.training.objectives import ObjectiveConfig
+from asrkit.training.strategies import STRATEGY_OPTIONS
 
 
-def _merge(base: dict, override: dict, path: tuple[str, ...] = ()) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        here = (*path, key)
-        if key not in base:
-            if path in FREE_FORM or (len(path) >= 2 and path[:2] in FREE_FORM):
-                out[key] = value
-                continue
-            known = ", ".join(sorted(base)) or "(none)"
-            raise ConfigError(f"unknown config key '{'.'.join(here)}' (known keys here: {known})")
-        if isinstance(base[key], dict) and here not in FREE_FORM:
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key '{'.'.join(here)}' must be a mapping, not {value!r}")
-            out[key] = _merge(base[key], value, here)
-        elif isinstance(base[key], dict) and here in FREE_FORM and isinstance(value, dict):
-            merged = copy.deepcopy(base[key])
-            if "type" in value and value.get("type") != base[key].get("type"):
-                merged = {}
-            merged.update(copy.deepcopy(value))
-            out[key] = merged
-        else:
-            out[key] = _coerce_number(value, base[key], here)
-    return out
+@dataclass
+class DataConfig(Section):
+    max_frames: int = option(20000, POSITIVE_INT)     # input frames per batch (sum over utterances)
+    max_utts: int = option(256, POSITIVE_INT)
+    min_frames: int = option(1, NON_NEGATIVE_INT)
+    max_utt_frames: int = option(3000, POSITIVE_INT)  # longer utterances are skipped (and counted in the log)
+    lang_sampling: str = option("proportional", one_of("proportional", "balanced", "temperature"))
+    lang_alpha: float = option(0.5, number())         # temperature sampling: p(lang) ∝ n_lang ** alpha
+    language_homogeneous: bool = option(True, BOOL)
+    num_workers: int = option(0, NON_NEGATIVE_INT)
+    norm_vars: bool = option(False, BOOL)             # CMVN: normalise variances too (apply-cmvn --norm-vars)
+    specaugment: SpecAugmentConfig | None = section(SpecAugmentConfig, optional=True)
+    shuffle: bool = option(True, BOOL)
 
 
-def _coerce_number(value: object, default: object, here: tuple[str, ...]) -> object:
-    # YAML 1.1 reads `1e-3` (no dot) as a string; where the default is a number, take it as one.
-    if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
-        try:
-            return float(value) if any(c in value for c in ".eE") or isinstance(default, float) else int(value)
-        except ValueError:
-            raise ConfigError(f"config key '{'.'.join(here)}' must be a number, not '{value}'") from None
-    return copy.deepcopy(value)
+def _betas(v) -> list:
+    return [PROBABILITY.check(x, "optim.betas") for x in v] if isinstance(v, (list, tuple)) else v
+
+
+@dataclass
+class OptimConfig(Section):
+    name: str = option("adamw", one_of("adamw", "sgd"))
+    lr: float = option(1e-3, POSITIVE)
+    weight_decay: float = option(1e-2, NON_NEGATIVE)
+    betas: list = option([0.9, 0.98], Kind("two numbers in [0, 1)", lambda v: isinstance(v, list) and len(v) == 2,
+                                           _betas))
+    eps: float = option(1e-8, POSITIVE)
+    momentum: float = option(0.9, NON_NEGATIVE)
+    nesterov: bool = option(False, BOOL)
+    # Scale lr with the global batch (world size x accum_grad): none | linear | sqrt.
+    lr_scaling: str = option("none", one_of("none", "linear", "sqrt"))
+
+
+@dataclass
+class SchedulerConfig(Section):
+    name: str = option("warmup_cosine", one_of("constant", "warmup_constant", "warmup_linear", "warmup_cosine",
+                                               "noam"))
+    warmup_steps: int = option(200, NON_NEGATIVE_INT)
+    total_steps: int | None = option(None, optional(POSITIVE_INT))  # default: training.max_steps, else epochs x steps per epoch
+    min_lr_ratio: float = option(0.05, FRACTION)
+
+
+def _is_masks(v) -> bool:
+    if isinstance(v, Mapping):
+        return set(v) == {"masks"} and isinstance(v["masks"], str) and v["masks"] != ""
+    return v is None or (isinstance(v, str) and v != "")
+
+
+@dataclass
+class TrainingConfig(Section):
+    epochs: int = option(10, POSITIVE_INT)
+    # The run ends after this many optimizer steps, however many epochs that takes (epochs then
+    # count no more); it is also the schedule's default length.
+    max_steps: int | None = option(None, optional(POSITIVE_INT))
+    grad_clip: float = option(5.0, NON_NEGATIVE)  # 0: no clipping
+    accum_grad: int = option(1, POSITIVE_INT)
+    seed: int = option(0, integer())
+    log_interval: int = option(10, POSITIVE_INT)
+    save_interval: int = option(0, NON_NEGATIVE_INT)  # also checkpoint every N steps (0: only at epoch ends)
+    keep_last: int = option(3, NON_NEGATIVE_INT)
+    device: str = option("auto", one_of("auto", "cpu", "cuda"))
+    amp: str = option("auto", one_of("auto", "bf16", "none"))  # auto: bf16 on cuda
+    # Several processes: allreduce | model-averaging | bmuf | gossip, synchronised every
+    # sync_interval steps (not allreduce), with the strategy's own options.
+    strategy: str = option("allreduce", one_of("allreduce", "model-averaging", "bmuf", "gossip"))
+    sync_interval: int = option(1, POSITIVE_INT)
+    strategy_opts: Section = section(STRATEGY_OPTIONS)
+    ema: EmaConfig | None = section(EmaConfig, optional=True)
+    init_from: str | None = option(None, optional(TEXT))
+    init_lrmf_svd: bool = option(False, BOOL)  # with init_from an mtl model and an lrmf head: A, B_l from an SVD
+    freeze: str = option("none", one_of("none", "encoder", "shared"))
+    # A masks dir of `asrkit prune`: train each language only inside its mask.
+    pathways: str | dict | None = option(None, Kind("a masks folder or null", _is_masks))
+    dist_timeout: float = option(300.0, POSITIVE)
+    progress: str = option("auto", one_of("auto", "none", "always"))
+
+
+@dataclass
+class TrainConfig(Section):
+    """The whole training config: `conf.model.encoder.d_model`, `conf.training.epochs`, ..."""
+
+    model: ModelConfig = section(ModelConfig)
+    objective: ObjectiveConfig = section(ObjectiveConfig)
+    data: DataConfig = section(DataConfig)
+    optim: OptimConfig = section(OptimConfig)
+    scheduler: SchedulerConfig = section(SchedulerConfig)
+    training: TrainingConfig = section(TrainingConfig)
+
+    @classmethod
+    def prepare(cls, data: dict, where: str) -> dict:
+        # The trainer's default head is mtl (one output layer per language); a bare model's is linear.
+        model = data.get("model")
+        if model is None or isinstance(model, Mapping):
+            model = dict(model or {})
+            head = model.get("head")
+            if head is None or (isinstance(head, Mapping) and "type" not in head):
+                model["head"] = {"type": "mtl", **(head or {})}
+            data = {**data, "model": model}
+        return data
+
+    def validate(self, where: str) -> None:
+        if self.objective.type == "rnnt" and not self.model.is_transducer:
+            raise ConfigError("objective 'rnnt' needs a transducer: add model.predictor (and model.joiner), "
+                              "e.g. --set 'model.predictor={}'")
 
 
 def parse_override(item: str) -> tuple[list[str], object]:
@@ -146,78 +172,63 @@ def _nest(keys: list[str], value: object) -> dict:
     return out
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
-                base: dict | None = None) -> dict:
-    """Resolve a training config: defaults <- base (e.g. a resumed run) <- YAML file <- overrides.
+def _read_yaml(path: Path) -> dict:
+    raw = path.read_bytes()
+    try:
+        loaded = yaml.safe_load(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        line, start = raw[:e.start].count(b"\n") + 1, raw.rfind(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 ({e.reason} at byte {e.start - start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping")
+    return loaded
+
+
+def load_config(path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+                overrides: Sequence[str] = (), base: Mapping | None = None) -> TrainConfig:
+    """Resolve a training config: defaults <- base (e.g. a resumed run) <- YAML file(s), in order <- overrides.
+
+    Each layer is laid over the ones before it (asrkit.schema.merge: a section that changes its type
+    starts over) and its keys are checked as it comes, so an unknown key names the file or `--set`
+    that brought it; values are checked once all layers are in.
 
     Raises:
-        FileNotFoundError: the YAML file does not exist.
+        FileNotFoundError: a YAML file does not exist.
         ConfigError: unknown key, bad YAML, or a value of the wrong kind.
     """
-    conf = copy.deepcopy(DEFAULTS)
-    if base:
-        conf = _merge(conf, base)
-    if path is not None:
-        path = Path(path)
-        raw = path.read_bytes()
+    paths = [] if path is None else [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    raw: dict = {}
+
+    def lay(layer: Mapping, source: str | None) -> dict:
+        merged = merge(TrainConfig, raw, layer)
         try:
-            loaded = yaml.safe_load(raw.decode("utf-8")) or {}
-        except UnicodeDecodeError as e:
-            line, start = raw[:e.start].count(b"\n") + 1, raw.rfind(b"\n", 0, e.start) + 1
-            raise ConfigError(f"{path}:{line}: not valid UTF-8 ({e.reason} at byte {e.start - start})") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a config must be a YAML mapping")
-        try:
-            conf = _merge(conf, loaded)
+            TrainConfig.check_keys(merged, "")
         except ConfigError as e:
-            raise ConfigError(f"{path}: {e}") from None
+            raise ConfigError(f"{source}: {e}" if source else str(e)) from None
+        return merged
+
+    if base:
+        raw = lay(base, None)
+    for p in paths:
+        raw = lay(_read_yaml(Path(p)), str(p))
     for item in overrides:
         keys, value = parse_override(item)
-        try:
-            conf = _merge(conf, _nest(keys, value))
-        except ConfigError as e:
-            raise ConfigError(f"--set {item}: {e}") from None
-    check_config(conf)
-    return conf
+        raw = lay(_nest(keys, value), f"--set {item}")
+    return TrainConfig.read(raw, "")
 
 
-_CHOICES = {
-    ("objective", "type"): ("ctc", "ce", "kl", "rnnt"),
-    ("data", "lang_sampling"): ("proportional", "balanced", "temperature"),
-    ("optim", "name"): ("adamw", "sgd"),
-    ("optim", "lr_scaling"): ("none", "linear", "sqrt"),
-    ("scheduler", "name"): ("constant", "warmup_constant", "warmup_linear", "warmup_cosine", "noam"),
-    ("training", "device"): ("auto", "cpu", "cuda"),
-    ("training", "amp"): ("auto", "bf16", "none"),
-    ("training", "strategy"): ("allreduce", "model-averaging", "bmuf", "gossip"),
-    ("training", "freeze"): ("none", "encoder", "shared"),
-}
+def same_config(path: str | os.PathLike, conf: TrainConfig) -> bool:
+    """Whether the config.yaml at `path` resolves to `conf` (False if it does not read as a config)."""
+    try:
+        return load_config(base=yaml.safe_load(Path(path).read_text(encoding="utf-8"))).to_dict() == conf.to_dict()
+    except (ConfigError, yaml.YAMLError, OSError):
+        return False
 
 
-def check_config(conf: dict) -> None:
-    """Check choices and ranges that would otherwise fail late (mid-training)."""
-    for (section, key), choices in _CHOICES.items():
-        if conf[section][key] not in choices:
-            raise ConfigError(f"config '{section}.{key}' is '{conf[section][key]}'; choose one of {', '.join(choices)}")
-    positive = [("data", "max_frames"), ("data", "max_utts"), ("training", "epochs"), ("training", "accum_grad"),
-                ("training", "sync_interval"), ("optim", "lr")]
-    for section, key in positive:
-        v = conf[section][key]
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-            raise ConfigError(f"config '{section}.{key}' must be a positive number, not {v!r}")
-    if conf["objective"]["type"] in ("ce", "kl") and not conf["objective"]["targets"]:
-        raise ConfigError(f"objective '{conf['objective']['type']}' needs 'objective.targets' "
-                          "(an alignment or soft-target scp)")
-    mix = conf["objective"]["mix"]
-    if mix is not None:
-        if not isinstance(mix, dict) or mix.get("type") not in ("ctc", "ce") or not 0 <= float(mix.get("weight", -1)) <= 1:
-            raise ConfigError("objective.mix must be {type: ctc|ce, weight: 0..1}")
-
-
-def save_config(conf: dict, path: str | os.PathLike) -> None:
+def save_config(conf: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically."""
-    atomic_write_text(path, yaml.safe_dump(conf, sort_keys=False, default_flow_style=None))
+    atomic_write_text(path, yaml.safe_dump(conf.to_dict(), sort_keys=False, default_flow_style=None))

@@ -71,9 +71,12 @@ class Strategy:
 
     name = "single"
 
-    def __init__(self, ctx: DistContext, conf: dict | None = None):
-        self.ctx = ctx
-        self.conf = conf or {}
+    def __init__(self, ctx: DistContext, opts=None, *, sync_interval: int = 1, dist_timeout: float = 300.0,
+                 seed: int = 0):
+        """`opts`: the strategy's own options (`training.strategy_opts`, an asrkit.schema section);
+        the keywords are the `training` values every strategy may read."""
+        self.ctx, self.opts = ctx, opts
+        self.sync_interval, self.dist_timeout, self.seed = int(sync_interval), float(dist_timeout), int(seed)
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return model

@@ -6,10 +6,22 @@ synchronisation (every optimizer step in a single process), saved as `ema.pt`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from asrkit.errors import ConfigError
+from asrkit.schema import NON_NEGATIVE_INT, PROBABILITY, Section, option
+
+
+@dataclass
+class EmaConfig(Section):
+    """`training.ema`: e <- decay * e + (1 - decay) * w after each synchronisation, from `start_step` on."""
+
+    decay: float = option(0.999, PROBABILITY)
+    start_step: int = option(0, NON_NEGATIVE_INT)
 
 
 class ModelEma:
@@ -52,10 +64,9 @@ class ModelEma:
         return self.averaged.module.state_dict()
 
 
-def build_ema(conf: dict | None, model: torch.nn.Module) -> ModelEma | None:
-    if not conf:
+def build_ema(conf: EmaConfig | Mapping | None, model: torch.nn.Module) -> ModelEma | None:
+    """The EMA of `model` that `training.ema` asks for (None: no EMA)."""
+    if conf is None:
         return None
-    unknown = set(conf) - {"decay", "start_step"}
-    if unknown:
-        raise ConfigError(f"unknown key(s) in training.ema: {', '.join(sorted(unknown))} (known: decay, start_step)")
-    return ModelEma(model, decay=float(conf.get("decay", 0.999)), start_step=int(conf.get("start_step", 0)))
+    conf = EmaConfig.read(conf, "training.ema")
+    return ModelEma(model, decay=conf.decay, start_step=conf.start_step)

@@ -17,12 +17,25 @@ Normalisation conventions:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from asrkit.errors import AsrkitError, ConfigError
+from asrkit.schema import (
+    FRACTION,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    TEXT,
+    OneOf,
+    Section,
+    one_of,
+    option,
+    optional,
+    section,
+)
 
 IGNORE_LABEL = -100  # padding value of frame-label batches (torch's cross_entropy ignore_index)
 CTC_REDUCTIONS = ("mean", "token", "sum")
@@ -167,47 +180,84 @@ def check_frame_counts(out_lens: Tensor | Sequence[int], label_lens: Tensor | Se
 
 # --- configurable objective --------------------------------------------------------------------
 
-OBJECTIVE_DEFAULTS: dict[str, dict] = {
-    "ctc": {"blank": 0, "reduction": "mean"},
-    "ce": {},
-    "kl": {"temperature": 1.0},
-}
+@dataclass
+class CtcLoss(Section):
+    type = "ctc"
+    blank: int = option(0, NON_NEGATIVE_INT)
+    reduction: str = option("mean", one_of(*CTC_REDUCTIONS))
+
+
+@dataclass
+class CeLoss(Section):
+    type = "ce"
+
+
+@dataclass
+class KlLoss(Section):
+    type = "kl"
+    temperature: float = option(1.0, POSITIVE)
+
+
+@dataclass
+class CtcMix(CtcLoss):
+    """CTC mixed into another objective with weight w: loss = (1 - w) * main + w * ctc."""
+
+    weight: float = option(None, FRACTION)
+
+
+@dataclass
+class CeMix(CeLoss):
+    """Frame CE mixed into another objective; its alignments are `targets` / `valid_targets`."""
+
+    weight: float = option(None, FRACTION)
+    targets: str | None = option(None, optional(TEXT), omit_none=True)
+    valid_targets: str | None = option(None, optional(TEXT), omit_none=True)
+
+
+LOSSES = OneOf((CtcLoss, CeLoss, KlLoss))
+MIXES = OneOf((CtcMix, CeMix))
 # Which batch fields (keyword arguments of Objective.__call__) each objective reads.
 REQUIRED_TARGETS = {"ctc": ("tokens", "token_lens"), "ce": ("frame_labels",), "kl": ("soft_targets",)}
 
 
-def _resolve_term(where: str, conf: Mapping, extra: tuple[str, ...] = ()) -> dict:
-    conf = dict(conf)
-    kind = conf.get("type")
-    if kind not in OBJECTIVE_DEFAULTS:
-        raise ConfigError(f"{where}.type: expected one of {', '.join(OBJECTIVE_DEFAULTS)}, got {kind!r}")
-    known = ("type", *OBJECTIVE_DEFAULTS[kind], *extra)
-    unknown = [k for k in conf if k not in known]
-    if unknown:
-        raise ConfigError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))} for type '{kind}' "
-                          f"(known: {', '.join(known)})")
-    resolved = {"type": kind, **OBJECTIVE_DEFAULTS[kind], **conf}
-    if kind == "kl":
-        t = resolved["temperature"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
-            raise ConfigError(f"{where}.temperature: expected a number > 0, got {t!r}")
-    if kind == "ctc":
-        if resolved["reduction"] not in CTC_REDUCTIONS:
-            raise ConfigError(f"{where}.reduction: expected one of {', '.join(CTC_REDUCTIONS)}, "
-                              f"got {resolved['reduction']!r}")
-        b = resolved["blank"]
-        if isinstance(b, bool) or not isinstance(b, int) or b < 0:
-            raise ConfigError(f"{where}.blank: expected a non-negative integer, got {b!r}")
-    return resolved
+@dataclass
+class ObjectiveConfig(Section):
+    """The training config's `objective` section."""
+
+    type: str = option("ctc", one_of("ctc", "ce", "kl", "rnnt"))
+    targets: str | None = option(None, optional(TEXT))        # ce: alignments; kl: soft targets (train data)
+    valid_targets: str | None = option(None, optional(TEXT))  # the same for the validation data
+    temperature: float = option(1.0, POSITIVE)                 # kl: the student's softmax temperature
+    mix: Section | None = section(MIXES, optional=True)       # loss = (1 - w) * main + w * mix
+
+    def validate(self, where: str) -> None:
+        if self.type in ("ce", "kl") and not self.targets:
+            raise ConfigError(f"objective '{self.type}' needs '{where}.targets' (an alignment or soft-target scp)")
+        if self.mix is not None:
+            _check_mix(self.type, self.mix, where)
+            if self.type == "rnnt":
+                raise ConfigError(f"{where}.mix: a transducer computes its own loss (use model.aux_ctc for CTC)")
+            if isinstance(self.mix, CeMix) and not self.mix.targets:
+                raise ConfigError(f"{where}.mix: type ce needs 'targets' (an alignment rspecifier or scp)")
+
+
+def _check_mix(main: str, mix: Section, where: str) -> None:
+    if mix.type == main:
+        raise ConfigError(f"{where}.mix.type: mixing '{main}' with itself has no effect")
 
 
 class Objective:
-    """A training objective built from config values, optionally mixed with a second one.
+    """A training objective, optionally mixed with a second one.
 
-    Config: `{"type": "ctc"|"ce"|"kl", <options>, "mix": {"type": ..., "weight": w, <options>}}` with
-    options `blank` (0) and `reduction` ("mean") for ctc, `temperature` (1.0) for kl. With a mix,
-    `loss = (1 - w) * main + w * mixed` (Hinton's distillation form for kl + ce/ctc). Each term
-    keeps its own normalisation (see the module docstring), so `w` also balances their scales.
+    Args:
+        conf: the main loss: a CtcLoss / CeLoss / KlLoss, or its plain values `{"type": "ctc"|"ce"|"kl",
+            <options>, "mix": {"type": ..., "weight": w, <options>}}` with options `blank` (0) and
+            `reduction` ("mean") for ctc, `temperature` (1.0) for kl.
+        mix: a CtcMix / CeMix (or its plain values) when `conf` is a section.
+
+    With a mix, `loss = (1 - w) * main + w * mixed` (Hinton's distillation form for kl + ce/ctc).
+    Each term keeps its own normalisation (see the module docstring), so `w` also balances their
+    scales.
 
     Call: `objective(logits (B, T, V), out_lens (B,), *, tokens=(B, S) int64, token_lens=(B,),
     frame_labels=(B, T) int64 padded with -100, soft_targets=(B, T, V) float)` with the fields in
@@ -218,40 +268,37 @@ class Objective:
         ConfigError: unknown type or option, a bad value, or a mix of a type with itself.
     """
 
-    def __init__(self, conf: Mapping):
-        conf = dict(conf or {})
-        mix = conf.pop("mix", None)
-        self.main = _resolve_term("objective", conf)
-        self.mix = None
-        if mix is not None:
-            mix = dict(mix)
-            self.mix = _resolve_term("objective.mix", mix, extra=("weight",))
-            if self.mix["type"] == self.main["type"]:
-                raise ConfigError(f"objective.mix.type: mixing '{self.main['type']}' with itself has no effect")
-            w = self.mix.get("weight")
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
-                raise ConfigError(f"objective.mix.weight: expected a number in [0, 1], got {w!r}")
-        self.conf = {**self.main, **({"mix": self.mix} if self.mix else {})}
+    def __init__(self, conf: Mapping | Section, mix: Mapping | Section | None = None):
+        if isinstance(conf, Mapping):
+            conf = dict(conf)
+            mix = conf.pop("mix", mix)
+        self.main = LOSSES.read(conf, "objective")
+        self.mix = None if mix is None else MIXES.read(mix, "objective.mix")
+        if self.mix is not None:
+            _check_mix(self.main.type, self.mix, "objective")
+        self.conf = {"type": self.main.type, **self.main.to_dict()}
+        if self.mix is not None:
+            self.conf["mix"] = {"type": self.mix.type, **self.mix.to_dict()}
 
     @property
     def required_targets(self) -> tuple[str, ...]:
         """Names of the keyword arguments (batch fields) this objective needs."""
-        fields = REQUIRED_TARGETS[self.main["type"]]
+        fields = REQUIRED_TARGETS[self.main.type]
         if self.mix:
-            fields += REQUIRED_TARGETS[self.mix["type"]]
+            fields += REQUIRED_TARGETS[self.mix.type]
         return fields
 
     @staticmethod
-    def _term(term: dict, logits: Tensor, out_lens: Tensor, targets: Mapping) -> tuple[Tensor, float]:
-        missing = [f for f in REQUIRED_TARGETS[term["type"]] if targets.get(f) is None]
+    def _term(term: Section, logits: Tensor, out_lens: Tensor, targets: Mapping) -> tuple[Tensor, float]:
+        missing = [f for f in REQUIRED_TARGETS[term.type] if targets.get(f) is None]
         if missing:
-            raise ValueError(f"objective '{term['type']}' needs batch field(s) {', '.join(missing)}")
-        if term["type"] == "ctc":
-            return ctc_loss(logits, out_lens, targets["tokens"], targets["token_lens"], blank=term["blank"],
-                            reduction=term["reduction"])
-        if term["type"] == "ce":
+            raise ValueError(f"objective '{term.type}' needs batch field(s) {', '.join(missing)}")
+        if isinstance(term, CtcLoss):
+            return ctc_loss(logits, out_lens, targets["tokens"], targets["token_lens"], blank=term.blank,
+                            reduction=term.reduction)
+        if isinstance(term, CeLoss):
             return ce_loss(logits, out_lens, targets["frame_labels"])
-        return kl_loss(logits, out_lens, targets["soft_targets"], temperature=term["temperature"])
+        return kl_loss(logits, out_lens, targets["soft_targets"], temperature=term.temperature)
 
     def __call__(self, logits: Tensor, out_lens: Tensor, *, tokens: Tensor | None = None,
                  token_lens: Tensor | None = None, frame_labels: Tensor | None = None,
@@ -259,29 +306,24 @@ class Objective:
         targets = {"tokens": tokens, "token_lens": token_lens, "frame_labels": frame_labels,
                    "soft_targets": soft_targets}
         loss, norm = self._term(self.main, logits, out_lens, targets)
-        stats = {f"loss_{self.main['type']}": float(loss.detach()), f"norm_{self.main['type']}": norm}
+        stats = {f"loss_{self.main.type}": float(loss.detach()), f"norm_{self.main.type}": norm}
         if self.mix:
-            w = float(self.mix["weight"])
+            w = float(self.mix.weight)
             mixed, mix_norm = self._term(self.mix, logits, out_lens, targets)
-            stats[f"loss_{self.mix['type']}"] = float(mixed.detach())
-            stats[f"norm_{self.mix['type']}"] = mix_norm
+            stats[f"loss_{self.mix.type}"] = float(mixed.detach())
+            stats[f"norm_{self.mix.type}"] = mix_norm
             loss = (1.0 - w) * loss + w * mixed
         stats["loss"] = float(loss.detach())
         return loss, stats
 
 
-def build_objective(obj_conf: dict) -> Objective | None:
-    """The Objective for a training config's `objective` section; None for rnnt (a transducer
+def build_objective(conf: ObjectiveConfig) -> Objective | None:
+    """The Objective of a training config's `objective` section; None for rnnt (a transducer
     computes its own loss)."""
-    if obj_conf["type"] == "rnnt":
+    if conf.type == "rnnt":
         return None
-
-    main = {"type": obj_conf["type"]}
-    if obj_conf["type"] == "kl":
-        main["temperature"] = obj_conf["temperature"]
-    if obj_conf.get("mix"):
-        main["mix"] = {k: v for k, v in obj_conf["mix"].items() if k not in ("targets", "valid_targets")}
-    return Objective(main)
+    main = KlLoss(temperature=conf.temperature) if conf.type == "kl" else LOSSES.variant(conf.type, "objective")()
+    return Objective(main, conf.mix)
 
 
 def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
@@ -310,6 +352,6 @@ def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
                               f"has {logits.shape[-1]} outputs for this language")
         fields["soft_targets"] = post
     loss, stats = objective(logits, out_lens, **fields)
-    main = objective.main["type"]
+    main = objective.main.type
     stats["normaliser"] = float(stats[f"norm_{main}"])
     return loss, stats

@@ -36,13 +36,14 @@ def lr_factor(step: int, *, name: str, warmup_steps: int, total_steps: int, min_
     raise ConfigError(f"unknown scheduler '{name}'")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, conf: dict, total_steps: int):
-    """A LambdaLR over `lr_factor` from the `scheduler` config section."""
-    total = int(conf.get("total_steps") or total_steps)
+def build_scheduler(optimizer: torch.optim.Optimizer, conf, total_steps: int):
+    """A LambdaLR over `lr_factor` from the `scheduler` config section (asrkit.training.config.SchedulerConfig);
+    `total_steps` is the run's length, used unless the section sets its own."""
+    total = conf.total_steps or total_steps
 
     def factor(step: int) -> float:
-        return lr_factor(step, name=conf["name"], warmup_steps=int(conf["warmup_steps"]), total_steps=total,
-                         min_lr_ratio=float(conf["min_lr_ratio"]))
+        return lr_factor(step, name=conf.name, warmup_steps=conf.warmup_steps, total_steps=total,
+                         min_lr_ratio=conf.min_lr_ratio)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

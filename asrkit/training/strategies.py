@@ -4,7 +4,8 @@
 alone and mix parameters every K = `training.sync_interval` optimizer steps: `model-averaging`
 (local SGD, PyTorch's `model_averaging.utils.average_parameters`), `bmuf` (block momentum over the
 averaged block update) and `gossip` (each worker averages with its ring neighbours by point-to-point
-messages, no global collective). `build_strategy(conf, ctx)` picks the configured one.
+messages, no global collective). `build_strategy(conf, ctx)` picks the configured one; each
+strategy's options (`training.strategy_opts`) are a section of its own below.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,45 +22,68 @@ from torch.distributed.algorithms.model_averaging import utils as ma_utils
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from asrkit.errors import AsrkitError, ConfigError
+from asrkit.schema import (
+    BOOL,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    Kind,
+    OneOf,
+    Section,
+    one_of,
+    option,
+    optional,
+)
 from asrkit.training.distributed import DistContext, Strategy
 
-# Options each strategy reads from `training.strategy_opts` (anything else is a config error).
-KNOWN_OPTS = {
-    "allreduce": {"find_unused_parameters", "bucket_cap_mb", "time_comm"},
-    "model-averaging": set(),
-    "bmuf": {"block_momentum", "block_lr", "nesterov", "reset_momentum"},
-    "gossip": {"ring", "neighbours"},
-}
+
+@dataclass
+class AllReduceOptions(Section):
+    type = "allreduce"
+    find_unused_parameters: bool | str = option("auto", Kind("auto, true or false",
+                                                              lambda v: v == "auto" or isinstance(v, bool)))
+    bucket_cap_mb: float | None = option(None, optional(POSITIVE), omit_none=True)
+    time_comm: bool = option(False, BOOL)
 
 
-def check_opts(name: str, opts: dict) -> None:
-    """Raise ConfigError for a strategy option the named strategy does not read."""
-    unknown = sorted(set(opts) - KNOWN_OPTS[name])
-    if unknown:
-        known = ", ".join(sorted(KNOWN_OPTS[name])) or "(none)"
-        raise ConfigError(f"training.strategy_opts: {', '.join(unknown)} not used by strategy '{name}' "
-                          f"(known: {known})")
+@dataclass
+class ModelAveragingOptions(Section):
+    type = "model-averaging"
 
 
-def build(name: str, ctx: DistContext, training_conf: dict) -> Strategy:
-    """The strategy `name` for this process, configured from the `training` config section.
+@dataclass
+class BmufOptions(Section):
+    type = "bmuf"
+    block_momentum: float | None = option(None, optional(PROBABILITY))  # η; null: 1 - 1/N for N processes
+    block_lr: float = option(1.0, POSITIVE)                               # ζ
+    nesterov: bool = option(False, BOOL)
+    reset_momentum: bool = option(True, BOOL)
 
-    Raises:
-        ConfigError: unknown strategy, or an option it does not read / out of range.
+
+@dataclass
+class GossipOptions(Section):
+    type = "gossip"
+    ring: str = option("fixed", one_of("fixed", "shuffled"))
+    neighbours: int = option(1, POSITIVE_INT)
+
+
+# `training.strategy_opts`: the options of the strategy `training.strategy` names.
+STRATEGY_OPTIONS = OneOf((AllReduceOptions, ModelAveragingOptions, BmufOptions, GossipOptions),
+                         default="allreduce", selected_by="strategy")
+
+
+def build_strategy(conf, ctx: DistContext) -> Strategy:
+    """The configured strategy for this job (a single process always gets the no-op one).
+
+    `conf`: the training config (asrkit.training.config.TrainConfig); its `training` section names
+    the strategy and holds its options.
     """
-    classes = {"allreduce": AllReduce, "model-averaging": ModelAveraging, "bmuf": Bmuf, "gossip": Gossip}
-    if name not in classes:
-        raise ConfigError(f"training.strategy '{name}': choose one of {', '.join(classes)}")
-    opts = dict(training_conf.get("strategy_opts") or {})
-    check_opts(name, opts)
-    return classes[name](ctx, training_conf)
-
-
-def build_strategy(conf: dict, ctx: DistContext) -> Strategy:
-    """The configured strategy for this job (a single process always gets the no-op one)."""
     if not ctx.distributed:
         return Strategy(ctx)
-    return build(conf["training"]["strategy"], ctx, conf["training"])
+    t = conf.training
+    classes = {c.name: c for c in (AllReduce, ModelAveraging, Bmuf, Gossip)}
+    return classes[t.strategy](ctx, t.strategy_opts, sync_interval=t.sync_interval, dist_timeout=t.dist_timeout,
+                               seed=t.seed)
 
 
 class _Timed:
@@ -103,13 +128,12 @@ class _LocalSgd(Strategy, metaclass=abc.ABCMeta):
 
     name = "local-sgd"
 
-    def __init__(self, ctx: DistContext, conf: dict | None = None):
-        super().__init__(ctx, conf)
-        self.interval = int(self.conf.get("sync_interval", 1))
+    def __init__(self, ctx: DistContext, opts=None, **settings):
+        super().__init__(ctx, opts, **settings)
+        self.interval = self.sync_interval
         if self.interval < 1:
             raise ConfigError(f"training.sync_interval must be >= 1, not {self.interval}")
-        self.opts = dict(self.conf.get("strategy_opts") or {})
-        self.timer = _Timed(ctx, f"{self.name} synchronisation", float(self.conf.get("dist_timeout", 300)))
+        self.timer = _Timed(ctx, f"{self.name} synchronisation", self.dist_timeout)
         self.resumed = False
         self.last_sync_step = 0
 
@@ -187,17 +211,13 @@ class Bmuf(_LocalSgd):
 
     name = "bmuf"
 
-    def __init__(self, ctx: DistContext, conf: dict | None = None):
-        super().__init__(ctx, conf)
-        self.block_momentum = float(self.opts.get("block_momentum", 1.0 - 1.0 / ctx.world_size))
-        self.block_lr = float(self.opts.get("block_lr", 1.0))
-        self.nesterov = bool(self.opts.get("nesterov", False))
-        self.reset_momentum = bool(self.opts.get("reset_momentum", True))
+    def __init__(self, ctx: DistContext, opts: BmufOptions | None = None, **settings):
+        super().__init__(ctx, opts or BmufOptions(), **settings)
+        momentum = self.opts.block_momentum
+        self.block_momentum = 1.0 - 1.0 / ctx.world_size if momentum is None else float(momentum)
+        self.block_lr = float(self.opts.block_lr)
+        self.nesterov, self.reset_momentum = self.opts.nesterov, self.opts.reset_momentum
         self.optimizer: torch.optim.Optimizer | None = None
-        if not 0.0 <= self.block_momentum < 1.0:
-            raise ConfigError(f"training.strategy_opts.block_momentum must be in [0, 1), not {self.block_momentum}")
-        if self.block_lr <= 0:
-            raise ConfigError(f"training.strategy_opts.block_lr must be positive, not {self.block_lr}")
         self.global_params: torch.Tensor | None = None  # θ_0 of the next block, flat (num_params,)
         self.delta: torch.Tensor | None = None          # Δ, flat (num_params,)
         self._loaded: dict = {}
@@ -289,15 +309,9 @@ class Gossip(_LocalSgd):
 
     name = "gossip"
 
-    def __init__(self, ctx: DistContext, conf: dict | None = None):
-        super().__init__(ctx, conf)
-        self.ring = str(self.opts.get("ring", "fixed"))
-        if self.ring not in ("fixed", "shuffled"):
-            raise ConfigError(f"training.strategy_opts.ring must be fixed or shuffled, not '{self.ring}'")
-        self.neighbours = int(self.opts.get("neighbours", 1))
-        if self.neighbours < 1:
-            raise ConfigError(f"training.strategy_opts.neighbours must be >= 1, not {self.neighbours}")
-        self.seed = int(self.conf.get("seed", 0))
+    def __init__(self, ctx: DistContext, opts: GossipOptions | None = None, **settings):
+        super().__init__(ctx, opts or GossipOptions(), **settings)
+        self.ring, self.neighbours = self.opts.ring, self.opts.neighbours
 
     def ring_order(self, sync_index: int) -> list[int]:
         """The ring at sync number `sync_index` (the same list on every rank)."""
@@ -346,18 +360,15 @@ class AllReduce(Strategy):
 
     name = "allreduce"
 
-    def __init__(self, ctx: DistContext, conf: dict | None = None):
-        super().__init__(ctx, conf)
-        self.opts = dict(self.conf.get("strategy_opts") or {})
-        self.timeout_s = float(self.conf.get("dist_timeout", 300))
+    def __init__(self, ctx: DistContext, opts: AllReduceOptions | None = None, **settings):
+        super().__init__(ctx, opts or AllReduceOptions(), **settings)
+        self.timeout_s = self.dist_timeout
         self.comm = {"seconds": 0.0}
 
     def _find_unused(self, model: torch.nn.Module) -> bool:
-        value = self.opts.get("find_unused_parameters", "auto")
+        value = self.opts.find_unused_parameters
         if value == "auto":
             return len(getattr(model, "languages", []) or []) > 1
-        if not isinstance(value, bool):
-            raise ConfigError(f"training.strategy_opts.find_unused_parameters must be auto, true or false, not {value!r}")
         return value
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -365,8 +376,8 @@ class AllReduce(Strategy):
 
         device = next(model.parameters()).device
         kwargs = {"find_unused_parameters": self._find_unused(model)}
-        if "bucket_cap_mb" in self.opts:
-            kwargs["bucket_cap_mb"] = float(self.opts["bucket_cap_mb"])
+        if self.opts.bucket_cap_mb is not None:
+            kwargs["bucket_cap_mb"] = self.opts.bucket_cap_mb
         if device.type == "cuda":
             kwargs.update(device_ids=[device.index], output_device=device.index)
         try:
@@ -374,7 +385,7 @@ class AllReduce(Strategy):
         except (RuntimeError, dist.DistError) as e:
             raise AsrkitError(f"rank {self.ctx.rank}: DDP set-up failed: another process died or did not answer "
                               f"within training.dist_timeout={self.timeout_s:g}s ({str(e).splitlines()[0]})") from None
-        if self.opts.get("time_comm"):
+        if self.opts.time_comm:
             wrapped.register_comm_hook(self.comm, _timed_allreduce_hook)
         return wrapped
 

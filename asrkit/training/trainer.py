@@ -16,12 +16,12 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from asrkit.data.dataset import AsrDataset, Batch, batch_loader
@@ -29,8 +29,7 @@ from asrkit.data.features_info import feature_settings
 from asrkit.data.sampler import BatchPlan, inference_batches
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.fileio import atomic_write_text, dir_lock
-from asrkit.kaldi.cmvn import training_cmvn
-from asrkit.logutil import command_line, setup_logging, versions
+from asrkit.logutil import check_device, command_line, setup_logging, versions
 from asrkit.models.build import build_model, lrmf_model_from_mtl
 from asrkit.models.ctc import ctc_greedy, edit_distance
 from asrkit.models.heads import LinearHead
@@ -47,15 +46,17 @@ from asrkit.models.pathways import build_pathway_hook
 from asrkit.models.specaugment import SpecAugment
 from asrkit.text.tokenizer import LangDir
 from asrkit.training import checkpoint as ckpt
-from asrkit.training.config import save_config
+from asrkit.training.config import TrainConfig, same_config, save_config
 from asrkit.training.distributed import (
     DistContext,
+    Strategy,
     all_reduce_sums,
     init_distributed,
     is_comm_failure,
     unwrap,
 )
-from asrkit.training.ema import build_ema
+from asrkit.training.ema import ModelEma, build_ema
+from asrkit.training.inputs import build_datasets, vocab_sizes_for
 from asrkit.training.metrics import MetricsLog
 from asrkit.training.objectives import build_objective, objective_loss
 from asrkit.training.schedule import build_scheduler, scaled_lr
@@ -76,11 +77,10 @@ class TrainState:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """`training.device` as a torch device (auto: cuda when there is one)."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("training.device is cuda but no CUDA device is available")
-    return torch.device(name)
+    return torch.device(check_device(name))
 
 
 def seed_everything(seed: int) -> None:
@@ -89,82 +89,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def target_kinds(conf: dict) -> list[str]:
-    """Which targets the objective (and its mix) reads: "text", "ali", "post"."""
-    kinds = {"ctc": ["text"], "rnnt": ["text"], "ce": ["ali"], "kl": ["post"]}[conf["objective"]["type"]]
-    mix = conf["objective"].get("mix")
-    if mix:
-        kinds = kinds + [{"ctc": "text", "ce": "ali"}[mix["type"]]]
-    return list(dict.fromkeys(kinds))
-
-
-def target_tables(conf: dict, valid: bool = False) -> dict[str, str]:
-    """{"ali"|"post": rspecifier} for the objective's table targets (train or validation data)."""
-    obj = conf["objective"]
-    main = obj["valid_targets"] if valid else obj["targets"]
-    tables = {}
-    if obj["type"] in ("ce", "kl") and main:
-        tables["ali" if obj["type"] == "ce" else "post"] = main
-    mix = obj.get("mix") or {}
-    if mix.get("type") == "ce":
-        tables["ali"] = mix.get("valid_targets" if valid else "targets")
-    return tables
-
-
-def build_datasets(conf: dict, train_dirs, valid_dirs, lang_dir) -> tuple[AsrDataset, AsrDataset | None]:
-    """The training and (optional) validation datasets."""
-    kinds = target_kinds(conf)
-    default_lang = lang_dir.languages[0] if lang_dir is not None and len(lang_dir.languages) == 1 else None
-    global_cmvn = training_cmvn(train_dirs)
-    if global_cmvn is not None:
-        log.info("CMVN: global stats of the training dirs (cmvn.ark, %d frames), for validation too",
-                 int(global_cmvn[0, -1]))
-    common = dict(target_kinds=kinds, lang_dir=lang_dir, norm_vars=conf["data"]["norm_vars"],
-                  default_lang=default_lang or ("all" if lang_dir is None else None),
-                  min_frames=conf["data"]["min_frames"], global_cmvn=global_cmvn)
-    train = AsrDataset(train_dirs, targets=target_tables(conf), max_utt_frames=conf["data"]["max_utt_frames"], **common)
-    valid = None
-    if valid_dirs:
-        valid_tables = target_tables(conf, valid=True)
-        if any(k in ("ali", "post") for k in kinds) and set(valid_tables) != {k for k in kinds if k != "text"}:
-            log.warning("no validation targets for objective %s (objective.valid_targets): validation skipped",
-                        conf["objective"]["type"])
-        else:
-            valid = AsrDataset(valid_dirs, targets=valid_tables, **common)
-    return train, valid
-
-
-def vocab_sizes_for(conf: dict, lang_dir, train: AsrDataset) -> dict[str, int]:
-    """Output size per language: from the lang dir's token sets, or for ce/kl without tokens from the targets."""
-    if lang_dir is not None:
-        sizes = lang_dir.vocab_sizes()
-        return {lang: sizes[lang] for lang in sorted(set(train.languages) | set(lang_dir.languages)) if lang in sizes}
-    n = conf["model"]["head"].get("num_classes")
-    if n is None:
-        first = train.utts[0].key
-        if "post" in train.tables:
-            n = int(np.asarray(train.tables["post"][first]).shape[1])
-        else:
-            n = int(max(int(v.max()) for v in train.tables["ali"].values())) + 1
-        log.info("output dimension %d taken from the targets (set model.head.num_classes to fix it)", n)
-    return {lang: int(n) for lang in train.languages}
-
-
-def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, int], device: torch.device):
+def build_training_model(conf: TrainConfig, *, feat_dim: int, vocab_sizes: dict[str, int], device: torch.device):
     """Build the model from config; with `training.init_from`, load every parameter whose name and shape match."""
-    head_conf = {k: v for k, v in conf["model"]["head"].items() if k != "num_classes"}
-    model_conf = dict(conf["model"], head=head_conf)
-    if conf["objective"]["type"] == "rnnt" and not model_conf.get("predictor"):
-        raise ConfigError("objective 'rnnt' needs a transducer: add model.predictor (and model.joiner), "
-                          "e.g. --set 'model.predictor={}'")
-    model = build_model(model_conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes)
-    init = conf["training"]["init_from"]
+    model = build_model(conf.model, feat_dim=feat_dim, vocab_sizes=vocab_sizes)
+    init = conf.training.init_from
     if init:
         src = read_model_file(init)
         if int(src.get("feat_dim", feat_dim)) != feat_dim:
             raise ConfigError(f"{init}: the model takes {src['feat_dim']}-dim features but the training data has "
                               f"{feat_dim}-dim features (make them with the same make-feats options)")
-        weights = _svd_initialised(src, model_conf, init) if conf["training"]["init_lrmf_svd"] else src["state_dict"]
+        weights = _svd_initialised(src, conf.model.head, init) if conf.training.init_lrmf_svd else src["state_dict"]
         own = model.state_dict()
         loaded, skipped = [], []
         for k, v in weights.items():
@@ -183,39 +117,36 @@ def build_training_model(conf: dict, *, feat_dim: int, vocab_sizes: dict[str, in
             mismatch = next((f"; e.g. '{k}' is {tuple(v.shape)} there, {tuple(own[k].shape)} here"
                              for k, v in weights.items() if k in own), "")
             raise ConfigError(f"{init}: no encoder parameter matches this model (different architecture?){mismatch}")
-    if conf["training"]["freeze"] != "none":
-        model.freeze(conf["training"]["freeze"])
+    if conf.training.freeze != "none":
+        model.freeze(conf.training.freeze)
     return model.to(device)
 
 
-def _svd_initialised(src: dict, model_conf: dict, init: str) -> dict[str, torch.Tensor]:
+def _svd_initialised(src: dict, head, init: str) -> dict[str, torch.Tensor]:
     """The weights of the init model file with its mtl head replaced by an lrmf head from an SVD of the
     mtl output layers ("Multi-lingual speech recognition with low-rank multi-task DNNs"), at the
-    configured rank."""
-    head = model_conf["head"]
-    if head.get("type") != "lrmf":
+    configured rank (`head`: the config's head section)."""
+    if head.type != "lrmf":
         raise ConfigError("training.init_lrmf_svd needs model.head.type lrmf")
     mtl, _ = model_from_file(src, init)
-    lrmf = lrmf_model_from_mtl(mtl, int(head["rank"]))
-    log.info("init from %s: lrmf head (rank %d) from an SVD of its mtl output layers", init, int(head["rank"]))
+    lrmf = lrmf_model_from_mtl(mtl, head.rank)
+    log.info("init from %s: lrmf head (rank %d) from an SVD of its mtl output layers", init, head.rank)
     return lrmf.state_dict()
 
 
-def build_optimizer(conf: dict, model: torch.nn.Module, *, world_size: int = 1) -> torch.optim.Optimizer:
-    o = conf["optim"]
-    lr = scaled_lr(float(o["lr"]), o["lr_scaling"], world_size, int(conf["training"]["accum_grad"]))
+def build_optimizer(conf: TrainConfig, model: torch.nn.Module, *, world_size: int = 1) -> torch.optim.Optimizer:
+    o = conf.optim
+    lr = scaled_lr(o.lr, o.lr_scaling, world_size, conf.training.accum_grad)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("every parameter is frozen: nothing to train")
-    if o["name"] == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=tuple(o["betas"]), eps=float(o["eps"]),
-                                 weight_decay=float(o["weight_decay"]))
-    return torch.optim.SGD(params, lr=lr, momentum=float(o["momentum"]), nesterov=bool(o["nesterov"]),
-                           weight_decay=float(o["weight_decay"]))
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
 
 
-def autocast_context(conf: dict, device: torch.device):
-    amp = conf["training"]["amp"]
+def autocast_context(conf: TrainConfig, device: torch.device):
+    amp = conf.training.amp
     if device.type == "cuda" and amp in ("auto", "bf16"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     if amp == "bf16" and device.type == "cpu":
@@ -223,19 +154,19 @@ def autocast_context(conf: dict, device: torch.device):
     return contextlib.nullcontext()
 
 
-def model_meta(conf: dict, model, *, lang_dir, train_dirs, state: TrainState | None = None,
+def model_meta(conf: TrainConfig, model, *, lang_dir, train_dirs, state: TrainState | None = None,
                global_cmvn: np.ndarray | None = None) -> ModelMeta:
     """What a model file records besides the weights, so later stages need only `--model`.
     `global_cmvn`: the training set's global CMVN stats (`AsrDataset.global_cmvn`), which later
     stages then apply to every utterance."""
-    cmvn = CmvnSettings(bool(conf["data"]["norm_vars"]), None if global_cmvn is None else global_cmvn.tolist())
+    cmvn = CmvnSettings(conf.data.norm_vars, None if global_cmvn is None else global_cmvn.tolist())
     train = {"step": state.step, "epoch": state.epoch, "best_valid_loss": state.best_valid_loss} if state else None
-    return ModelMeta.for_model(model, objective=conf["objective"]["type"], cmvn=cmvn,
+    return ModelMeta.for_model(model, objective=conf.objective.type, cmvn=cmvn,
                                features=feature_settings(train_dirs[0]) if train_dirs else None,
                                tokens=TokenSets.from_lang_dir(lang_dir) if lang_dir is not None else None, train=train)
 
 
-def check_mixed_batches(conf: dict, model) -> None:
+def check_mixed_batches(conf: TrainConfig, model) -> None:
     """`data.language_homogeneous: false` (batches that mix languages) works with one output layer
     for every language (a linear head over a joint token set, `asrkit make-lang --joint`, as ESPnet's
     and icefall's multilingual recipes), or with per-language (mtl/lrmf) heads for a plain CTC
@@ -246,15 +177,15 @@ def check_mixed_batches(conf: dict, model) -> None:
     Raises:
         ConfigError: a setup that cannot take mixed batches, naming why.
     """
-    if conf["data"]["language_homogeneous"]:
+    if conf.data.language_homogeneous:
         return
-    obj = conf["objective"]
-    if not isinstance(_plain(model).head, LinearHead) and (obj["type"] != "ctc" or obj.get("mix")):
-        raise ConfigError(f"data.language_homogeneous: false with a '{conf['model']['head']['type']}' head "
+    obj = conf.objective
+    if not isinstance(_plain(model).head, LinearHead) and (obj.type != "ctc" or obj.mix):
+        raise ConfigError(f"data.language_homogeneous: false with a '{conf.model.head.type}' head "
                           f"(one output layer per language) works for objective ctc only, not "
-                          f"'{obj['type']}'{' with a mix' if obj.get('mix') else ''}; use a linear head over a "
+                          f"'{obj.type}'{' with a mix' if obj.mix else ''}; use a linear head over a "
                           "joint token set (asrkit make-lang --joint) or keep batches language-homogeneous")
-    if conf["training"].get("pathways"):
+    if conf.training.pathways:
         raise ConfigError("data.language_homogeneous: false cannot be used with training.pathways "
                           "(each batch runs with one language's mask)")
 
@@ -275,7 +206,7 @@ def compute_loss(model, batch: Batch, objective, subsampling: int | None = None)
     if lang is None:
         if isinstance(_plain(model).head, LinearHead):
             lang = batch.langs[0]  # its one output layer serves every language
-        elif objective is not None and objective.main["type"] == "ctc" and not objective.mix:
+        elif objective is not None and objective.main.type == "ctc" and not objective.mix:
             lang = batch.langs
         else:
             raise AsrkitError("a batch mixes languages; set data.language_homogeneous: true")
@@ -293,13 +224,13 @@ def _num_frames(batch: Batch) -> int:
 
 
 @torch.no_grad()
-def validate(model, dataset: AsrDataset, conf: dict, device: torch.device, ctx=None) -> dict:
+def validate(model, dataset: AsrDataset, conf: TrainConfig, device: torch.device, ctx=None) -> dict:
     """Validation loss (mean per the objective's normaliser) and, for CTC, the token error rate."""
     ctx = ctx or DistContext()
-    objective = build_objective(conf["objective"])
+    objective = build_objective(conf.objective)
     was_training = model.training
     model.eval()
-    batches = inference_batches(dataset.utts, conf["data"]["max_frames"], conf["data"]["max_utts"])
+    batches = inference_batches(dataset.utts, conf.data.max_frames, conf.data.max_utts)
     batches = batches[ctx.rank::ctx.world_size]
     sums = {"loss": 0.0, "count": 0.0, "errors": 0.0, "tokens": 0.0}
     for batch in batch_loader(dataset, batches, num_workers=0):
@@ -315,7 +246,7 @@ def validate(model, dataset: AsrDataset, conf: dict, device: torch.device, ctx=N
         loss, stats = objective_loss(objective, logits.float(), out_lens, batch.targets, batch.keys)
         sums["loss"] += float(loss) * stats["normaliser"]
         sums["count"] += stats["normaliser"]
-        if conf["objective"]["type"] == "ctc" or (conf["objective"].get("mix") or {}).get("type") == "ctc":
+        if "ctc" in (obj.type for obj in (objective.main, objective.mix) if obj is not None):
             tokens, token_lens = batch.targets["text"]
             for hyp, ref, n in zip(ctc_greedy(logits, out_lens), tokens.cpu().tolist(), token_lens.tolist()):
                 sums["errors"] += edit_distance(ref[:n], hyp)
@@ -344,8 +275,31 @@ def _log_param_counts(model) -> None:
     log.info("parameters: %s", parts)
 
 
-def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None, out_dir: str | os.PathLike,
-                 resume: bool = False, overwrite: bool = False, command: str | None = None) -> Path:
+@dataclass
+class Run:
+    """What the epochs of one training run work with, built once by `run_training`."""
+
+    conf: TrainConfig
+    model: torch.nn.Module    # the plain model
+    wrapped: torch.nn.Module  # the model as the strategy runs it (DDP, or the model itself)
+    dataset: AsrDataset
+    plan: BatchPlan
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    strategy: Strategy
+    ctx: DistContext
+    out_dir: Path
+    meta: Callable[[TrainState], ModelMeta]  # the model file's metadata (it records the training state)
+    ema: ModelEma | None = None
+    specaug: SpecAugment | None = None
+    hooks: list = field(default_factory=list)
+    metrics: MetricsLog | None = None
+
+
+def run_training(conf: TrainConfig, *, train_dirs, valid_dirs=(), lang_dir: str | None,
+                 out_dir: str | os.PathLike, resume: bool = False, overwrite: bool = False,
+                 command: str | None = None) -> Path:
     """Train a model as configured; returns the path of `final.pt`.
 
     Every input (lang dir, data dirs, targets, the model, a --resume config) is checked before
@@ -362,11 +316,11 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
                              resume=resume, overwrite=overwrite, command=command)
 
 
-def _run_training(conf: dict, *, train_dirs, valid_dirs, lang_dir: str | None, out_dir: Path, resume: bool,
+def _run_training(conf: TrainConfig, *, train_dirs, valid_dirs, lang_dir: str | None, out_dir: Path, resume: bool,
                   overwrite: bool, command: str | None) -> Path:
-    tconf = conf["training"]
-    device = resolve_device(tconf["device"])
-    ctx = init_distributed(device.type, float(tconf["dist_timeout"]))
+    tconf = conf.training
+    device = resolve_device(tconf.device)
+    ctx = init_distributed(device.type, tconf.dist_timeout)
     if ctx.distributed and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
     # Until the inputs are checked the log is held in memory; it goes to log/train.log once the
@@ -380,23 +334,21 @@ def _run_training(conf: dict, *, train_dirs, valid_dirs, lang_dir: str | None, o
     final = out_dir / "final.pt"
     latest = find_latest_checkpoint(out_dir, ctx.rank, ctx.world_size)
     if not resume and not overwrite:
-        if final.exists() and (out_dir / "config.yaml").exists():
-            if yaml.safe_load((out_dir / "config.yaml").read_text()) == conf:
-                log.info("%s exists with the same config: nothing to do (--overwrite to retrain)", final)
-                return final
+        if final.exists() and (out_dir / "config.yaml").exists() and same_config(out_dir / "config.yaml", conf):
+            log.info("%s exists with the same config: nothing to do (--overwrite to retrain)", final)
+            return final
         if latest is not None or final.exists():
             raise ConfigError(f"{out_dir} holds an earlier run; use --resume to continue it or --overwrite to start over")
     if resume:
-        ckpt.check_resume_config(conf, out_dir / "config.yaml")
+        ckpt.check_resume_config(conf.to_dict(), out_dir / "config.yaml")
         if latest is None:
             log.warning("--resume: no checkpoint in %s; starting from scratch", out_dir / "checkpoints")
 
-    seed_everything(int(tconf["seed"]) + ctx.rank)
+    seed_everything(tconf.seed + ctx.rank)
     lang = LangDir.load(lang_dir) if lang_dir else None
     train_ds, valid_ds = build_datasets(conf, train_dirs, valid_dirs, lang)
-    feat_dim = train_ds.feat_dim()
     vocab_sizes = vocab_sizes_for(conf, lang, train_ds)
-    model = build_training_model(conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes, device=device)
+    model = build_training_model(conf, feat_dim=train_ds.feat_dim(), vocab_sizes=vocab_sizes, device=device)
     check_mixed_batches(conf, model)
     # The inputs are good: now the exp dir is written.
     log_file = out_dir / "log" / ("train.log" if ctx.is_main else f"train.rank{ctx.rank}.log")
@@ -413,113 +365,119 @@ def _run_training(conf: dict, *, train_dirs, valid_dirs, lang_dir: str | None, o
         save_config(conf, out_dir / "config.yaml")
         atomic_write_text(out_dir / "cmd", (command or command_line()) + "\n")
     _log_param_counts(model)
-    dconf = conf["data"]
-    plan = BatchPlan(train_ds.utts, max_frames=dconf["max_frames"], max_utts=dconf["max_utts"],
-                     lang_sampling=dconf["lang_sampling"], lang_alpha=dconf["lang_alpha"],
-                     homogeneous=dconf["language_homogeneous"], shuffle=dconf["shuffle"],
-                     seed=int(tconf["seed"]), rank=ctx.rank, world_size=ctx.world_size)
-    accum = int(tconf["accum_grad"])
-    steps_per_epoch = math.ceil(plan.num_batches(0) / accum)
-    total_steps = int(tconf["epochs"]) * steps_per_epoch
+    dconf = conf.data
+    plan = BatchPlan(train_ds.utts, max_frames=dconf.max_frames, max_utts=dconf.max_utts,
+                     lang_sampling=dconf.lang_sampling, lang_alpha=dconf.lang_alpha,
+                     homogeneous=dconf.language_homogeneous, shuffle=dconf.shuffle,
+                     seed=tconf.seed, rank=ctx.rank, world_size=ctx.world_size)
+    steps_per_epoch = math.ceil(plan.num_batches(0) / tconf.accum_grad)
+    total_steps = tconf.max_steps or tconf.epochs * steps_per_epoch
     log.info("%d training utterances in %d languages (%s); %d batches per epoch per process; %d steps planned",
              len(train_ds.utts), len(train_ds.languages), ", ".join(f"{k} {v:.2f}" for k, v in plan.lang_probs.items()),
              plan.num_batches(0), total_steps)
     optimizer = build_optimizer(conf, model, world_size=ctx.world_size)
-    scheduler = build_scheduler(optimizer, conf["scheduler"], total_steps)
-    ema = build_ema(tconf["ema"], model)
-    strategy = build_strategy(conf, ctx)
-    specaug = SpecAugment(dconf["specaugment"]) if dconf["specaugment"] else None
-    hooks = build_hooks(conf, model)
+    scheduler = build_scheduler(optimizer, conf.scheduler, total_steps)
+    ema = build_ema(tconf.ema, model)
+    run = Run(conf, model, model, train_ds, plan, device, optimizer, scheduler, build_strategy(conf, ctx), ctx,
+              out_dir, meta=lambda state: model_meta(conf, model, lang_dir=lang, train_dirs=train_dirs, state=state,
+                                                     global_cmvn=train_ds.global_cmvn),
+              ema=ema, specaug=SpecAugment(dconf.specaugment) if dconf.specaugment is not None else None,
+              hooks=build_hooks(conf, model))
     state = TrainState()
     if resume and latest is not None:
-        state = _restore(latest, model, optimizer, scheduler, ema, strategy, ctx)
+        state = _restore(latest, run)
         log.info("resumed from %s: step %d, epoch %d, batch %d", latest, state.step, state.epoch, state.batch_in_epoch)
-    wrapped = strategy.wrap(model)
-    meta = lambda: model_meta(conf, model, lang_dir=lang, train_dirs=train_dirs, state=state,  # noqa: E731
-                              global_cmvn=train_ds.global_cmvn)
-    metrics = MetricsLog(out_dir, enabled=ctx.is_main)
-    max_steps = tconf["max_steps"]
-    stop = False
+    run.wrapped = run.strategy.wrap(model)
+    run.metrics = MetricsLog(out_dir, enabled=ctx.is_main)
     try:
-        while state.epoch < int(tconf["epochs"]) and not stop:
-            stop = train_epoch(wrapped, model, plan, train_ds, conf, device, optimizer, scheduler, ema, strategy,
-                               specaug, state, metrics, ctx, hooks=hooks, save=lambda: _save(out_dir, model, optimizer, scheduler,
-                                                                                ema, strategy, state, ctx, meta(),
-                                                                                tconf["keep_last"]))
-            # Local-SGD replicas drift between syncs: at an epoch end, validate and checkpoint one model.
-            # (Not when max_steps stopped mid-epoch: the checkpoint keeps each rank's replica, so a
-            # resumed run goes on exactly as an uninterrupted one.)
-            if not stop and strategy.synchronize(model, state.step) and ema is not None:
-                ema.update(model, state.step)
-            if not stop:
-                state.epoch += 1
-                state.batch_in_epoch = 0
-            results = validate(model, valid_ds, conf, device, ctx) if valid_ds is not None else {}
-            if ema is not None and valid_ds is not None:
-                results["valid_loss_ema"] = validate(ema.averaged.module, valid_ds, conf, device, ctx)["valid_loss"]
-            if results:
-                log.info("epoch %d: %s", state.epoch, ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
-                metrics.write(state.step, {"epoch": state.epoch, **results})
-            state.history.append({"epoch": state.epoch, "step": state.step, **results})
-            if results and results["valid_loss"] < state.best_valid_loss:
-                state.best_valid_loss = results["valid_loss"]
-                if ctx.is_main:
-                    atomic_torch_save(make_model_file(model, meta=meta()), out_dir / "best.pt")
-            _save(out_dir, model, optimizer, scheduler, ema, strategy, state, ctx, meta(), tconf["keep_last"])
-            if max_steps and state.step >= max_steps:
-                break
-        strategy.synchronize(model, state.step, final=True)
+        _train_epochs(run, state, valid_ds)
     except RuntimeError as e:
-        _raise_if_comm_failure(e, ctx, tconf)
+        _raise_if_comm_failure(e, ctx, tconf.dist_timeout)
         raise
     finally:
-        metrics.close()
+        run.metrics.close()
     if ctx.is_main:
-        atomic_torch_save(make_model_file(unwrap(model), meta=meta()), final)
-        if ema is not None:
-            atomic_torch_save(make_model_file(model, meta=meta(), state_dict=ema.model_state_dict()), out_dir / "ema.pt")
-        log.info("wrote %s%s", final, " and ema.pt" if ema is not None else "")
+        atomic_torch_save(make_model_file(unwrap(model), meta=run.meta(state)), final)
+        if run.ema is not None:
+            atomic_torch_save(make_model_file(model, meta=run.meta(state), state_dict=run.ema.model_state_dict()),
+                              out_dir / "ema.pt")
+        log.info("wrote %s%s", final, " and ema.pt" if run.ema is not None else "")
     if ctx.distributed:
         torch.distributed.barrier()
     return final
 
 
-def _raise_if_comm_failure(e: RuntimeError, ctx, tconf: dict) -> None:
+def run_finished(tconf, state: TrainState) -> bool:
+    """Whether the run is done: `max_steps` optimizer steps when set (however many epochs that
+    takes), else `epochs` passes over the data. `tconf`: the config's `training` section."""
+    if tconf.max_steps:
+        return state.step >= tconf.max_steps
+    return state.epoch >= tconf.epochs
+
+
+def _train_epochs(run: Run, state: TrainState, valid_ds: AsrDataset | None) -> None:
+    """Epochs until `run_finished`: each trained, validated and checkpointed; then the last synchronisation."""
+    model, strategy, ema, ctx = run.model, run.strategy, run.ema, run.ctx
+    while not run_finished(run.conf.training, state):
+        stopped = train_epoch(run, state)
+        # Local-SGD replicas drift between syncs: at an epoch end, validate and checkpoint one model.
+        # (Not when max_steps stopped mid-epoch: the checkpoint keeps each rank's replica, so a
+        # resumed run goes on exactly as an uninterrupted one.)
+        if not stopped:
+            if strategy.synchronize(model, state.step) and ema is not None:
+                ema.update(model, state.step)
+            state.epoch += 1
+            state.batch_in_epoch = 0
+        results = validate(model, valid_ds, run.conf, run.device, ctx) if valid_ds is not None else {}
+        if ema is not None and valid_ds is not None:
+            results["valid_loss_ema"] = validate(ema.averaged.module, valid_ds, run.conf, run.device, ctx)["valid_loss"]
+        if results:
+            log.info("epoch %d: %s", state.epoch, ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+            run.metrics.write(state.step, {"epoch": state.epoch, **results})
+        state.history.append({"epoch": state.epoch, "step": state.step, **results})
+        if results and results["valid_loss"] < state.best_valid_loss:
+            state.best_valid_loss = results["valid_loss"]
+            if ctx.is_main:
+                atomic_torch_save(make_model_file(model, meta=run.meta(state)), run.out_dir / "best.pt")
+        save_checkpoint(run, state)
+    strategy.synchronize(model, state.step, final=True)
+
+
+def _raise_if_comm_failure(e: RuntimeError, ctx, timeout_s: float) -> None:
     """Turn a collective that failed because another rank died or timed out into one clear AsrkitError."""
     if ctx.distributed and is_comm_failure(e):
         raise AsrkitError(f"rank {ctx.rank}: communication with the other training processes failed: another "
-                          f"process died or did not answer within training.dist_timeout={tconf['dist_timeout']}s "
+                          f"process died or did not answer within training.dist_timeout={timeout_s:g}s "
                           f"({str(e).splitlines()[0]})") from None
 
 
-def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict, device, optimizer, scheduler, ema,
-                strategy, specaug, state: TrainState, metrics: MetricsLog, ctx, save, hooks=()) -> bool:
+def train_epoch(run: Run, state: TrainState) -> bool:
     """Train from the state's position to the end of the epoch; returns True if max_steps stopped it.
 
-    `hooks` are objects with any of `before_forward(model, batch)`, `after_backward(model, batch)`,
+    `run.hooks` are objects with any of `before_forward(model, batch)`, `after_backward(model, batch)`,
     `before_step(model, optimizer, batch)` and `after_step(model, optimizer, batch)` (e.g. the
     language pathway masks of asrkit.models.pathways); each is called when present.
     """
-    tconf = conf["training"]
-    accum = int(tconf["accum_grad"])
-    objective = build_objective(conf["objective"])
-    batches = plan.epoch_batches(state.epoch)
+    tconf, model, wrapped, strategy, optimizer = run.conf.training, run.model, run.wrapped, run.strategy, run.optimizer
+    accum = tconf.accum_grad
+    objective = build_objective(run.conf.objective)
+    batches = run.plan.epoch_batches(state.epoch)
     start = state.batch_in_epoch
-    loader = batch_loader(dataset, batches[start:], num_workers=int(conf["data"]["num_workers"]))
-    progress = _progress(len(batches), start, ctx, tconf["progress"], desc=f"epoch {state.epoch + 1}")
+    loader = batch_loader(run.dataset, batches[start:], num_workers=run.conf.data.num_workers)
+    progress = _progress(len(batches), start, run.ctx, tconf.progress, desc=f"epoch {state.epoch + 1}")
     window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter(), "comm": strategy.comm_seconds()}
     wrapped.train()
     for i, batch in enumerate(loader, start=start):
-        batch = batch.to(device)
-        if specaug is not None:
-            batch.feats = specaug(batch.feats, batch.feat_lens)
+        batch = batch.to(run.device)
+        if run.specaug is not None:
+            batch.feats = run.specaug(batch.feats, batch.feat_lens)
         last_of_step = (i + 1) % accum == 0 or i + 1 == len(batches)
-        _call(hooks, "before_forward", model, batch)
+        _call(run.hooks, "before_forward", model, batch)
         with (contextlib.nullcontext() if last_of_step else strategy.no_sync(wrapped)):
-            with autocast_context(conf, device):
+            with autocast_context(run.conf, run.device):
                 loss, stats = compute_loss(wrapped, batch, objective, model.frame_subsampling)
             (loss / accum).backward()
-        _call(hooks, "after_backward", model, batch)
+        _call(run.hooks, "after_backward", model, batch)
         window["loss"] += float(loss.detach()) * stats["normaliser"]
         window["count"] += stats["normaliser"]
         window["frames"] += _num_frames(batch)
@@ -530,37 +488,37 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
                                  refresh=False)
         if not last_of_step:
             continue
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tconf["grad_clip"]) or math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tconf.grad_clip or math.inf)
         if torch.isfinite(grad_norm):
-            _call(hooks, "before_step", model, optimizer, batch)
+            _call(run.hooks, "before_step", model, optimizer, batch)
             optimizer.step()
-            _call(hooks, "after_step", model, optimizer, batch)
+            _call(run.hooks, "after_step", model, optimizer, batch)
         else:
             log.warning("step %d: gradient norm is %s; update skipped (utterances %s ...)", state.step + 1,
                         float(grad_norm), ", ".join(batch.keys[:3]))
         optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
+        run.scheduler.step()
         state.step += 1
         state.batch_in_epoch = i + 1
         synced = strategy.after_step(model, optimizer, state.step)
-        if ema is not None and synced:
-            ema.update(model, state.step)
-        if state.step % int(tconf["log_interval"]) == 0 or state.batch_in_epoch == len(batches):
+        if run.ema is not None and synced:
+            run.ema.update(model, state.step)
+        if state.step % tconf.log_interval == 0 or state.batch_in_epoch == len(batches):
             elapsed = max(time.perf_counter() - window["time"], 1e-9)
             values = {"epoch": state.epoch, "loss": window["loss"] / max(window["count"], 1e-9),
-                      "lr": scheduler.get_last_lr()[0], "frames_per_s": window["frames"] / elapsed,
+                      "lr": run.scheduler.get_last_lr()[0], "frames_per_s": window["frames"] / elapsed,
                       "grad_norm": float(grad_norm)}
             if strategy.comm_seconds():
                 values["comm_s"] = strategy.comm_seconds()
                 values["comm_share"] = (values["comm_s"] - window["comm"]) / elapsed
             log.info("epoch %d step %d: loss %.4f, lr %.3g, %.0f frames/s", state.epoch + 1, state.step,
                      values["loss"], values["lr"], values["frames_per_s"])
-            metrics.write(state.step, values)
+            run.metrics.write(state.step, values)
             window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter(),
                       "comm": strategy.comm_seconds()}
-        if tconf["save_interval"] and state.step % int(tconf["save_interval"]) == 0:
-            save()
-        if tconf["max_steps"] and state.step >= int(tconf["max_steps"]):
+        if tconf.save_interval and state.step % tconf.save_interval == 0:
+            save_checkpoint(run, state)
+        if tconf.max_steps and state.step >= tconf.max_steps:
             if progress is not None:
                 progress.close()
             return True
@@ -576,11 +534,11 @@ def _call(hooks, name: str, *args) -> None:
             fn(*args)
 
 
-def build_hooks(conf: dict, model) -> list:
+def build_hooks(conf: TrainConfig, model) -> list:
     """Training hooks the config asks for (language pathway masks: `training.pathways`)."""
-    if not conf["training"].get("pathways"):
+    if not conf.training.pathways:
         return []
-    return [build_pathway_hook(conf["training"]["pathways"], model)]
+    return [build_pathway_hook(conf.training.pathways, model)]
 
 
 def _progress(total: int, start: int, ctx, mode: str, desc: str):
@@ -589,31 +547,30 @@ def _progress(total: int, start: int, ctx, mode: str, desc: str):
     return tqdm(total=total, initial=start, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 
-def _save(out_dir: Path, model, optimizer, scheduler, ema, strategy, state: TrainState, ctx, meta: dict,
-          keep_last: int = 3) -> None:
-    """Write a checkpoint (every rank its own file when distributed) and keep the newest N."""
-    name = ckpt.checkpoint_name(state.step, ctx.rank)
-    payload = {"model": make_model_file(model, meta=meta), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-               "strategy": strategy.state_dict(), "state": asdict(state), "rng": ckpt.rng_state(),
-               "world_size": ctx.world_size}
-    atomic_torch_save(payload, out_dir / "checkpoints" / name)
-    if ctx.distributed:  # every rank has written this step before rank 0 removes older ones
+def save_checkpoint(run: Run, state: TrainState) -> None:
+    """Write a checkpoint (every rank its own file when distributed) and keep the newest `keep_last`."""
+    name = ckpt.checkpoint_name(state.step, run.ctx.rank)
+    payload = {"model": make_model_file(run.model, meta=run.meta(state)), "optimizer": run.optimizer.state_dict(),
+               "scheduler": run.scheduler.state_dict(), "ema": run.ema.state_dict() if run.ema is not None else None,
+               "strategy": run.strategy.state_dict(), "state": asdict(state), "rng": ckpt.rng_state(),
+               "world_size": run.ctx.world_size}
+    atomic_torch_save(payload, run.out_dir / "checkpoints" / name)
+    if run.ctx.distributed:  # every rank has written this step before rank 0 removes older ones
         torch.distributed.barrier()
-    if ctx.is_main:
-        ckpt.prune_checkpoints(out_dir / "checkpoints", max(1, int(keep_last)))
+    if run.ctx.is_main:
+        ckpt.prune_checkpoints(run.out_dir / "checkpoints", max(1, run.conf.training.keep_last))
 
 
-def _restore(path: Path, model, optimizer, scheduler, ema, strategy, ctx) -> TrainState:
+def _restore(path: Path, run: Run) -> TrainState:
     payload = ckpt.load_checkpoint(path)
-    if payload.get("world_size", 1) != ctx.world_size:
+    if payload.get("world_size", 1) != run.ctx.world_size:
         raise ConfigError(f"{path}: written by {payload.get('world_size', 1)} processes; resume with the same number "
-                          f"(now {ctx.world_size})")
-    model.load_state_dict(payload["model"]["state_dict"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    if ema is not None and payload.get("ema") is not None:
-        ema.load_state_dict(payload["ema"])
-    strategy.load_state_dict(payload.get("strategy") or {})
+                          f"(now {run.ctx.world_size})")
+    run.model.load_state_dict(payload["model"]["state_dict"])
+    run.optimizer.load_state_dict(payload["optimizer"])
+    run.scheduler.load_state_dict(payload["scheduler"])
+    if run.ema is not None and payload.get("ema") is not None:
+        run.ema.load_state_dict(payload["ema"])
+    run.strategy.load_state_dict(payload.get("strategy") or {})
     ckpt.set_rng_state(payload["rng"])
     return TrainState(**payload["state"])

@@ -77,9 +77,6 @@ for l in "${lang_list[@]}"; do
   [ "$h" = all ] || [[ "$h" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--hours: '$h' for $l is not all or a number of hours"
 done
 
-if [ "$device" = auto ]; then
-  device=$("$(dirname "$(command -v asrkit)")/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
-fi
 if stage_on 0; then
   log "stage 0: Common Voice data dirs for ${lang_list[*]}"
   [ -n "$cv_root" ] || die "stage 0 needs --cv-root DIR (a Common Voice release folder holding <locale>/)"

@@ -83,9 +83,6 @@ for l in "${lang_list[@]}"; do
   case "$(hours_of "$l" "${isos[-1]}")" in 1|9|10|all) ;; *) die "--hours: '$(hours_of "$l" "${isos[-1]}")' for $l is not 1, 9, 10 or all" ;; esac
 done
 
-if [ "$device" = auto ]; then
-  device=$("$(dirname "$(command -v asrkit)")/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
-fi
 if stage_on 0; then
   log "stage 0: MLS data dirs for ${lang_list[*]}"
   [ -n "$mls_root" ] || die "stage 0 needs --mls-root DIR (the folder holding mls_<language>/)"

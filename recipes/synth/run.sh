@@ -13,7 +13,9 @@
 #   8  distillation: BLSTM teacher -> posteriors -> DNN student, vs the same DNN on hard targets
 #   9  decode and score every model      10  results table
 # --size demo finishes on a 2-core CPU in about 25 minutes; small and full are meant for one GPU;
-# tiny runs every stage in a few minutes for the tests (its numbers mean nothing).
+# tiny runs every stage in a few minutes for the tests (its numbers mean nothing). What each size
+# changes in the models (sizes, epochs, LRMF rank, EMA decay) is in conf/size_<size>/*.yaml, laid
+# over the stage's config with a second --config.
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -31,34 +33,18 @@ help_message="Usage: $0 [--size tiny|demo|small|full] [--stage N] [--stop-stage 
 . ./utils/parse_options.sh
 
 case "$size" in
-  tiny)  # for tests/recipes: every stage in a few minutes, numbers meaningless
-         corpus_opts="--utts-per-lang 20"; low_hours=0.005; transfer_hours=0.005; token_type=char
-         model_opts=(--set model.encoder.d_model=32 --set model.encoder.num_layers=1 --set model.encoder.ffn_dim=64
-                     --set model.encoder.num_heads=2)
-         epochs=1; small_epochs=1; lrmf_rank=8; ema_decay=0.5
-         distill_opts=(--set model.encoder.hidden_dim=16 --set model.encoder.num_layers=1)
-         student_opts=(--set "model.encoder.hidden_dims=[32]") ;;
-  demo)  corpus_opts="--utts-per-lang 160"; low_hours=0.03; transfer_hours=0.05; token_type=char
-         model_opts=(--set model.encoder.d_model=96 --set model.encoder.num_layers=2 --set model.encoder.ffn_dim=256
-                     --set model.encoder.num_heads=4 --set data.max_frames=6000 --set optim.lr=3e-3
-                     --set scheduler.warmup_steps=100)
-         epochs=20; small_epochs=20; lrmf_rank=28; ema_decay=0.9
-         distill_opts=(--set model.encoder.hidden_dim=160 --set model.encoder.num_layers=2 --set data.max_frames=6000)
-         student_opts=(--set "model.encoder.hidden_dims=[128, 128]" --set data.max_frames=6000) ;;
-  small) corpus_opts="--hours-per-lang 1.3"; low_hours=0.1; transfer_hours=1; token_type=bpe
-         model_opts=(); epochs=30; small_epochs=20; distill_opts=(); student_opts=(); lrmf_rank=64; ema_decay=0.999 ;;
-  full)  corpus_opts="--hours-per-lang 5"; low_hours=1; transfer_hours=1; token_type=bpe
-         model_opts=(--set model.encoder.d_model=256 --set model.encoder.num_layers=12 --set model.encoder.ffn_dim=1024)
-         epochs=50; small_epochs=30; distill_opts=(); student_opts=(); lrmf_rank=64; ema_decay=0.999 ;;
+  tiny)  corpus_opts="--utts-per-lang 20"; low_hours=0.005; transfer_hours=0.005; token_type=char ;;
+  demo)  corpus_opts="--utts-per-lang 160"; low_hours=0.03; transfer_hours=0.05; token_type=char ;;
+  small) corpus_opts="--hours-per-lang 1.3"; low_hours=0.1; transfer_hours=1; token_type=bpe ;;
+  full)  corpus_opts="--hours-per-lang 5"; low_hours=1; transfer_hours=1; token_type=bpe ;;
   *) echo "$0: --size must be tiny, demo, small or full" >&2; exit 1 ;;
 esac
+# The model sizes, epochs and the like of each --size: YAML laid over the stage's config.
+preset=conf/size_$size
 if [ "$token_type" = char ]; then token_opts=(--type char); lang=data/lang_char
 else token_opts=(--type bpe --vocab-size 150); lang=data/lang_bpe150; fi
-if [ "$device" = auto ]; then
-  device=$("$(dirname "$(command -v asrkit)")/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
-fi
+[ "$device" = cuda ] && job_nj=1 || job_nj=$nj  # --device auto: asrkit decodes on a GPU in one job itself
 IFS=, read -r -a lang_list <<< "$langs"
-common=(--set "training.device=$device" --set "training.epochs=$epochs")
 test_sets="test"
 
 log() { echo "$(date '+%F %T') run.sh: $*" >&2; }
@@ -99,38 +85,36 @@ fi
 train() {  # train NAME CONFIG [extra asrkit train options...]
   local name=$1 config=$2; shift 2
   log "training exp/$name"
-  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" "${common[@]}" "$@"
+  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" --set "training.device=$device" "$@"
 }
 
 if stage_on 3; then
-  train mtl_conformer conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev \
-    --lang "$lang" "${model_opts[@]}"
+  train mtl_conformer conf/mtl_conformer.yaml --config "$preset/conformer.yaml" --train-data data/train \
+    --valid-data data/dev --lang "$lang"
 fi
 
 if stage_on 4; then
-  # The rank gives about the paper's 44% fewer output-layer parameters than MTL for this size's
-  # vocabulary and encoder width (the training log prints the exact reduction).
-  train lrmf_conformer conf/lrmf_conformer.yaml --train-data data/train --valid-data data/dev \
-    --lang "$lang" "${model_opts[@]}" --set "model.head.rank=$lrmf_rank"
+  # The rank ($preset/lrmf.yaml) gives about the paper's 44% fewer output-layer parameters than MTL
+  # for this size's vocabulary and encoder width (the training log prints the exact reduction).
+  train lrmf_conformer conf/lrmf_conformer.yaml --config "$preset/conformer.yaml" --config "$preset/lrmf.yaml" \
+    --train-data data/train --valid-data data/dev --lang "$lang"
 fi
 
 if stage_on 5; then
   # The same small-data task twice: from the MTL encoder, and from scratch.
-  train "transfer_${transfer_lang}" conf/transfer.yaml --train-data "data/train_$transfer_lang" \
-    --valid-data "data/dev_$transfer_lang" --lang "${lang}_$transfer_lang" "${model_opts[@]}" \
-    --init-from exp/mtl_conformer/final.pt --set "training.epochs=$small_epochs"
-  train "scratch_${transfer_lang}" conf/transfer.yaml --train-data "data/train_$transfer_lang" \
-    --valid-data "data/dev_$transfer_lang" --lang "${lang}_$transfer_lang" "${model_opts[@]}" \
-    --set "training.epochs=$small_epochs"
+  transfer_confs=(--config "$preset/conformer.yaml" --config "$preset/transfer.yaml")
+  train "transfer_${transfer_lang}" conf/transfer.yaml "${transfer_confs[@]}" --train-data "data/train_$transfer_lang" \
+    --valid-data "data/dev_$transfer_lang" --lang "${lang}_$transfer_lang" --init-from exp/mtl_conformer/final.pt
+  train "scratch_${transfer_lang}" conf/transfer.yaml "${transfer_confs[@]}" --train-data "data/train_$transfer_lang" \
+    --valid-data "data/dev_$transfer_lang" --lang "${lang}_$transfer_lang"
 fi
 
 if stage_on 6; then
-  procs=2
+  procs=2  # CPU processes, unless --device cuda asks for GPUs
   [ "$device" = cuda ] && gpu_opt=(--ngpu "$procs") || gpu_opt=(--nproc "$procs")
-  train mtl_conformer_dist conf/mtl_conformer.yaml --train-data data/train --valid-data data/dev \
-    --lang "$lang" "${model_opts[@]}" "${gpu_opt[@]}" \
-    --set training.strategy=model-averaging --set training.sync_interval=4 \
-    --set "training.ema={decay: $ema_decay, start_step: 20}"
+  train mtl_conformer_dist conf/mtl_conformer.yaml --config "$preset/conformer.yaml" \
+    --config conf/model_averaging.yaml --config "$preset/model_averaging.yaml" --train-data data/train \
+    --valid-data data/dev --lang "$lang" "${gpu_opt[@]}"
 fi
 
 if stage_on 7; then
@@ -140,20 +124,21 @@ fi
 
 if stage_on 8; then
   log "stage 8: distillation"
-  train teacher_blstm conf/teacher_lstm.yaml --train-data data/train --valid-data data/dev --lang "$lang" \
-    "${distill_opts[@]}"
+  train teacher_blstm conf/teacher_lstm.yaml --config "$preset/teacher.yaml" --train-data data/train \
+    --valid-data data/dev --lang "$lang"
   for d in train dev; do
     asrkit dump-posteriors --model exp/teacher_blstm/final.pt --data "data/$d" --out-dir "exp/teacher_blstm/post_$d" \
       --frame-rate-of conf/student_dnn.yaml --nj "$nj" --device "$device"
   done
-  train student_dnn conf/student_dnn.yaml --train-data data/train --valid-data data/dev --lang "$lang" \
-    --set objective.targets=exp/teacher_blstm/post_train/post.scp \
-    --set objective.valid_targets=exp/teacher_blstm/post_dev/post.scp "${student_opts[@]}"
-  train hard_dnn conf/hard_dnn.yaml --train-data data/train --valid-data data/dev --lang "$lang" "${student_opts[@]}"
+  train student_dnn conf/student_dnn.yaml --config "$preset/student.yaml" --train-data data/train \
+    --valid-data data/dev --lang "$lang" --set objective.targets=exp/teacher_blstm/post_train/post.scp \
+    --set objective.valid_targets=exp/teacher_blstm/post_dev/post.scp
+  train hard_dnn conf/hard_dnn.yaml --config "$preset/student.yaml" --train-data data/train --valid-data data/dev \
+    --lang "$lang"
 fi
 
 decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR
-  $decode_cmd asrkit decode --model "$1" --data "$2" --out-dir "$3" --search greedy --nj "$nj" --device "$device"
+  $decode_cmd asrkit decode --model "$1" --data "$2" --out-dir "$3" --search greedy --nj "$job_nj" --device "$device"
   asrkit score --cer --data "$2" --decode-dir "$3"  # characters too: word error is harsh on a small demo
 }
 

@@ -75,9 +75,6 @@ abspath() { case "$1" in ""|/*) echo "$1" ;; *) echo "$caller_dir/$1" ;; esac; }
 wsj0=$(abspath "$wsj0"); wsj1=$(abspath "$wsj1"); ali_dir=$(abspath "$ali_dir")
 graph_dir=$(abspath "$graph_dir"); kaldi_egs=$(abspath "$kaldi_egs")
 
-if [ "$device" = auto ]; then
-  device=$("$(dirname "$(command -v asrkit)")/python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
-fi
 # On a GPU one decoding/posterior job uses it whole; on CPU, --nj processes share the cores.
 [ "$device" = cuda ] && job_nj=1 || job_nj=$nj
 train_set=train_si284

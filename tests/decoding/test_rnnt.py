@@ -119,6 +119,7 @@ def test_backend_dispatch_and_description(model, batch):
     assert "full-utterance only" in backend.describe(blstm)[0]
 
 
+@pytest.mark.slow  # trains a transducer, then two `asrkit decode` processes
 def test_asrkit_decode_of_a_pathway_transducer_streaming_and_full(tmp_path):
     from asrkit.decoding.decoder import decode_data_dir
     from asrkit.kaldi.textio import read_table

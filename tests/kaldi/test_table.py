@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 from asrkit.errors import AsrkitError, FormatError
-from asrkit.kaldi.table import (
-    ArkScpWriter,
-    iter_table,
-    load_table_scp,
-    merge_scp,
-    read_int_vectors_text,
-    write_int_vectors_gz,
-)
+from asrkit.kaldi.table import iter_table, load_table_scp, read_int_vectors_text
+from asrkit.kaldi.writer import ArkScpWriter, merge_scp, write_int_vectors_gz
 
 UTTS = ["spkA-en-001", "spkA-en-002", "spkB-de-001", "spkB-de-002", "spkC-fr-001", "spkC-fr-002"]
 NUM_FRAMES = [318, 261, 202, 242, 211, 114]  # the fixture's utt2num_frames (feat-to-len)
@@ -174,7 +168,7 @@ def test_compressed_writer_is_kaldis_byte_for_byte(kaldi_fixtures, tmp_path, fba
 def test_compressed_column_headers_stay_increasing_for_few_or_constant_rows(rows):
     """Kaldi's pathological cases: fewer than 5 rows, and a constant matrix (range 1 + |min|)."""
     from asrkit.kaldi.compressed import SPEECH_FEATURE, compress_matrix
-    from asrkit.kaldi.table import _decompress
+    from asrkit.kaldi.objects import _decompress
 
     for mat in (np.full((rows, 3), -2.5, dtype=np.float32),
                 np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)):

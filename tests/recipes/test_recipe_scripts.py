@@ -442,6 +442,8 @@ def test_recipe_layout(recipe):
     cmd = (recipe / "cmd.sh").read_text()
     assert re.search(r"^export train_cmd=", cmd, re.M) and re.search(r"^export decode_cmd=", cmd, re.M)
     assert re.search(r"^# export train_cmd=\"srun ", cmd, re.M), "cmd.sh: no commented Slurm alternative"
+    # One path.sh for every recipe (utils/path.sh), linked as Kaldi recipes expect it: ./path.sh.
+    assert (recipe / "path.sh").is_symlink() and os.readlink(recipe / "path.sh") == "../utils/path.sh"
     assert "LC_ALL=C" in (recipe / "path.sh").read_text()
     assert (recipe / "RESULTS.md").is_file()
     run = (recipe / "run.sh").read_text()
@@ -478,11 +480,75 @@ def test_training_config_loads_and_builds(config):
     overrides = []
     if re.search(r"^objective:\s*(\{\s*type:\s*(ce|kl)|\n\s+type:\s*(ce|kl))", text, re.M):
         overrides = ["objective.targets=targets.scp", "objective.valid_targets=valid.scp"]
+    if re.search(r"^\s+mix:\s*\{\s*type:\s*ce", text, re.M):  # and a frame CE mix, its alignment
+        overrides += ["objective.mix.targets=ali.scp", "objective.mix.valid_targets=ali.scp"]
     conf = load_config(config, overrides)
     feat_dim = load_feature_options("fbank", config.parent / "fbank.conf").num_mel_bins
-    head = {k: v for k, v in conf["model"]["head"].items() if k != "num_classes"}
-    model = build_model(dict(conf["model"], head=head), feat_dim=feat_dim, vocab_sizes={"aa": 40, "bb": 40})
+    model = build_model(conf.model, feat_dim=feat_dim, vocab_sizes={"aa": 40, "bb": 40})
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+SYNTH_CONF = RECIPES / "synth" / "conf"
+SIZES = ("tiny", "demo", "small", "full")
+# The --config layers of each `asrkit train` of recipes/synth (run.sh and local/pathways.sh); the
+# size preset files are laid over the stage's config.
+SYNTH_RUNS = {
+    "mtl_conformer": ("mtl_conformer.yaml", "{size}/conformer.yaml"),
+    "lrmf_conformer": ("lrmf_conformer.yaml", "{size}/conformer.yaml", "{size}/lrmf.yaml"),
+    "transfer": ("transfer.yaml", "{size}/conformer.yaml", "{size}/transfer.yaml"),
+    "mtl_conformer_dist": ("mtl_conformer.yaml", "{size}/conformer.yaml", "model_averaging.yaml",
+                           "{size}/model_averaging.yaml"),
+    "teacher_blstm": ("teacher_lstm.yaml", "{size}/teacher.yaml"),
+    "student_dnn": ("student_dnn.yaml", "{size}/student.yaml"),
+    "hard_dnn": ("hard_dnn.yaml", "{size}/student.yaml"),
+    "rnnt_dense": ("rnnt_emformer.yaml", "{size}/rnnt.yaml"),
+}
+
+
+def test_synth_size_presets_are_the_files_the_recipe_uses():
+    scripts = (RECIPES / "synth" / "run.sh").read_text() + (RECIPES / "synth" / "local" / "pathways.sh").read_text()
+    used = {name for name in re.findall(r"size_\$size/(\w+\.yaml)|\$preset/(\w+\.yaml)", scripts) for name in name if name}
+    for size in SIZES:
+        assert {p.name for p in (SYNTH_CONF / f"size_{size}").glob("*.yaml")} == used, size
+    assert used == {layer.split("/")[1] for layers in SYNTH_RUNS.values() for layer in layers if "/" in layer}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_synth_size_presets_load(size):
+    from asrkit.training.config import load_config
+
+    for name, layers in SYNTH_RUNS.items():
+        paths = [SYNTH_CONF / layer.format(size=f"size_{size}") for layer in layers]
+        assert all(p.read_text().startswith("#") for p in paths), name
+        overrides = ["objective.targets=post.scp"] if name == "student_dnn" else []
+        conf = load_config(paths, overrides)
+        assert conf.training.epochs >= 1, name
+
+
+def test_synth_demo_preset_values():
+    """The demo's values in RESULTS.md: they moved from run.sh's --set arrays into conf/size_demo."""
+    from asrkit.training.config import load_config
+
+    def conf(name):
+        return load_config([SYNTH_CONF / layer.format(size="size_demo") for layer in SYNTH_RUNS[name]],
+                           ["objective.targets=post.scp"] if name == "student_dnn" else [])
+
+    mtl = conf("mtl_conformer")
+    enc = mtl.model.encoder
+    assert (enc.d_model, enc.num_layers, enc.ffn_dim, enc.num_heads) == (96, 2, 256, 4)
+    assert (mtl.data.max_frames, mtl.optim.lr, mtl.scheduler.warmup_steps, mtl.training.epochs) == (6000, 3e-3, 100, 20)
+    assert conf("lrmf_conformer").model.head.rank == 28
+    transfer = conf("transfer")
+    assert (transfer.optim.lr, transfer.scheduler.warmup_steps, transfer.training.epochs) == (3e-3, 100, 20)
+    dist = conf("mtl_conformer_dist").training
+    assert (dist.strategy, dist.sync_interval, dist.ema.decay, dist.ema.start_step) == ("model-averaging", 4, 0.9, 20)
+    teacher = conf("teacher_blstm")
+    assert (teacher.model.encoder.hidden_dim, teacher.model.encoder.num_layers, teacher.data.max_frames) == (160, 2, 6000)
+    for name in ("student_dnn", "hard_dnn"):
+        assert conf(name).model.encoder.hidden_dims == [128, 128] and conf(name).training.epochs == 20
+    rnnt = conf("rnnt_dense")
+    assert (rnnt.model.encoder.d_model, rnnt.model.predictor.hidden_dim, rnnt.model.joiner.dim) == (96, 128, 128)
+    assert (rnnt.data.max_frames, rnnt.optim.lr, rnnt.training.epochs) == (4000, 3e-3, 40)
 
 
 # --------------------------------------------------------------------------------------------------

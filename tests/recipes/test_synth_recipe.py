@@ -13,6 +13,9 @@ import pytest
 
 from tests.conftest import REPO
 
+# The whole recipe at --size tiny: about 11 minutes of a loaded 2-core machine (make test runs it).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_recipe(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from asrkit.training.distributed import DistContext
-from asrkit.training.strategies import Bmuf
+from asrkit.training.strategies import Bmuf, BmufOptions
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def _blocks(ctx, opts: dict, n: int = 3):
     model = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         model.weight.zero_()
-    strategy = Bmuf(ctx, {"sync_interval": 1, "strategy_opts": {"block_momentum": 0.5, "block_lr": 1.0, **opts}})
+    strategy = Bmuf(ctx, BmufOptions(**{"block_momentum": 0.5, "block_lr": 1.0, **opts}), sync_interval=1)
     strategy.wrap(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model.weight.grad = torch.ones_like(model.weight)
@@ -65,7 +65,7 @@ def test_block_momentum_zero_is_model_averaging_and_momentum_can_be_kept(one_pro
 
 def test_adam_first_moment_is_reset_second_kept(one_process_group):
     model = torch.nn.Linear(2, 1)
-    strategy = Bmuf(one_process_group, {"sync_interval": 2, "strategy_opts": {}})
+    strategy = Bmuf(one_process_group, sync_interval=2)
     strategy.wrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=0.01)
     for step in (1, 2):

@@ -16,6 +16,9 @@ from asrkit.text.tokenizer import make_lang_dir
 from asrkit.training.config import load_config
 from asrkit.training.trainer import run_training
 
+# A corpus, features and two Conformers trained until they learn: minutes (make test runs it).
+pytestmark = pytest.mark.slow
+
 LANGS = ("en", "de", "fr", "es")
 TINY_CONFORMER = ["model.encoder={type: conformer, d_model: 48, num_layers: 1, num_heads: 2, ffn_dim: 96, "
                   "depthwise_conv_kernel_size: 7}", "data.max_frames=8000", "optim.lr=3e-3",

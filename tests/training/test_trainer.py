@@ -65,8 +65,9 @@ def _weights(path):
 
 
 def test_resume_mid_epoch_is_bit_identical(tmp_path, toy_data):
+    # One schedule for all three runs (by default max_steps would also set its length).
     extra = ["data.specaugment={num_freq_masks: 1, freq_mask_width: 3, num_time_masks: 1, time_mask_width: 5}",
-             "model.encoder={type: dnn, hidden_dims: [48, 48], context: 2, dropout: 0.2}"]
+             "model.encoder={type: dnn, hidden_dims: [48, 48], context: 2, dropout: 0.2}", "scheduler.total_steps=16"]
     straight, _ = _train(tmp_path, toy_data, "straight", [*extra, "training.max_steps=10"], epochs=4)
     part, _ = _train(tmp_path, toy_data, "part", [*extra, "training.max_steps=5"], epochs=4)
     # The toy data makes 4 batches per epoch: step 5 is the first batch of the second epoch.
@@ -75,6 +76,26 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path, toy_data):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def _metrics(out):
+    import json
+
+    return [json.loads(line) for line in (out / "log" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_max_steps_is_the_length_of_the_run(tmp_path, toy_data):
+    # The toy data makes 4 batches per epoch: 6 steps take a second epoch, whatever training.epochs says.
+    extra = ["training.max_steps=6", "training.log_interval=1", "scheduler.warmup_steps=0", "optim.lr=1e-2"]
+    out, final = _train(tmp_path, toy_data, "steps", extra, epochs=1)
+    steps = [r for r in _metrics(out) if "lr" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert read_model_meta(final).train["step"] == 6 and read_model_meta(final).train["epoch"] == 1
+    # ... and the schedule's length: the cosine decay reaches min_lr_ratio (0.05) at step 6.
+    assert steps[-1]["lr"] == pytest.approx(1e-2 * 0.05)
+    # A finished run resumed with the same max_steps takes no further step.
+    _train(tmp_path, toy_data, "steps", extra, epochs=1, resume=True)
+    assert read_model_meta(final).train["step"] == 6
 
 
 def test_lrmf_reports_reduction(tmp_path, toy_data):
@@ -235,7 +256,7 @@ def test_mixed_language_batches_need_one_output_layer(tmp_path, toy_data, monkey
     ds = AsrDataset([train_dir], lang_dir=LangDir.load(tmp_path / "lang_mtl"))
     keys = [u.key for u in ds.utts if ds.utt_lang[u.key] == "en"][:2] + \
         [u.key for u in ds.utts if ds.utt_lang[u.key] == "de"][:3]
-    objective = build_objective(conf["objective"])
+    objective = build_objective(conf.objective)
     with torch.no_grad():
         mixed_loss, stats = compute_loss(model, collate([ds.load(k) for k in keys]), objective)
         parts = [compute_loss(model, collate([ds.load(k) for k in ks]), objective)[0] * len(ks)

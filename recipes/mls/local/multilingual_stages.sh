@@ -21,14 +21,14 @@ stage=1
 stop_stage=7
 langs=                        # language codes as utt2lang writes them, comma-separated
 nj=8
-device=cpu                    # cpu|cuda (run.sh resolves auto)
+device=cpu                    # auto|cpu|cuda (auto: asrkit picks cuda when there is one)
 ngpu=1                        # >1: data-parallel training over this many GPUs
 bpe_size=300
 search=greedy                 # greedy|beam
 beam=8
 sparsity=0.7
 train_opts=                   # extra options for every `asrkit train`
-help_message="Usage: $0 --langs L1,L2,... [--stage N] [--stop-stage N] [--nj N] [--device cpu|cuda] [--ngpu N]
+help_message="Usage: $0 --langs L1,L2,... [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--ngpu N]
        [--bpe-size N] [--search greedy|beam] [--beam N] [--sparsity S] [--train-opts OPTS]"
 . ./utils/parse_options.sh
 [ -n "$langs" ] || { echo "$0: --langs is required" >&2; exit 1; }

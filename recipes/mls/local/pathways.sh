@@ -20,7 +20,7 @@ rounds=3
 steps_per_round=1000
 joint_steps=6000
 train_opts=                  # extra `asrkit train` options for the dense model, e.g. "--set training.epochs=20"
-help_message="Usage: $0 --lang-dir DIR [--train DIR] [--dev DIR] [--train-config YAML] [--exp DIR] [--device cpu|cuda]
+help_message="Usage: $0 --lang-dir DIR [--train DIR] [--dev DIR] [--train-config YAML] [--exp DIR] [--device auto|cpu|cuda]
        [--sparsity S] [--rounds N] [--steps-per-round N] [--joint-steps N] [--train-opts OPTS]"
 . ./utils/parse_options.sh
 [ -n "$lang_dir" ] || { echo "$0: --lang-dir is required" >&2; exit 1; }

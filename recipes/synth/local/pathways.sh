@@ -7,45 +7,37 @@ cd "$(dirname "$0")/.."
 . ./path.sh
 
 size=demo
-device=cpu
-epochs=        # default per --size: tiny 1, demo 40, small 30, full 50
+device=auto
+epochs=        # default per --size: conf/size_<size>/rnnt.yaml (tiny 1, demo 40, small 30, full 50)
 sparsity=0.7
 lang=data/lang_bpe150
-help_message="Usage: $0 [--size tiny|demo|small|full] [--device cpu|cuda] [--epochs N] [--sparsity S] [--lang LANG_DIR]"
+help_message="Usage: $0 [--size tiny|demo|small|full] [--device auto|cpu|cuda] [--epochs N] [--sparsity S] [--lang LANG_DIR]"
 . ./utils/parse_options.sh
 
+# Pruning rounds, fine-tuning steps per round and joint pathway steps per --size; the dense
+# model's size and epochs are in conf/size_<size>/rnnt.yaml.
 case "$size" in
-  tiny)  rounds=1; steps=2; joint=4; dense_epochs=1
-         model_opts=(--set model.encoder.d_model=32 --set model.encoder.num_layers=1 --set model.encoder.ffn_dim=64
-                     --set model.encoder.num_heads=2 --set model.predictor.hidden_dim=32 --set model.predictor.embed_dim=16
-                     --set model.joiner.dim=32) ;;
-  # demo: a small RNN-T learns on a CPU in ~4 minutes only with small batches (many updates), a
-  # high peak learning rate and the auxiliary CTC loss of conf/rnnt_emformer.yaml (dev CER 39%;
-  # 240 updates of 12000-frame batches left it emitting blanks).
-  demo)  rounds=2; steps=40; joint=240; dense_epochs=40
-         model_opts=(--set model.encoder.d_model=96 --set model.encoder.num_layers=2 --set model.encoder.ffn_dim=256
-                     --set model.predictor.hidden_dim=128 --set model.joiner.dim=128 --set data.max_frames=4000
-                     --set optim.lr=3e-3 --set scheduler.warmup_steps=100) ;;
-  small) rounds=3; steps=300; joint=1500; dense_epochs=30; model_opts=() ;;
-  full)  rounds=3; steps=1000; joint=6000; dense_epochs=50
-         model_opts=(--set model.encoder.d_model=256 --set model.encoder.num_layers=12 --set model.encoder.ffn_dim=1024) ;;
+  tiny)  rounds=1; steps=2; joint=4 ;;
+  demo)  rounds=2; steps=40; joint=240 ;;
+  small) rounds=3; steps=300; joint=1500 ;;
+  full)  rounds=3; steps=1000; joint=6000 ;;
   *) echo "$0: --size must be tiny, demo, small or full" >&2; exit 1 ;;
 esac
-epochs=${epochs:-$dense_epochs}
+dense_opts=(--config "conf/size_$size/rnnt.yaml")
+[ -z "$epochs" ] || dense_opts+=(--set "training.epochs=$epochs")
 tag=$(awk -v s="$sparsity" 'BEGIN { printf "%d", s * 100 + 0.5 }')
 prune_opts=(--sparsity "$sparsity" --train-data data/train --rounds "$rounds" --steps-per-round "$steps"
             --set "training.device=$device")
 
-asrkit train --config conf/rnnt_emformer.yaml --train-data data/train --valid-data data/dev \
-  --lang "$lang" --out-dir exp/rnnt_dense --set "training.device=$device" \
-  --set "training.epochs=$epochs" "${model_opts[@]}"
+asrkit train --config conf/rnnt_emformer.yaml "${dense_opts[@]}" --train-data data/train --valid-data data/dev \
+  --lang "$lang" --out-dir exp/rnnt_dense --set "training.device=$device"
 # The fair dense baseline: the dense model trained for as many more steps as the pathways' joint
 # training (the same restarted schedule the pruning fine-tunes use), so that extra training alone
 # does not count as a pathway gain.
 asrkit train --config exp/rnnt_dense/config.yaml --train-data data/train --valid-data data/dev \
   --lang "$lang" --out-dir exp/rnnt_dense_more --init-from exp/rnnt_dense/final.pt --set "training.device=$device" \
   --set "training.max_steps=$joint" --set "scheduler.total_steps=$joint" \
-  --set "scheduler.warmup_steps=$(( joint / 10 > 0 ? joint / 10 : 1 ))" --set training.epochs=1000000
+  --set "scheduler.warmup_steps=$(( joint / 10 > 0 ? joint / 10 : 1 ))"
 asrkit prune --method mono --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_mono$tag" "${prune_opts[@]}"
 asrkit prune --method pathways --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_pathways$tag" \
   --masks-from "exp/rnnt_mono$tag" --joint-steps "$joint" "${prune_opts[@]}"

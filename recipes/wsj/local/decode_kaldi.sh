@@ -23,7 +23,7 @@ max_active=7000
 min_lmwt=4
 max_lmwt=15
 kaldi_egs=   # a Kaldi egs dir with steps/ and utils/ [default: $KALDI_ROOT/egs/wsj/s5]
-help_message="Usage: $0 [--nj N] [--device cpu|cuda] [--acwt F] [--beam F] [--lattice-beam F] [--max-active N]
+help_message="Usage: $0 [--nj N] [--device auto|cpu|cuda] [--acwt F] [--beam F] [--lattice-beam F] [--max-active N]
        [--min-lmwt N] [--max-lmwt N] [--kaldi-egs DIR] MODEL DATA_DIR GRAPH_DIR ALI_DIR DECODE_DIR"
 . ./utils/parse_options.sh
 [ $# -eq 5 ] || { printf '%s\n' "$help_message" >&2; exit 1; }

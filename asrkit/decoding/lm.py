@@ -1,0 +1,183 @@
+"""CTC decoding with a word n-gram: lexicon-constrained beam search with shallow fusion, through
+torchaudio's `ctc_decoder` (flashlight-text's LexiconDecoder with KenLM inside).
+
+Every hypothesis is a sequence of lexicon words (asrkit.text.lmdir: each word spelled in the
+model's tokens); its score is
+
+    score = am + lm_weight * lm - word_penalty * num_words
+
+with `am` the log probability of the hypothesis' best CTC alignment (natural log) and `lm` the
+n-gram's log probability of the words and </s>, converted from KenLM's log10 to natural log, so the
+weight means what Kaldi's LMWT means against acoustic log-likelihoods. The search returns `am`
+and `lm` apart, so an n-best list can be rescored with other weights (`rescore_nbest`, Kaldi's
+local/score.sh over LM weights and insertion penalties).
+
+The blank token doubles as flashlight's word-boundary "silence": sentencepiece tokens carry their
+word boundary inside the first piece of each word (the "▁" prefix), and the lexicon spells it so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from asrkit.errors import ConfigError, DataDirError
+from asrkit.kaldi.textio import write_table
+from asrkit.text.lmdir import LmDir
+from asrkit.text.tokenizer import BLANK, UNK
+
+LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True)
+class LmHypothesis:
+    """One hypothesis: its words, acoustic log probability (best alignment) and LM log probability
+    (natural log, </s> included), and the score the search ranked it by."""
+
+    words: tuple[str, ...]
+    am_score: float
+    lm_score: float
+    score: float
+
+
+def _ctc_decoder():
+    """torchaudio's CTC decoder factory, or a one-line error naming what is missing."""
+    try:
+        from torchaudio.models.decoder import ctc_decoder
+        from torchaudio.models.decoder._ctc_decoder import _KenLM
+    except ImportError as e:
+        raise ConfigError(f"--lm needs the flashlight-text package (pip install flashlight-text): {e}") from None
+    if _KenLM is None:
+        raise ConfigError("--lm: this flashlight-text has no KenLM; install a flashlight-text wheel with KenLM")
+    return ctc_decoder
+
+
+class LexiconSearch:
+    """Beam search of one language's CTC outputs with its LM dir.
+
+    Args:
+        lm: the LM dir (its tokens must be the model's tokens of that language).
+        tokens: the model's token pieces by id (blank at 0).
+        lm_weight: weight of the LM log probability (natural log).
+        word_penalty: subtracted from the score per word.
+        beam: hypotheses kept per frame.
+        nbest: hypotheses returned per utterance (distinct word sequences).
+
+    Raises:
+        ConfigError: flashlight-text is missing; the LM dir's tokens are not the model's.
+    """
+
+    def __init__(self, lm: LmDir, tokens: list[str], *, lm_weight: float = 1.0, word_penalty: float = 0.0,
+                 beam: int = 50, nbest: int = 1):
+        if lm.tokens() != list(tokens):
+            raise ConfigError(f"{lm.path}/tokens.txt: the LM dir was made for another token set than the "
+                              f"model's '{lm.language}' tokens ({len(lm.tokens())} vs {len(tokens)} tokens); "
+                              "make it with the model's lang dir")
+        ctc_decoder = _ctc_decoder()
+        self.lm_dir, self.lm_weight, self.word_penalty, self.nbest = lm, lm_weight, word_penalty, nbest
+        self._decoder = ctc_decoder(lexicon=str(lm.lexicon), tokens=list(tokens), lm=str(lm.arpa), nbest=nbest,
+                                    beam_size=beam, lm_weight=lm_weight * LN10, word_score=-word_penalty,
+                                    sil_score=0.0, blank_token=BLANK, sil_token=BLANK, unk_word=UNK)
+
+    def search(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[LmHypothesis]]:
+        """`log_probs (B, T, V)` CTC log posteriors, `lens (B,)` -> per utterance up to `nbest`
+        hypotheses with distinct words, best first."""
+        emissions = log_probs.detach().to("cpu", torch.float32).contiguous()
+        lens = lens.cpu()
+        flashlight = self._decoder.decoder
+        word_dict = self._decoder.word_dict
+        out = []
+        for b in range(emissions.shape[0]):
+            results = flashlight.decode(emissions[b].data_ptr(), int(lens[b]), emissions.shape[2])
+            hyps: dict[tuple[str, ...], LmHypothesis] = {}
+            for r in results:  # the final beam, best first; one word sequence may come with several alignments
+                words = tuple(word_dict.get_entry(w) for w in r.words if w >= 0)
+                if words not in hyps:
+                    hyps[words] = LmHypothesis(words, float(r.emittingModelScore), float(r.lmScore) * LN10,
+                                               float(r.score))
+                if len(hyps) == self.nbest:
+                    break
+            out.append(list(hyps.values()))
+        return out
+
+
+def parse_lm_options(values: tuple[str, ...] | list[str]) -> dict[str, LmDir]:
+    """`--lm DIR` (the language its lm.yaml names) or `--lm LANG=DIR`, repeated -> `{language: LmDir}`.
+
+    Raises:
+        ConfigError: two LM dirs for one language; FileNotFoundError / FormatError: not an LM dir.
+    """
+    out: dict[str, LmDir] = {}
+    for value in values:
+        lang, sep, path = value.partition("=")
+        lm = LmDir.load(path if sep else value)
+        lang = lang if sep else lm.language
+        if lang in out:
+            raise ConfigError(f"--lm: two LM dirs for language '{lang}' ({out[lang].path} and {lm.path})")
+        out[lang] = lm
+    return out
+
+
+def check_lm_languages(lms: dict[str, LmDir], lang_counts: dict[str, int], data_dir: Path) -> None:
+    """Every language of the data needs an LM dir.
+
+    Raises:
+        DataDirError: a language of the data without one (naming it and its utterance count).
+    """
+    for lang, count in sorted(lang_counts.items()):
+        if lang not in lms:
+            raise DataDirError(f"{data_dir}: {count} utterance(s) in language '{lang}' but no --lm for it "
+                               f"(LM dirs for: {', '.join(sorted(lms)) or 'none'})")
+
+
+class LmTextOutput:
+    """What a decode job writes with `--lm`: every batch searched with its language's LM; `finish`
+    writes the job's best hypotheses (Kaldi text) and its n-best lists, keyed `<utt>-<n>` as Kaldi's
+    lattice-to-nbest names them: words, ac_cost (-am) and lm_cost (-lm, natural log)."""
+
+    def __init__(self, meta, text: Path, nbest_files: tuple[Path, Path, Path], *, lms: dict[str, str],
+                 lm_weight: float, word_penalty: float, beam: int, nbest: int, log):
+        tokenizers = meta.tokenizers()
+        self.searches: dict[str, LexiconSearch] = {}
+        for lang, path in lms.items():
+            if lang in tokenizers:
+                self.searches[lang] = LexiconSearch(LmDir.load(path), tokenizers[lang].pieces(), lm_weight=lm_weight,
+                                                    word_penalty=word_penalty, beam=beam, nbest=nbest)
+                log.info("LM for '%s': %s (order %s), lm-weight %g, word-penalty %g, beam %d, nbest %d", lang, path,
+                         self.searches[lang].lm_dir.manifest["order"], lm_weight, word_penalty, beam, nbest)
+        self.text, self.nbest_files = text, nbest_files
+        self.hyps: dict[str, list[LmHypothesis]] = {}
+        text.parent.mkdir(parents=True, exist_ok=True)
+
+    def add_batch(self, model, feats, feat_lens, lang: str, keys: list[str]) -> None:
+        """Search one language-homogeneous batch: `feats (B, T, D)`, `feat_lens (B,)`, B keys."""
+        if hasattr(model, "transducer_loss"):
+            raise ConfigError("--lm decodes CTC models; a transducer (RNN-T) model has no frame-level token "
+                              "posteriors for the lexicon search")
+        if lang not in self.searches:
+            raise ConfigError(f"no --lm for language '{lang}' (LM dirs for: {', '.join(sorted(self.searches))})")
+        logits, out_lens = model(feats, feat_lens, lang)  # (B, T', V), (B,)
+        for key, hyps in zip(keys, self.searches[lang].search(logits.float().log_softmax(-1), out_lens)):
+            self.hyps[key] = hyps
+
+    def finish(self) -> None:
+        write_table(self.text, {k: " ".join(h[0].words) if h else "" for k, h in self.hyps.items()}, sort=True)
+        write_nbest(self.hyps, *self.nbest_files)
+
+    def abort(self) -> None:
+        """Nothing was written yet."""
+
+
+def write_nbest(hyps: dict[str, list[LmHypothesis]], text: Path, ac_cost: Path, lm_cost: Path) -> None:
+    """Write n-best lists as three Kaldi tables keyed `<utt>-<n>` (n from 1, best first)."""
+    rows = [(f"{utt}-{n}", h) for utt, hs in hyps.items() for n, h in enumerate(hs, start=1)]
+    write_table(text, [(k, " ".join(h.words)) for k, h in rows], sort=True)
+    write_table(ac_cost, [(k, f"{-h.am_score:.6f}") for k, h in rows], sort=True)
+    write_table(lm_cost, [(k, f"{-h.lm_score:.6f}") for k, h in rows], sort=True)
+
+
+__all__ = ["LN10", "LexiconSearch", "LmHypothesis", "LmTextOutput", "check_lm_languages", "parse_lm_options",
+           "write_nbest"]

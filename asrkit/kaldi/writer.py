@@ -54,8 +54,9 @@ class ArkScpWriter:
 
     Both files are written under temporary names in their folders and renamed into place (ark
     first, then scp) when the block exits cleanly; on an exception neither file appears and any
-    old files are left untouched. scp lines use the final ark path (as given) and the byte offset
-    of the object's `\\0B`, as Kaldi's `ark,scp:` writer does.
+    old files are left untouched. scp lines use the final ark path, made absolute (asrkit's one
+    path policy: the scp works from any folder), and the byte offset of the object's `\\0B`, as
+    Kaldi's `ark,scp:` writer does.
 
     Types: float32 2-D -> `FM`, float64 2-D -> `DM`, float32/float64 1-D -> `FV`/`DV`, integer
     1-D -> Kaldi int32 vector. With `compress`, matrices are written compressed as

@@ -26,7 +26,7 @@ ENCODER_DEFAULTS: dict[str, dict] = {
              "subsample": 1, "stack": 1},
     "conformer": {"d_model": 256, "num_layers": 12, "num_heads": 4, "ffn_dim": 1024,
                   "depthwise_conv_kernel_size": 31, "dropout": 0.1, "subsampling_channels": None,
-                  "pos_enc": True, "convolution_first": False},
+                  "pos_enc": True, "convolution_first": False, "subsampling": 4},
     # Streaming: torchaudio's Emformer after a frame-stacking front end (`stride` frames -> one).
     "emformer": {"d_model": 256, "num_layers": 12, "num_heads": 4, "ffn_dim": 1024, "segment_length": 16,
                  "left_context": 32, "right_context": 4, "max_memory_size": 0, "stride": 4, "dropout": 0.1,
@@ -48,7 +48,7 @@ _KINDS = {
     "depthwise_conv_kernel_size": "int>0", "subsampling_channels": "int>0|None", "pos_enc": "bool",
     "convolution_first": "bool", "rank": "int>0", "segment_length": "int>0", "left_context": "int>=0",
     "right_context": "int>=0", "max_memory_size": "int>=0", "stride": "int>0", "activation": "activation",
-    "embed_dim": "int>0", "dim": "int>0",
+    "embed_dim": "int>0", "dim": "int>0", "subsampling": "int>0",
 }
 _ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 
@@ -138,6 +138,9 @@ def model_config_defaults(model_conf: Mapping | None = None) -> dict:
         if enc["d_model"] % enc["num_heads"]:
             raise ConfigError(f"model.encoder: d_model ({enc['d_model']}) must be divisible by num_heads "
                               f"({enc['num_heads']})")
+        if enc["subsampling"] not in (2, 4, 6, 8):
+            raise ConfigError(f"model.encoder.subsampling: the conformer subsamples by 2, 4, 6 or 8, "
+                              f"not {enc['subsampling']}")
         if enc["depthwise_conv_kernel_size"] % 2 == 0:
             raise ConfigError(f"model.encoder.depthwise_conv_kernel_size: must be odd, got "
                               f"{enc['depthwise_conv_kernel_size']}")

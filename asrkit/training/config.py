@@ -35,6 +35,8 @@ DEFAULTS: dict = {
         "valid_targets": None,    # the same for the validation data
         "temperature": 1.0,       # kl: softmax temperature of the student (teacher's is applied at dump time)
         "mix": None,              # {type: ctc|ce, weight: w}: loss = (1-w)*kl + w*mix
+        "max_unalignable": 0.01,  # ctc: refuse training when a larger share of utterances has more
+                                  # tokens than output frames (they would silently teach nothing)
     },
     "data": {
         "max_frames": 20000,      # input frames per batch (sum over utterances)
@@ -208,6 +210,9 @@ def check_config(conf: dict) -> None:
     if conf["objective"]["type"] in ("ce", "kl") and not conf["objective"]["targets"]:
         raise ConfigError(f"objective '{conf['objective']['type']}' needs 'objective.targets' "
                           "(an alignment or soft-target scp)")
+    share = conf["objective"]["max_unalignable"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ConfigError(f"config 'objective.max_unalignable' must be a share between 0 and 1, not {share!r}")
     mix = conf["objective"]["mix"]
     if mix is not None:
         if not isinstance(mix, dict) or mix.get("type") not in ("ctc", "ce") or not 0 <= float(mix.get("weight", -1)) <= 1:

@@ -31,7 +31,7 @@ from asrkit.fileio import atomic_write_text
 from asrkit.kaldi.cmvn import training_cmvn
 from asrkit.logutil import command_line, setup_logging, versions
 from asrkit.models.build import build_model, lrmf_model_from_mtl
-from asrkit.models.ctc import ctc_greedy, edit_distance
+from asrkit.models.ctc import UnalignableCount, ctc_greedy, edit_distance
 from asrkit.models.heads import LinearHead
 from asrkit.models.modelfile import (
     CmvnSettings,
@@ -56,7 +56,7 @@ from asrkit.training.distributed import (
 )
 from asrkit.training.ema import build_ema
 from asrkit.training.metrics import MetricsLog
-from asrkit.training.objectives import build_objective, objective_loss
+from asrkit.training.objectives import build_objective, check_ctc_lengths, objective_loss
 from asrkit.training.schedule import build_scheduler, scaled_lr
 from asrkit.training.strategies import build_strategy
 
@@ -389,6 +389,7 @@ def run_training(conf: dict, *, train_dirs, valid_dirs=(), lang_dir: str | None,
     vocab_sizes = vocab_sizes_for(conf, lang, train_ds)
     model = build_training_model(conf, feat_dim=feat_dim, vocab_sizes=vocab_sizes, device=device)
     _log_param_counts(model)
+    check_ctc_lengths(conf, model, train_ds, valid_ds)
     dconf = conf["data"]
     check_mixed_batches(conf, model)
     plan = BatchPlan(train_ds.utts, max_frames=dconf["max_frames"], max_utts=dconf["max_utts"],
@@ -485,6 +486,7 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
     loader = batch_loader(dataset, batches[start:], num_workers=int(conf["data"]["num_workers"]))
     progress = _progress(len(batches), start, ctx, tconf["progress"], desc=f"epoch {state.epoch + 1}")
     window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter(), "comm": strategy.comm_seconds()}
+    lost, stopped = UnalignableCount(), False
     wrapped.train()
     for i, batch in enumerate(loader, start=start):
         batch = batch.to(device)
@@ -499,6 +501,7 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
         _call(hooks, "after_backward", model, batch)
         window["loss"] += float(loss.detach()) * stats["normaliser"]
         window["count"] += stats["normaliser"]
+        lost.lost, lost.total = lost.lost + int(stats.get("unalignable", 0)), lost.total + len(batch.keys)
         window["frames"] += _num_frames(batch)
         if progress is not None:
             progress.update(1)
@@ -538,12 +541,13 @@ def train_epoch(wrapped, model, plan: BatchPlan, dataset: AsrDataset, conf: dict
         if tconf["save_interval"] and state.step % int(tconf["save_interval"]) == 0:
             save()
         if tconf["max_steps"] and state.step >= int(tconf["max_steps"]):
-            if progress is not None:
-                progress.close()
-            return True
+            stopped = True
+            break
     if progress is not None:
         progress.close()
-    return False
+    if lost.lost:  # the start-up check accepted them (objective.max_unalignable); say so every epoch
+        log.warning("epoch %d: %s; their CTC loss is 0", state.epoch + 1, lost.describe(model.frame_subsampling))
+    return stopped
 
 
 def _call(hooks, name: str, *args) -> None:

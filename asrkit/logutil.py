@@ -134,39 +134,6 @@ def job_log(path: str | os.PathLike, command: str | None = None):
             logger.warning("%s: the log is incomplete: %s", path, error.strerror or error)
 
 
-def job_log_finished(path: str | os.PathLike, signature: str) -> bool:
-    """True if a job log ends with `# Ended (code 0)` and records `job signature <signature>`.
-
-    Jobs log their signature (a digest of their options and inputs); a re-run skips a job whose
-    log says it finished with the same signature.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return False
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    if not lines or not lines[-1].startswith("# Ended (code 0)"):
-        return False
-    return any(f"job signature {signature}" in line for line in lines)
-
-
-def pending_jobs(specs: list, is_done, *, overwrite: bool, what: str,
-                 logger: logging.Logger | None = None) -> tuple[list, list[int]]:
-    """Split parallel job specs (each with a `.job` number) into those to run and the numbers of those
-    a re-run skips because `is_done(spec)` (outputs present, log ended with code 0 under the same
-    signature, see `job_log_finished`); with `overwrite` every job runs. Logs what it skips.
-    """
-    todo, done = [], []
-    for spec in specs:
-        if not overwrite and is_done(spec):
-            done.append(spec.job)
-        else:
-            todo.append(spec)
-    if done:
-        (logger or get_logger()).info("%s: %d of %d job(s) already done, skipping them (--overwrite to redo)",
-                                      what, len(done), len(specs))
-    return todo, done
-
-
 def check_device(device: str) -> str:
     """Validate a `--device` value (cpu, cuda, cuda:N) against what this machine has.
 

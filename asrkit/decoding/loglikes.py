@@ -5,7 +5,8 @@ p(x|s) ∝ p(s|x) / p(s): `asrkit decode --output loglikes` writes log p(s|x) - 
 matrices (rows = model output frames, columns = output dimension). The prior p(s) comes from class
 counts: of frame labels in training alignments (`priors_from_alignments`, what Kaldi's
 `ali_train_pdf.counts` holds) or of the model's own posteriors summed over training data
-(`priors_from_posteriors`). Counts are stored as a Kaldi vector (`[ c0 c1 ... ]`).
+(`priors_from_posteriors`). Counts are stored as a Kaldi vector (`[ c0 c1 ... ]`). A decode job's
+`LoglikesOutput` writes the log-likelihoods of its utterances as a Kaldi ark/scp.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from asrkit.data.dataset import batch_loader
 from asrkit.data.sampler import inference_batches
 from asrkit.errors import AsrkitError, ConfigError, FormatError
 from asrkit.fileio import atomic_write_text
-from asrkit.kaldi.table import iter_table
+from asrkit.kaldi.table import ArkScpWriter, iter_table
 from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta
 
 # Kaldi nnet1's PdfPrior: a class whose prior is below the floor gets prior 1e10, i.e. its
@@ -230,3 +231,40 @@ def make_priors_file(model_path: str | os.PathLike, out_path: str | os.PathLike,
         counts = priors_from_posteriors(model_path, data_dir, lang=lang, device=device)
     write_priors(out_path, counts)
     return Path(out_path)
+
+
+class LoglikesOutput:
+    """What a decode job writes with `--output loglikes`: per utterance, log posterior - log prior
+    (rows = model output frames, columns = output dimension) into the job's ark/scp; `finish`
+    renames them into place, `abort` leaves nothing."""
+
+    def __init__(self, ark: Path, scp: Path, *, log_priors: tuple[float, ...] | None, prior_source: str,
+                 device: torch.device):
+        scp.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = ArkScpWriter(ark, scp)
+        self.log_priors = torch.tensor(log_priors, device=device) if log_priors is not None else None
+        self.prior_source = prior_source
+
+    def add_batch(self, model, feats, feat_lens, lang: str, keys: list[str]) -> None:
+        """Write one batch: `feats (B, T, D)`, `feat_lens (B,)`, B keys.
+
+        Raises:
+            ConfigError: priors whose dimension is not the model's output dimension for `lang`.
+        """
+        logits, out_lens = model(feats, feat_lens, lang)  # (B, T', V), (B,)
+        if self.log_priors is not None and self.log_priors.shape[0] != logits.shape[-1]:
+            raise ConfigError(f"priors ({self.prior_source}) have {self.log_priors.shape[0]} entries but the "
+                              f"model has {logits.shape[-1]} outputs for language '{lang}' "
+                              f"(utterance '{keys[0]}')")
+        loglikes = logits.float().log_softmax(-1)
+        if self.log_priors is not None:
+            loglikes = loglikes - self.log_priors
+        loglikes, out_lens = loglikes.cpu().numpy(), out_lens.cpu().tolist()
+        for i, key in enumerate(keys):
+            self.writer.write(key, np.ascontiguousarray(loglikes[i, : out_lens[i]]))
+
+    def finish(self) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()

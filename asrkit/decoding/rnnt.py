@@ -7,7 +7,7 @@ carried (`EmformerEncoder.stream`) and continues the search on each segment's fr
 same encoder frames as full-utterance decoding, so both give the same hypotheses (up to float
 rounding deciding a near-tie).
 
-`RnntSearch` is the `asrkit decode` backend (asrkit.decoding.decoder.SearchBackend).
+`RnntSearch` is the `asrkit decode` backend (asrkit.decoding.search.SearchBackend).
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@
 and writes each utterance's per-frame output distribution `softmax(logits / T)` at the *student's*
 output frame rate: as float matrices (rows = frames, columns = the utterance's language head) in
 `post.JOB.ark/scp`, or with `topk` as Kaldi's `Posterior` format (the k largest entries per frame,
-renormalised). Jobs run over `split{nj}` of the data dir, finished jobs are skipped on a re-run, and
-the parts are merged into `DIR/post.scp`. `asrkit.data.targets.open_soft_targets` reads either
-format back for `asrkit train` (`objective: kl`), expanding Posterior archives to dense matrices at
-load time.
+renormalised). Jobs run over `split{nj}` of the data dir (in a pool of processes, through
+asrkit.jobs), finished jobs are skipped on a re-run, and the parts are merged into `DIR/post.scp`.
+`asrkit.data.targets.open_soft_targets` reads either format back for `asrkit train` (`objective:
+kl`), expanding Posterior archives to dense matrices at load time.
 
 The Posterior format itself (Kaldi's src/hmm/posterior.cc, which kaldiio does not handle) is
 asrkit.kaldi.posterior; its names are re-exported here.
@@ -15,17 +15,22 @@ asrkit.kaldi.posterior; its names are re-exported here.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
 
+from asrkit import jobs
+from asrkit.data.dataset import batch_loader
+from asrkit.data.sampler import inference_batches
 from asrkit.data.targets import INFO_NAME
 from asrkit.errors import AsrkitError, ConfigError, DataDirError
+from asrkit.fileio import atomic_write, atomic_write_text
 from asrkit.kaldi.posterior import (
     PosteriorArkWriter,
     PosteriorTable,
@@ -35,7 +40,11 @@ from asrkit.kaldi.posterior import (
     posterior_to_dense,
     read_posterior,
 )
-from asrkit.logutil import get_logger
+from asrkit.kaldi.table import COMPRESSION_TWO_BYTE, ArkScpWriter, merge_scp
+from asrkit.kaldi.textio import read_table, write_table
+from asrkit.logutil import check_device, command_line, get_logger
+from asrkit.models import build_model, model_config_defaults
+from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta
 
 log = get_logger("distill")
 
@@ -49,7 +58,7 @@ EDGE_TOLERANCE = 2
 # Frame rates
 # ------------------------------------------------------------------------------------------------
 
-LengthFn = Callable[["torch.Tensor"], "torch.Tensor"]  # noqa: F821 - (batch,) input frames -> output frames
+LengthFn = Callable[[torch.Tensor], torch.Tensor]  # (batch,) input frames -> output frames
 
 
 def student_frame_rate(spec: str | os.PathLike, feat_dim: int) -> tuple[int, LengthFn]:
@@ -66,17 +75,10 @@ def student_frame_rate(spec: str | os.PathLike, feat_dim: int) -> tuple[int, Len
     Raises:
         FileNotFoundError / ConfigError: no such file, bad YAML, or a bad `model` section.
     """
-    import torch
-    import yaml
-
-    from asrkit.models import build_model, model_config_defaults
-
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(2, "no such student config", str(path))
     if path.suffix in (".pt", ".pth", ".mdl"):
-        from asrkit.models.modelfile import read_model_meta
-
         model_conf = read_model_meta(path).model_conf
     else:
         try:
@@ -134,8 +136,6 @@ def resample_posteriors(post, teacher_subsampling: int, student_subsampling: int
         AsrkitError: the counts differ by more than the edge tolerance (naming the utterance).
         ConfigError: unknown method, or frame rates that are not multiples of each other.
     """
-    import torch
-
     if method not in RESAMPLE_METHODS:
         raise ConfigError(f"unknown resampling method '{method}' (choose from {', '.join(RESAMPLE_METHODS)})")
     check_frame_rates(teacher_subsampling, student_subsampling)
@@ -187,16 +187,14 @@ class DumpOptions:
 
 
 @dataclass(frozen=True)
-class DumpJob:
-    """One job: the split data dir it reads and the files it writes."""
+class DumpJob(jobs.TableJob):
+    """One job: the split data dir it reads, the teacher it runs, and (`TableJob`) the files it writes."""
 
-    job: int
     split_dir: Path
-    ark: Path
-    scp: Path
-    utt2num_frames: Path
-    log: Path
-    signature: str
+    model: Path
+    device: str
+    opts: DumpOptions
+    frame_rate_of: str | None  # the student's training YAML or model file; None: the teacher's rate
 
 
 @dataclass
@@ -209,37 +207,6 @@ class DumpResult:
     jobs_skipped: list[int] = field(default_factory=list)
     num_utts: int = 0
     num_frames: int = 0
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def job_signature(model_digest: str, opts: DumpOptions, split_dir: Path) -> str:
-    """A digest of what a job's output depends on: the teacher's weights, the options, and its split's
-    feats.scp, cmvn.scp, utt2spk and utt2lang."""
-    h = hashlib.sha1()
-    h.update(f"{model_digest}\0{opts.describe()}\0{opts.max_frames}".encode())
-    for name in ("feats.scp", "cmvn.scp", "utt2spk", "utt2lang"):
-        path = split_dir / name
-        h.update(f"\0{name}\0".encode())
-        if path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def job_is_done(job: DumpJob) -> bool:
-    """True if the job's ark, scp and frame counts exist and its log ended with code 0 under the same
-    signature (same teacher, options and inputs)."""
-    if not all(p.is_file() for p in (job.ark, job.scp, job.utt2num_frames, job.log)):
-        return False
-    from asrkit.logutil import job_log_finished
-
-    return job_log_finished(job.log, job.signature)
 
 
 def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -282,9 +249,6 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         AsrkitError: a job failed (the message names its log and the error, e.g. the utterance
             whose frame count cannot be matched).
     """
-    from asrkit.kaldi.datadir import split_for_jobs
-    from asrkit.logutil import command_line
-
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if isinstance(temperature, bool) or not temperature > 0:
         raise ConfigError(f"--temperature must be > 0, got {temperature}")
@@ -300,12 +264,8 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         raise ConfigError(f"--job must be in 1..{nj}, got {job}")
     if not (data_dir / "feats.scp").is_file():
         raise FileNotFoundError(2, "no features; run `asrkit make-feats` first", str(data_dir / "feats.scp"))
-    from asrkit.logutil import check_device, pending_jobs
-
     device = check_device(device)
     model_path = Path(model_path)
-    from asrkit.models.modelfile import read_model_meta
-
     meta = read_model_meta(model_path)
     student_sub = None
     if frame_rate_of is not None:
@@ -316,27 +276,33 @@ def dump_posteriors(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "log").mkdir(exist_ok=True)
     out_abs = out_dir.resolve()
-    splits = split_for_jobs(data_dir, nj)
-    digest = _file_digest(model_path)
-    jobs = [DumpJob(j, Path(s), out_abs / f"post.{j}.ark", out_abs / f"post.{j}.scp",
-                    out_abs / "log" / f"utt2num_frames.{j}", out_abs / "log" / f"dump_posteriors.{j}.log",
-                    job_signature(digest, opts, Path(s))) for j, s in enumerate(splits, start=1)]
-    wanted = [jobs[job - 1]] if job is not None else jobs
+    digest = jobs.file_digest(model_path)
+    # On CPU the jobs run in nj processes sharing the cores; on a GPU one after another (a batch uses
+    # the whole GPU); a --job J process (an array task) keeps torch's own thread count.
+    processes = nj if device == "cpu" and job is None else 1
+    threads = 0 if processes == 1 else max(1, (os.cpu_count() or 1) // nj)
+    specs = [DumpJob(s, model_path.resolve(), device, opts, None if frame_rate_of is None else str(frame_rate_of),
+                     job=j, ark=out_abs / f"post.{j}.ark", scp=out_abs / f"post.{j}.scp",
+                     utt2num_frames=out_abs / "log" / f"utt2num_frames.{j}",
+                     log=out_abs / "log" / f"dump_posteriors.{j}.log",
+                     signature=jobs.job_signature(s, tables=jobs.FEATURE_TABLES, options=asdict(opts),
+                                                  model_digest=digest),
+                     command=command or command_line(), threads=threads)
+             for j, s in enumerate(jobs.split_data(data_dir, nj), start=1)]
+    wanted = [specs[job - 1]] if job is not None else specs
     result = DumpResult(out_dir, None)
-    todo, result.jobs_skipped = pending_jobs(wanted, job_is_done, overwrite=overwrite, what="dump-posteriors",
-                                             logger=log)
-    if todo:
-        teacher = _Teacher(model_path, device, opts, frame_rate_of)
-        for spec in todo:
-            try:
-                run_job(spec, teacher, command or command_line())
-            except (AsrkitError, OSError) as e:
-                raise AsrkitError(f"job {spec.job} of {nj} failed, log is in {spec.log}: "
-                                  f"{' '.join(str(e).split())}") from None
-            result.jobs_run.append(spec.job)
+    todo, result.jobs_skipped = jobs.pending_jobs(wanted, overwrite=overwrite, what="dump-posteriors", logger=log)
+    total = sum(jobs.count_lines(s.split_dir / "feats.scp") for s in todo)
+    _, failures = jobs.run_jobs(run_job, todo, processes=processes, progress_total=total, desc="dump-posteriors")
+    if failures:
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise AsrkitError(f"job {first.job} of {nj} failed{more}, log is in {specs[first.job - 1].log}: "
+                          f"{first.message}")
+    result.jobs_run = [s.job for s in todo]
     if job is not None:
         return result
-    _merge(jobs, out_dir, meta, model_path, opts, result)
+    _merge(specs, out_dir, meta, model_path, opts, result)
     return result
 
 
@@ -344,8 +310,6 @@ class _Teacher:
     """The loaded teacher and how to turn a batch into per-utterance student-rate posteriors."""
 
     def __init__(self, model_path: Path, device: str, opts: DumpOptions, frame_rate_of):
-        from asrkit.models.modelfile import load_model
-
         self.model, self.meta = load_model(model_path, device=device)
         self.device = device
         self.opts = opts
@@ -357,8 +321,6 @@ class _Teacher:
 
     def posteriors(self, batch) -> list[tuple[str, object]]:
         """`(key, (T_student, V) tensor on the device)` for each utterance of a language-homogeneous batch."""
-        import torch
-
         batch = batch.to(self.device)
         with torch.inference_mode():
             logits, out_lens = self.model(batch.feats, batch.feat_lens, batch.lang)
@@ -376,16 +338,13 @@ class _Teacher:
         return out
 
 
-def _remove_stale_tmp(job: DumpJob) -> None:
-    # A killed job leaves its writer's temporary files (`.post.J.ark.XXXX.tmp`); they are never
-    # renamed into place, so they can go.
-    for final in (job.ark, job.scp, job.utt2num_frames):
-        for stale in final.parent.glob(f".{final.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+def run_job(job: DumpJob, on_progress=None) -> dict[str, int]:
+    """Dump one split data dir's posteriors into the job's ark/scp, frame counts and log
+    (`asrkit.jobs.run_jobs` runs it with `job.threads` torch threads).
 
-
-def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
-    """Dump one split data dir's posteriors into the job's ark/scp, frame counts and log.
+    Args:
+        job: the job.
+        on_progress: called with the number of utterances done since the last call.
 
     Returns:
         `{utt: rows written}`.
@@ -394,26 +353,10 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
         DataDirError: an utterance's language has no head in the teacher.
         AsrkitError: frame counts that cannot be matched (naming the utterance), bad features.
     """
-    import logging
-
-    import torch
-
-    from asrkit.data.dataset import batch_loader
-    from asrkit.data.sampler import inference_batches
-    from asrkit.fileio import atomic_write
-    from asrkit.kaldi.table import COMPRESSION_TWO_BYTE, ArkScpWriter
-    from asrkit.logutil import job_log, versions
-    from asrkit.models.modelfile import open_data
-
-    if get_logger().getEffectiveLevel() > logging.INFO:
-        get_logger().setLevel(logging.INFO)  # the job log always gets its signature and progress lines
-    opts = teacher.opts
-    _remove_stale_tmp(job)
-    with job_log(job.log, command) as jlog:
-        jlog.info("%s", versions())
-        jlog.info("job %d: %s -> %s", job.job, job.split_dir, job.ark)
-        jlog.info("options: %s", opts.describe())
-        jlog.info("job signature %s", job.signature)
+    opts = job.opts
+    with jobs.job_logging(job, command=job.command, source=job.split_dir, target=job.ark,
+                          options=opts.describe()) as jlog:
+        teacher = _Teacher(job.model, job.device, opts, job.frame_rate_of)
         dataset = open_data(job.split_dir, teacher.meta)
         unknown = sorted(set(dataset.languages) - set(teacher.languages))
         if unknown and "all" not in teacher.languages:
@@ -421,6 +364,8 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
             raise DataDirError(f"{job.split_dir}/utt2lang: language '{unknown[0]}' (utterance '{first}') has no "
                                f"output layer in the teacher (languages: {', '.join(teacher.languages)})")
         utts = _drop_too_short(dataset.utts, teacher, jlog)
+        if on_progress is not None and len(utts) < len(dataset.utts):
+            on_progress(len(dataset.utts) - len(utts))
         batches = inference_batches(utts, opts.max_frames)
         frames: dict[str, int] = {}
         start = time.time()
@@ -440,6 +385,8 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
                     else:
                         writer.write(key, post.cpu().numpy())
                     frames[key] = int(post.shape[0])
+                if on_progress is not None:
+                    on_progress(len(batch.keys))
                 if time.time() >= next_report:
                     jlog.info("progress: %d / %d utterances", len(frames), len(utts))
                     next_report = time.time() + 30.0
@@ -453,8 +400,6 @@ def run_job(job: DumpJob, teacher: _Teacher, command: str) -> dict[str, int]:
 
 def _drop_too_short(utts, teacher: _Teacher, jlog):
     """Utterances too short to give the teacher or the student an output frame are skipped."""
-    import torch
-
     lens = torch.tensor([u.num_frames for u in utts], dtype=torch.int64)
     ok = teacher.model.output_lengths(lens) > 0
     if teacher.student_lengths is not None:
@@ -468,26 +413,20 @@ def _drop_too_short(utts, teacher: _Teacher, jlog):
     return kept
 
 
-def _merge(jobs: list[DumpJob], out_dir: Path, meta, model_path: Path, opts: DumpOptions,
+def _merge(specs: list[DumpJob], out_dir: Path, meta: ModelMeta, model_path: Path, opts: DumpOptions,
            result: DumpResult) -> None:
     """Merge the job parts into post.scp, utt2num_frames and utt2lang; write post_info.yaml."""
-    import yaml
-
-    from asrkit.fileio import atomic_write_text
-    from asrkit.kaldi.table import merge_scp
-    from asrkit.kaldi.textio import read_table, write_table
-
-    frames: dict[str, str] = {}
+    merged = [out_dir / name for name in ("post.scp", "utt2num_frames", "utt2lang", INFO_NAME)]
+    jobs.remove_stale_temporaries(merged)
+    merge_scp([s.scp for s in specs], out_dir / "post.scp")
+    frames = jobs.merge_tables([s.utt2num_frames for s in specs], out_dir / "utt2num_frames", num_fields=2)
     utt2lang: dict[str, str] = {}
     languages = list(meta.languages)
-    for spec in jobs:
-        frames.update(read_table(spec.utt2num_frames, num_fields=2))
+    for spec in specs:
         lang_file = spec.split_dir / "utt2lang"
         langs = read_table(lang_file, num_fields=2) if lang_file.is_file() else {}
         for key in read_table(spec.utt2num_frames, num_fields=2):
             utt2lang[key] = langs.get(key, languages[0])
-    merge_scp([s.scp for s in jobs], out_dir / "post.scp")
-    write_table(out_dir / "utt2num_frames", frames)
     write_table(out_dir / "utt2lang", utt2lang)
     dims = {lang: int(meta.vocab_sizes[lang]) for lang in sorted(set(utt2lang.values()))
             if lang in meta.vocab_sizes}
@@ -515,6 +454,6 @@ def _merge(jobs: list[DumpJob], out_dir: Path, meta, model_path: Path, opts: Dum
              result.num_frames)
 
 
-__all__ = ["DumpOptions", "DumpResult", "PosteriorArkWriter", "PosteriorTable", "dense_to_topk",
-           "dump_posteriors", "iter_posterior_ark", "job_is_done", "posterior_bytes", "posterior_to_dense",
-           "read_posterior", "resample_posteriors", "run_job", "student_frame_rate"]
+__all__ = ["DumpJob", "DumpOptions", "DumpResult", "PosteriorArkWriter", "PosteriorTable", "dense_to_topk",
+           "dump_posteriors", "iter_posterior_ark", "posterior_bytes", "posterior_to_dense", "read_posterior",
+           "resample_posteriors", "run_job", "student_frame_rate"]

@@ -8,16 +8,16 @@ code 0 and whose options and inputs are unchanged is skipped, so a killed run is
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asrkit import jobs
 from asrkit.errors import AsrkitError, AudioError, ConfigError, DataDirError
 from asrkit.features.kaldi_feats import FeatureOptions, check_duration, load_feature_options
+from asrkit.kaldi.wav import SOX_SPEED_EMULATED, emulates_sox_speed
 
 # Kaldi's make_fbank.sh fails when more than this fraction of utterances got no features.
 MAX_FAILED_FRACTION = 0.05
@@ -28,22 +28,15 @@ DEFAULT_BATCH_SECONDS = {"cpu": 8.0, "cuda": 600.0}
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """One make-feats job: the split data dir it reads and the files it writes (picklable)."""
+class JobSpec(jobs.TableJob):
+    """One make-feats job: the split data dir it reads, how, and (`TableJob`) the files it writes."""
 
-    job: int
     split_dir: Path
-    ark: Path
-    scp: Path
-    utt2num_frames: Path
-    log: Path
     opts: FeatureOptions
     device: str
     compress: bool
     batch_seconds: float
-    signature: str
-    command: str
-    threads: int = 0  # torch threads for the job; 0 leaves torch's setting alone
+    code_path: tuple[str, ...] = ()  # e.g. ("sox speed emulated",): in the signature and the log
 
 
 @dataclass
@@ -93,7 +86,6 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
         AsrkitError: a job failed (the message names its log and the first error, e.g. an utterance
             whose sample rate does not match --sample-frequency).
     """
-    from asrkit.kaldi.datadir import split_data_dir
     from asrkit.logutil import command_line, get_logger
 
     log = get_logger("features")
@@ -102,7 +94,7 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     if nj < 1:
         raise ConfigError(f"--nj must be at least 1 (got {nj})")
     opts = load_feature_options(feat_type, conf, options)
-    from asrkit.logutil import check_device, pending_jobs
+    from asrkit.logutil import check_device
 
     device = check_device(device)
     if batch_seconds is None:
@@ -112,7 +104,7 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     log_dir = feat_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    splits = split_data_dir(data_dir, nj)
+    splits = jobs.split_data(data_dir, nj, always_per_speaker=True)
     command = command_line()
     if threads is None:
         threads = 1
@@ -121,20 +113,26 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     specs = []
     for job, split_dir in enumerate(splits, start=1):
         stem = f"raw_{feat_type}_{set_name}.{job}"
+        code_path = (SOX_SPEED_EMULATED,) if emulates_sox_speed(split_dir / "wav.scp") else ()
         specs.append(JobSpec(
-            job=job, split_dir=Path(split_dir), ark=feat_dir / f"{stem}.ark", scp=feat_dir / f"{stem}.scp",
+            job=job, split_dir=split_dir, ark=feat_dir / f"{stem}.ark", scp=feat_dir / f"{stem}.scp",
             utt2num_frames=log_dir / f"utt2num_frames_{feat_type}_{set_name}.{job}",
             log=log_dir / f"make_{feat_type}_{set_name}.{job}.log", opts=opts, device=device,
             compress=compress, batch_seconds=float(batch_seconds),
-            signature=job_signature(Path(split_dir), opts, compress), command=command, threads=threads))
+            signature=job_signature(split_dir, opts, compress, code_path), command=command, threads=threads,
+            code_path=code_path))
+    if any(s.code_path for s in specs):
+        log.warning("sox is not installed: the speed perturbation of %s is emulated in-process (samples differ "
+                    "from sox's by a few int16 steps; the job logs record it)", data_dir / "wav.scp")
     result = MakeFeatsResult(data_dir / "feats.scp", data_dir / "utt2num_frames", feat_dir)
-    todo, result.jobs_skipped = pending_jobs(specs, job_is_done, overwrite=overwrite, what="make-feats", logger=log)
-    errors = _run_jobs(todo, nj, _total_utts(todo), progress)
+    todo, result.jobs_skipped = jobs.pending_jobs(specs, overwrite=overwrite, what="make-feats", logger=log)
+    total = sum(jobs.count_lines(s.split_dir / "utt2spk") for s in todo)
+    _, failures = jobs.run_jobs(run_job, todo, processes=nj, progress_total=total, desc="make-feats",
+                                progress=progress)
     result.jobs_run = [s.job for s in todo]
-    if errors:
-        job, message = errors[0]
-        spec = specs[job - 1]
-        raise AsrkitError(f"{len(errors)} / {len(specs)} jobs failed, log is in {spec.log}: {message}")
+    if failures:
+        spec = specs[failures[0].job - 1]
+        raise AsrkitError(f"{len(failures)} / {len(specs)} jobs failed, log is in {spec.log}: {failures[0].message}")
     _merge(specs, data_dir, opts, result)
     return result
 
@@ -153,110 +151,17 @@ def _validate(data_dir: Path) -> None:
             raise
 
 
-def job_signature(split_dir: Path, opts: FeatureOptions, compress: bool) -> str:
-    """A digest of what a job's output depends on: the options and its split's wav.scp/segments/utt2spk."""
-    h = hashlib.sha1()
-    h.update(" ".join([opts.feat_type, *opts.to_kaldi_args(), f"compress={compress}"]).encode())
-    for name in ("wav.scp", "segments", "utt2spk"):
-        path = split_dir / name
-        h.update(f"\0{name}\0".encode())
-        if path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def job_is_done(spec: JobSpec) -> bool:
-    """True if the job's ark, scp and utt2num_frames exist, its log ended with code 0 and the
-    log records the same signature (same options, same inputs)."""
-    if not (spec.ark.is_file() and spec.scp.is_file() and spec.utt2num_frames.is_file() and spec.log.is_file()):
-        return False
-    from asrkit.logutil import job_log_finished
-
-    return job_log_finished(spec.log, spec.signature)
-
-
-def _total_utts(specs: list[JobSpec]) -> int:
-    total = 0
-    for spec in specs:
-        with open(spec.split_dir / "utt2spk", "rb") as f:
-            total += sum(1 for _ in f)
-    return total
-
-
-def _run_jobs(specs: list[JobSpec], nj: int, total_utts: int, progress: bool | None) -> list[tuple[int, str]]:
-    """Run jobs (in this process when there is one, else in `nj` spawned processes).
-
-    Returns:
-        `(job, error message)` of each failed job; the others finished.
-    """
-    if not specs:
-        return []
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=total_utts, unit="utt", desc="make-feats", disable=not show, file=sys.stderr)
-    errors: list[tuple[int, str]] = []
-    try:
-        if len(specs) == 1 or nj == 1:
-            for spec in specs:
-                try:
-                    run_job(spec, on_progress=bar.update)
-                except (AsrkitError, OSError) as e:
-                    errors.append((spec.job, " ".join(str(e).split("\n"))))
-            return errors
-        import concurrent.futures as cf
-        import multiprocessing as mp
-        import queue
-
-        ctx = mp.get_context("spawn")  # torch and fork do not mix
-        updates = ctx.Queue()
-        with cf.ProcessPoolExecutor(max_workers=min(nj, len(specs)), mp_context=ctx,
-                                    initializer=_init_worker, initargs=(updates,)) as pool:
-            futures = {pool.submit(_run_job_in_worker, spec): spec for spec in specs}
-            pending = set(futures)
-            while pending:
-                done, pending = cf.wait(pending, timeout=0.2)
-                _drain(updates, bar, queue)
-                for fut in done:
-                    error = fut.result()
-                    if error is not None:
-                        errors.append((futures[fut].job, error))
-            _drain(updates, bar, queue)
-        return sorted(errors)
-    finally:
-        bar.close()
-
-
-def _drain(updates, bar, queue_module) -> None:
-    while True:
-        try:
-            bar.update(updates.get_nowait())
-        except queue_module.Empty:
-            return
-
-
-_WORKER_QUEUE = None
-
-
-def _init_worker(updates) -> None:
-    from asrkit.logutil import setup_logging
-
-    global _WORKER_QUEUE
-    _WORKER_QUEUE = updates
-    setup_logging(stderr=False)  # job logs only; the parent shows progress
-
-
-def _run_job_in_worker(spec: JobSpec) -> str | None:
-    """Run a job in a pool worker; return its error message (user errors) or None."""
-    try:
-        run_job(spec, on_progress=_WORKER_QUEUE.put if _WORKER_QUEUE is not None else None)
-    except (AsrkitError, OSError) as e:
-        return " ".join(str(e).split("\n"))
-    return None
+def job_signature(split_dir: Path, opts: FeatureOptions, compress: bool, code_path: tuple[str, ...] = ()) -> str:
+    """The signature of a job (`asrkit.jobs.job_signature`): the options and code path, and its
+    split's wav.scp, segments and utt2spk."""
+    options = {"feat_type": opts.feat_type, "options": opts.to_kaldi_args(), "compress": compress}
+    return jobs.job_signature(split_dir, tables=("wav.scp", "segments", "utt2spk"), options=options,
+                              code_path=code_path)
 
 
 def run_job(spec: JobSpec, on_progress=None) -> dict[str, int]:
-    """Compute the features of one split data dir and write its ark/scp, utt2num_frames and log.
+    """Compute the features of one split data dir and write its ark/scp, utt2num_frames and log
+    (`asrkit.jobs.run_jobs` runs it with `spec.threads` torch threads).
 
     Args:
         spec: the job.
@@ -272,35 +177,14 @@ def run_job(spec: JobSpec, on_progress=None) -> dict[str, int]:
     """
     import torch
 
-    saved = torch.get_num_threads()
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
-    try:
-        return _run_job(spec, on_progress)
-    finally:
-        torch.set_num_threads(saved)  # in-process jobs must not change the caller's setting
-
-
-def _run_job(spec: JobSpec, on_progress) -> dict[str, int]:
-    import logging
-
-    import torch
-
     from asrkit.fileio import atomic_write
     from asrkit.kaldi.table import ArkScpWriter
     from asrkit.kaldi.wav import WavScpReader
-    from asrkit.logutil import get_logger, job_log, versions
 
-    if get_logger().getEffectiveLevel() > logging.INFO:
-        get_logger().setLevel(logging.INFO)  # the job log always gets progress lines
     opts = spec.opts
-    with job_log(spec.log, spec.command) as log:
-        log.info("%s", versions())
-        log.info("job %d: %s -> %s", spec.job, spec.split_dir, spec.ark)
-        log.info("options: %s", " ".join(opts.to_kaldi_args()))
-        log.info("job signature %s", spec.signature)
-        with open(spec.split_dir / "utt2spk", "rb") as f:
-            total = sum(1 for _ in f)
+    with jobs.job_logging(spec, command=spec.command, source=spec.split_dir, target=spec.ark,
+                          options=" ".join(opts.to_kaldi_args()), code_path=spec.code_path) as log:
+        total = jobs.count_lines(spec.split_dir / "utt2spk")
         compute = _make_compute(opts, spec.device, spec.batch_seconds)
         num_frames: dict[str, int] = {}
         failed = 0
@@ -387,16 +271,15 @@ def _merge(specs: list[JobSpec], data_dir: Path, opts: FeatureOptions, result: M
     """Merge the job outputs into DATA_DIR/feats.scp and utt2num_frames; write DATA_DIR/conf/<type>.conf."""
     from asrkit.fileio import atomic_write_text
     from asrkit.kaldi.table import merge_scp
-    from asrkit.kaldi.textio import read_table, write_table
+    from asrkit.kaldi.textio import read_table
     from asrkit.logutil import get_logger
 
+    conf = data_dir / "conf" / f"{opts.feat_type}.conf"
+    jobs.remove_stale_temporaries([result.feats_scp, result.utt2num_frames, conf])
     merge_scp([s.scp for s in specs], result.feats_scp)
-    frames: dict[str, str] = {}
-    for spec in specs:
-        frames.update(read_table(spec.utt2num_frames, num_fields=2))
-    write_table(result.utt2num_frames, frames)
-    (data_dir / "conf").mkdir(exist_ok=True)
-    atomic_write_text(data_dir / "conf" / f"{opts.feat_type}.conf",
+    frames = jobs.merge_tables([s.utt2num_frames for s in specs], result.utt2num_frames, num_fields=2)
+    conf.parent.mkdir(exist_ok=True)
+    atomic_write_text(conf,
                       f"# written by asrkit make-feats: the options of {result.feats_scp}\n" + opts.to_kaldi_conf())
     num_utts = len(read_table(data_dir / "utt2spk"))
     result.num_utts = len(frames)
@@ -413,4 +296,4 @@ def _merge(specs: list[JobSpec], data_dir: Path, opts: FeatureOptions, result: M
              result.num_frames)
 
 
-__all__ = ["JobSpec", "MakeFeatsResult", "job_is_done", "job_signature", "make_feats", "run_job"]
+__all__ = ["JobSpec", "MakeFeatsResult", "job_signature", "make_feats", "run_job"]

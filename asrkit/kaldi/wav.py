@@ -3,7 +3,9 @@
 Samples come back at int16 scale as Kaldi uses them (a full-scale int16 sample is 32767.0, no
 normalisation to [-1, 1]). Pipes run under bash with their exit status checked. Kaldi's
 speed-perturbation pipes (`... | sox -t wav - -t wav - speed 0.9 |`) are applied in-process when
-`sox` (or `wav-copy`) is not installed, so a Kaldi-perturbed data dir reads anywhere.
+`sox` (or `wav-copy`) is not installed, so a Kaldi-perturbed data dir reads anywhere; an emulated
+`speed` gives slightly other samples than sox, so it is logged (once per process) and make-feats
+records it in its job signature (`emulates_sox_speed`).
 """
 
 from __future__ import annotations
@@ -215,31 +217,74 @@ def speed_perturb(samples: np.ndarray, sample_rate: int, factor: float) -> np.nd
     return np.clip(np.round(out), -32768.0, 32767.0).astype(np.float32)
 
 
+# The code path a job signature records when sox's `speed` effect is emulated (other samples than sox's).
+SOX_SPEED_EMULATED = "sox speed emulated"
+_warned_speed_emulated = False
+
+
+def _stand_in(command: str, have=None) -> tuple[str, str, float | None] | None:
+    """How `command |` is read in this process because a program in it is not installed:
+    `("sox", input, speed factor or None)` (input "-": the pipeline before sox) or
+    `("wav-copy", input, None)`; None when the pipeline runs as it is."""
+    have = have or _have
+    stages = _split_pipeline(command)
+    if stages is None or all(have(s[0]) for s in stages):
+        return None
+    last = stages[-1]
+    prog = os.path.basename(last[0])
+    if prog == "sox":
+        parsed = _parse_sox(last)
+        if parsed is not None and (parsed[0] == "-" or len(stages) == 1):
+            return "sox", parsed[0], parsed[1]
+    elif prog == "wav-copy" and len(stages) == 1 and len(last) == 3 and last[2] == "-":
+        return "wav-copy", last[1], None
+    return None
+
+
+def emulates_sox_speed(wav_scp: str | os.PathLike) -> bool:
+    """True if reading this `wav.scp` emulates sox's `speed` effect for some entry (sox is not
+    installed): the features then differ slightly from those of a machine with sox."""
+    found: dict[str, bool] = {}
+
+    def have(program: str) -> bool:  # one PATH lookup per program, not per line
+        if program not in found:
+            found[program] = _have(program)
+        return found[program]
+
+    for _, line in iter_lines(wav_scp):
+        value = line.split(maxsplit=1)[-1].strip()
+        if value.endswith("|") and "speed" in value:
+            stand_in = _stand_in(value[:-1].strip(), have)
+            if stand_in is not None and stand_in[0] == "sox" and stand_in[2] is not None:
+                return True
+    return False
+
+
+def _warn_speed_emulated(command: str) -> None:
+    global _warned_speed_emulated
+    if not _warned_speed_emulated:  # once per process: a perturbed data dir has it on most lines
+        _warned_speed_emulated = True
+        log.warning("sox is not installed: speed perturbation ('%s |' and the like) is emulated in-process; "
+                    "samples differ from sox's by a few int16 steps", command)
+
+
 def _read_pipe(command: str, key: str) -> tuple[np.ndarray, int]:
     """Read `command |`: run it, or stand in for sox / wav-copy when they are not installed."""
-    stages = _split_pipeline(command)
-    if stages is not None and not all(_have(s[0]) for s in stages):
-        last = stages[-1]
-        prog = os.path.basename(last[0])
-        if prog == "sox":
-            parsed = _parse_sox(last)
-            if parsed is not None:
-                infile, factor = parsed
-                if infile == "-":
-                    if len(stages) < 2:
-                        raise AudioError(f"{key}: '{command} |' reads sox input from stdin but has nothing before it")
-                    prefix = "|".join(command.split("|")[:-1]).strip()
-                    samples, rate = read_audio(prefix + " |", key)
-                elif len(stages) == 1:
-                    samples, rate = read_audio(infile, key)
-                else:
-                    samples, rate = None, None
-                if samples is not None:
-                    if factor is not None:
-                        samples = speed_perturb(samples, rate, factor)
-                    return samples, rate
-        elif prog == "wav-copy" and len(stages) == 1 and len(last) == 3 and last[2] == "-":
-            return read_audio(last[1], key)
+    stand_in = _stand_in(command)
+    if stand_in is not None:
+        prog, infile, factor = stand_in
+        if prog == "wav-copy":
+            return read_audio(infile, key)
+        if infile != "-":
+            samples, rate = read_audio(infile, key)
+        elif "|" not in command:
+            raise AudioError(f"{key}: '{command} |' reads sox input from stdin but has nothing before it")
+        else:
+            samples, rate = read_audio("|".join(command.split("|")[:-1]).strip() + " |", key)
+        if factor is not None:
+            _warn_speed_emulated(command)
+            samples = speed_perturb(samples, rate, factor)
+        return samples, rate
     data = _run(command, key)
     if not data:
         raise AudioError(f"{key}: command '{command}' produced no output (empty audio)")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from asrkit.decoding.decoder import decode_data_dir, file_digest, job_is_done, run_job
+from asrkit.decoding.decoder import decode_data_dir, run_job
 from asrkit.decoding.loglikes import (
     log_priors_from_counts,
     priors_from_alignments,
@@ -23,6 +23,7 @@ from asrkit.decoding.loglikes import (
     write_priors,
 )
 from asrkit.errors import ConfigError, DataDirError, FormatError
+from asrkit.jobs import file_digest, is_done
 from asrkit.kaldi.textio import read_table
 from asrkit.models.modelfile import load_model
 from asrkit.scoring.report import score_decode_dir
@@ -30,6 +31,7 @@ from asrkit.text.tokenizer import make_lang_dir
 from asrkit.training.config import load_config
 from asrkit.training.trainer import run_training
 from tests.conftest import REPO
+from tests.test_jobs import spy_on_pools
 from tests.training.conftest import make_toy_data_dir
 
 # Tuned to learn the toy task in ~20 s on 2 CPU cores (about 10% CER, 40% WER on its 2-3 letter words).
@@ -53,10 +55,13 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def decoded_nj(trained):
-    """The same beam decode with --nj 1 and --nj 2: (result nj1, result nj2)."""
+    """The same beam decode with --nj 1 and --nj 2: (result nj1, result nj2, the sizes of the process
+    pools they started)."""
     model, test, root = trained
-    return (decode_data_dir(model, test, root / "decode_nj1", search="beam", beam=4),
-            decode_data_dir(model, test, root / "decode_nj2", search="beam", beam=4, nj=2))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        pools = spy_on_pools(monkeypatch)
+        return (decode_data_dir(model, test, root / "decode_nj1", search="beam", beam=4),
+                decode_data_dir(model, test, root / "decode_nj2", search="beam", beam=4, nj=2), pools)
 
 
 def _wer_value(path) -> float:
@@ -106,9 +111,9 @@ def test_rerun_is_skipped_and_overwrite_redoes(trained):
 
 def test_nj2_equals_nj1_and_resumes_after_a_killed_job(trained, decoded_nj):
     model, test, root = trained
-    one, two = decoded_nj
+    one, two, pools = decoded_nj
     assert (root / "decode_nj2" / "text").read_text() == (root / "decode_nj1" / "text").read_text()
-    assert two.jobs_run == [1, 2] and one.jobs_run == [1]
+    assert two.jobs_run == [1, 2] and one.jobs_run == [1] and pools == [2]  # nj 2: two processes
     for job in (1, 2):
         log = (root / "decode_nj2" / "log" / f"decode.{job}.log").read_text()
         assert "real-time factor" in log and log.splitlines()[-1].startswith("# Ended (code 0)")
@@ -271,8 +276,8 @@ def test_job_is_done_needs_matching_signature(trained, decoded_nj, tmp_path):
 
     beam4 = DecodeOptions(search="beam", beam=4, batch_frames=20000)
     spec = _job_spec(1, test / "split2" / "1", model, out, beam4, file_digest(model), 2, "x")
-    assert job_is_done(spec)
+    assert is_done(spec)
     other = _job_spec(1, test / "split2" / "1", model, out, DecodeOptions(batch_frames=20000, search="greedy"),
                       file_digest(model), 2, "x")
-    assert not job_is_done(other)
-    assert run_job(other).num_utts > 0 and job_is_done(other)
+    assert not is_done(other)
+    assert run_job(other).num_utts > 0 and is_done(other)

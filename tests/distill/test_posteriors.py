@@ -18,6 +18,8 @@ from asrkit.data.targets import open_soft_targets, read_post_info
 from asrkit.distill import posteriors as P
 from asrkit.errors import AsrkitError, ConfigError, FormatError
 from asrkit.kaldi.table import load_table_scp
+from tests.distill.conftest import VOCAB, teacher_file
+from tests.test_jobs import spy_on_pools
 from tests.training.conftest import make_toy_data_dir
 
 
@@ -107,7 +109,7 @@ def test_student_frame_rate_from_yaml_and_model_file(tmp_path):
                                              "num_heads: 2, ffn_dim: 16}\n")
     sub, lengths = P.student_frame_rate(tmp_path / "conformer.yaml", 12)
     assert sub == 4 and lengths(torch.tensor([100, 7, 6])).tolist() == [24, 1, 0]
-    model_file = _teacher_file(tmp_path, {"type": "dnn", "hidden_dims": [8], "context": 0, "subsample": 2})
+    model_file = teacher_file(tmp_path, {"type": "dnn", "hidden_dims": [8], "context": 0, "subsample": 2})
     assert P.student_frame_rate(model_file, 12)[0] == 2
     (tmp_path / "bad.yaml").write_text("model:\n  encoder: {type: dnn, layers: 3}\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: model.encoder: unknown option\(s\) 'layers'"):
@@ -116,28 +118,12 @@ def test_student_frame_rate_from_yaml_and_model_file(tmp_path):
 
 # --- dumping -------------------------------------------------------------------------------------
 
-VOCAB = {"de": 5, "en": 7}
-
-
-def _teacher_file(tmp_path, encoder=None, vocab=VOCAB, name="teacher.pt"):
-    """An (untrained) teacher model file with the metadata the trainer writes for a CTC model."""
-    from asrkit.models import build_model
-    from asrkit.models.modelfile import ModelMeta, atomic_torch_save, make_model_file
-
-    torch.manual_seed(0)
-    encoder = encoder or {"type": "lstm", "hidden_dim": 8, "num_layers": 1}
-    model = build_model({"encoder": encoder, "head": {"type": "mtl"}}, feat_dim=12, vocab_sizes=vocab)
-    meta = ModelMeta.for_model(model, objective="ctc")
-    atomic_torch_save(make_model_file(model, meta=meta), tmp_path / name)
-    return tmp_path / name
-
-
 @pytest.fixture
 def setup(tmp_path):
     data = make_toy_data_dir(tmp_path, "data", utts_per_lang=6, seed=3)
     student = tmp_path / "student.yaml"
     student.write_text("model:\n  encoder: {type: dnn, hidden_dims: [16], context: 2, subsample: 2}\n")
-    return data, _teacher_file(tmp_path), student
+    return data, teacher_file(tmp_path), student
 
 
 def _expected(teacher, data, temperature, sub=2):
@@ -157,10 +143,11 @@ def _expected(teacher, data, temperature, sub=2):
     return out
 
 
-def test_dump_matrix_values_per_language_heads_and_kaldi_bytes(tmp_path, setup):
+def test_dump_matrix_values_per_language_heads_and_kaldi_bytes(tmp_path, setup, monkeypatch):
     data, teacher, student = setup
+    pools = spy_on_pools(monkeypatch)
     result = P.dump_posteriors(teacher, data, tmp_path / "post", temperature=2.0, frame_rate_of=student, nj=2)
-    assert result.jobs_run == [1, 2] and result.num_utts == 12
+    assert result.jobs_run == [1, 2] and result.num_utts == 12 and pools == [2]  # two processes
     expected = _expected(teacher, data, 2.0)
     table = open_soft_targets(str(tmp_path / "post" / "post.scp"))
     assert sorted(table) == sorted(expected)
@@ -222,6 +209,7 @@ def test_compressed_dump_is_kaldi_cm2(tmp_path, setup):
         np.testing.assert_allclose(packed[k], exact[k], atol=2e-5)  # 1/65535 of the [min, max] range
 
 
+@pytest.mark.slow  # three pools of three worker processes (a torch import each)
 def test_rerun_skips_finished_jobs_and_overwrite_redoes_them(tmp_path, setup):
     data, teacher, student = setup
     first = P.dump_posteriors(teacher, data, tmp_path / "post", frame_rate_of=student, nj=3)
@@ -255,35 +243,29 @@ def _scp_contents(folder):
 def test_interrupted_run_resumes_to_identical_output(tmp_path, setup, monkeypatch):
     data, teacher, student = setup
     straight = tmp_path / "straight"
-    small = {"frame_rate_of": student, "nj": 3, "max_frames": 60}  # several batches per job
+    small = {"frame_rate_of": student, "nj": 2, "max_frames": 60}  # several batches per job
     P.dump_posteriors(teacher, data, straight, **small)
-    batches_in_job_2 = []
+    resumed = tmp_path / "resumed"
+    P.dump_posteriors(teacher, data, resumed, job=1, **small)
+    batches = []
     real = P._Teacher.posteriors
 
-    def dies_in_job_2(self, batch):
-        if "split3/2" in str(self.job_dir):
-            batches_in_job_2.append(batch.keys)
-            if len(batches_in_job_2) == 2:  # after one batch was written to the job's archive
-                raise KeyboardInterrupt  # what Ctrl-C does mid-job
+    def dies_on_second_batch(self, batch):
+        batches.append(batch.keys)
+        if len(batches) == 2:  # after one batch was written to the job's archive
+            raise KeyboardInterrupt  # what Ctrl-C does mid-job
         return real(self, batch)
 
-    real_run_job = P.run_job
-
-    def remember_job(job, teacher_, command):
-        teacher_.job_dir = job.split_dir
-        return real_run_job(job, teacher_, command)
-
-    monkeypatch.setattr(P._Teacher, "posteriors", dies_in_job_2)
-    monkeypatch.setattr(P, "run_job", remember_job)
-    resumed = tmp_path / "resumed"
+    monkeypatch.setattr(P._Teacher, "posteriors", dies_on_second_batch)
     with pytest.raises(KeyboardInterrupt):
-        P.dump_posteriors(teacher, data, resumed, **small)
-    assert len(batches_in_job_2) == 2 and (resumed / "post.1.scp").exists() and not (resumed / "post.2.ark").exists()
+        P.dump_posteriors(teacher, data, resumed, job=2, **small)
+    assert len(batches) == 2 and (resumed / "post.1.scp").exists() and not (resumed / "post.2.ark").exists()
     assert not (resumed / "post.scp").exists()
+    assert (resumed / "log" / "dump_posteriors.2.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
     (resumed / ".post.2.ark.abc123.tmp").write_bytes(b"half an archive")  # what SIGKILL leaves behind
     monkeypatch.undo()
     result = P.dump_posteriors(teacher, data, resumed, **small)
-    assert result.jobs_skipped == [1] and result.jobs_run == [2, 3]
+    assert result.jobs_skipped == [1] and result.jobs_run == [2]
     assert not list(resumed.glob(".*.tmp"))
     (want_lines, want), (got_lines, got) = _scp_contents(straight), _scp_contents(resumed)
     assert got_lines == want_lines and got.keys() == want.keys()
@@ -320,7 +302,7 @@ def test_killed_cli_run_then_rerun_gives_identical_post_scp(tmp_path, setup, asr
 def test_cli_errors_are_one_line(tmp_path, setup, asrkit_cli):
     data, teacher, _ = setup
     (tmp_path / "odd.yaml").write_text("model:\n  encoder: {type: dnn, hidden_dims: [8], subsample: 3}\n")
-    teacher2 = _teacher_file(tmp_path, {"type": "lstm", "hidden_dim": 8, "num_layers": 1, "subsample": 2},
+    teacher2 = teacher_file(tmp_path, {"type": "lstm", "hidden_dim": 8, "num_layers": 1, "subsample": 2},
                              name="t2.pt")
     proc = asrkit_cli("dump-posteriors", "--model", teacher2, "--data", data, "--out-dir", tmp_path / "o",
                       "--frame-rate-of", tmp_path / "odd.yaml")
@@ -332,13 +314,14 @@ def test_cli_errors_are_one_line(tmp_path, setup, asrkit_cli):
 
 def test_language_without_teacher_head_is_an_error(tmp_path):
     data = make_toy_data_dir(tmp_path, "data", langs=("en", "fr"), utts_per_lang=2)
-    teacher = _teacher_file(tmp_path)
+    teacher = teacher_file(tmp_path)
     with pytest.raises(AsrkitError, match=r"job 1 of 1 failed, log is in .*dump_posteriors.1.log: .*utt2lang: "
                                           r"language 'fr' \(utterance 'frspk0-000'\) has no output layer in the "
                                           r"teacher \(languages: de, en\)"):
         P.dump_posteriors(teacher, data, tmp_path / "post")
 
 
+@pytest.mark.slow  # six worker processes (a torch import each)
 def test_more_jobs_than_speakers_split_per_utterance(tmp_path, setup):
     data, teacher, student = setup  # 4 speakers, 12 utterances
     result = P.dump_posteriors(teacher, data, tmp_path / "post", frame_rate_of=student, nj=6)

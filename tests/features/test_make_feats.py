@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from asrkit.errors import AsrkitError, FormatError
-from asrkit.features.make_feats import job_is_done, make_feats
+from asrkit.features.make_feats import make_feats
+from asrkit.jobs import is_done
 from tests.features.conftest import FIXTURES, load_ark
 
 
@@ -167,14 +168,14 @@ def test_job_is_done_requires_outputs_success_and_same_signature(fixture_datadir
     make_feats(fixture_datadir, progress=False)
     opts = load_feature_options("fbank")
     split = fixture_datadir / "split1" / "1"
-    spec = JobSpec(1, split, feat_dir / "raw_fbank_data.1.ark", feat_dir / "raw_fbank_data.1.scp",
-                   feat_dir / "log" / "utt2num_frames_fbank_data.1", feat_dir / "log" / "make_fbank_data.1.log",
-                   opts, "cpu", False, 8.0, signature=job_signature(split, opts, False), command="")
-    assert job_is_done(spec)
-    assert not job_is_done(dataclasses.replace(spec, signature=job_signature(split, opts, True)))
+    spec = JobSpec(split, opts, "cpu", False, 8.0, job=1, ark=feat_dir / "raw_fbank_data.1.ark",
+                   scp=feat_dir / "raw_fbank_data.1.scp", utt2num_frames=feat_dir / "log" / "utt2num_frames_fbank_data.1",
+                   log=feat_dir / "log" / "make_fbank_data.1.log", signature=job_signature(split, opts, False), command="")
+    assert is_done(spec)
+    assert not is_done(dataclasses.replace(spec, signature=job_signature(split, opts, True)))
     log = spec.log.read_text()
     spec.log.write_text(log.replace("# Ended (code 0)", "# Ended (code 1)"))
-    assert not job_is_done(spec)
+    assert not is_done(spec)
     spec.log.write_text(log)
     spec.utt2num_frames.unlink()
-    assert not job_is_done(spec)
+    assert not is_done(spec)

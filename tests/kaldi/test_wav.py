@@ -255,3 +255,24 @@ def test_sox_streaming_header_is_not_a_truncation(tmp_path, in_fixtures, caplog)
         finally:
             logging.getLogger("asrkit").removeHandler(caplog.handler)
     assert any("t2: " in r.getMessage() and "truncated" in r.getMessage() for r in caplog.records)
+
+
+def test_emulated_speed_is_detected_and_warned_once(in_fixtures, tmp_path, monkeypatch):
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"a wav/{UTT}.wav\nb sox wav/{UTT}.wav -t wav - remix 1 |\n")
+    assert not wav.emulates_sox_speed(scp)  # no speed effect
+    scp.write_text(f"a wav/{UTT}.wav\nb\tsox -t wav wav/{UTT}.wav -t wav - speed 1.1 |\n")
+    monkeypatch.setattr(wav, "_have", lambda program: program != "sox")
+    assert wav.emulates_sox_speed(scp)
+    monkeypatch.setattr(wav, "_have", lambda program: True)
+    assert not wav.emulates_sox_speed(scp)  # sox runs it
+
+    monkeypatch.setattr(wav, "_have", lambda program: False)
+    monkeypatch.setattr(wav, "_warned_speed_emulated", False)
+    warnings = []
+    monkeypatch.setattr(wav.log, "warning", lambda msg, *args: warnings.append(msg % args))
+    for _ in range(2):
+        read_audio(f"sox wav/{UTT}.wav -t wav - speed 0.9 |", UTT)
+    read_audio(f"sox wav/{UTT}.wav -t wav - |", UTT)  # no speed: nothing to say
+    assert warnings == [f"sox is not installed: speed perturbation ('sox wav/{UTT}.wav -t wav - speed 0.9 |' and "
+                        "the like) is emulated in-process; samples differ from sox's by a few int16 steps"]

@@ -1,0 +1,399 @@
+"""Kaldi-style parallel jobs over a split data dir, written once for make-feats, decode and dump-posteriors.
+
+A stage splits its data dir (`split_data`), describes each job with a spec (a `Job`: its number,
+outputs, run.pl-style log and signature), skips the jobs a previous run finished (`pending_jobs`),
+runs the others in this process or in a pool of spawned processes (`run_jobs`), and merges their
+outputs atomically (`merge_tables`, `asrkit.kaldi.table.merge_scp`).
+
+A job is finished when its outputs exist and its log ends with `# Ended (code 0)` and records
+`job signature <digest>`; the digest (`job_signature`) covers everything the output depends on:
+the model file's content (sha256), the job's data-dir tables and the size and time of the archives
+its feature tables point to (features re-extracted in place change nothing else), the options, and
+the code path where it changes the numbers (e.g. "sox speed emulated").
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import glob
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import queue
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asrkit.errors import AsrkitError
+from asrkit.kaldi.datadir import split_data_dir, split_for_jobs
+from asrkit.kaldi.table import split_offset, split_range
+from asrkit.kaldi.textio import read_table, write_table
+from asrkit.logutil import get_logger, job_log, setup_logging, versions
+
+# The data-dir tables a job over features reads (decode, dump-posteriors): their content, and the
+# archives feats.scp and cmvn.scp point to, are the job's input.
+FEATURE_TABLES = ("feats.scp", "cmvn.scp", "utt2spk", "utt2lang")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """What the runner reads of a job spec. A stage's spec extends it (a frozen dataclass, so that
+    it pickles into pool workers) with what its job does; these fields are keyword-only, so the
+    stage's own fields come first."""
+
+    job: int  # 1-based, as run.pl's JOB
+    log: Path | None  # the job's run.pl-style log; None: the job logs into its driver's log
+    signature: str  # `job_signature` of its inputs and options
+    command: str  # the command line its log records
+    threads: int = 0  # torch threads while it runs; 0 leaves torch's setting alone
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        """The files the job writes (each atomically); all exist once it finished."""
+        return ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableJob(Job):
+    """A job that writes a Kaldi table (ark + scp) and the frames per utterance in it."""
+
+    ark: Path
+    scp: Path
+    utt2num_frames: Path
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (self.ark, self.scp, self.utt2num_frames)
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """A job that raised a user error: its number and the error on one line."""
+
+    job: int
+    message: str
+    error: BaseException | None = None  # the exception itself when the job ran in this process
+
+
+# ------------------------------------------------------------------------------------------------
+# Splitting and signatures
+# ------------------------------------------------------------------------------------------------
+
+def split_data(data_dir: str | os.PathLike, nj: int, *, always_per_speaker: bool = False) -> list[Path]:
+    """The data dirs of `nj` jobs, in job order.
+
+    Args:
+        data_dir: the data dir.
+        nj: the number of jobs.
+        always_per_speaker: make_fbank.sh's rule (make-feats): `split{nj}` per speaker even for one
+            job, and more jobs than speakers is an error. Otherwise (decode, dump-posteriors) the
+            dir itself for one job, per speaker, or per utterance when there are fewer speakers
+            than jobs (`asrkit.kaldi.datadir.split_for_jobs`).
+
+    Raises:
+        DataDirError: a missing or bad utt2spk; more jobs than speakers with `always_per_speaker`.
+    """
+    if always_per_speaker:
+        return [Path(p) for p in split_data_dir(data_dir, nj)]
+    return [Path(p) for p in split_for_jobs(data_dir, nj)]
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (a model's identity, whatever its name or time stamp)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def scp_archives(scp_text: str) -> set[str]:
+    """The files an scp's entries point to (`ark:offset[range]` -> ark), pipes left out."""
+    archives = set()
+    for line in scp_text.splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2 and not parts[1].rstrip().endswith("|"):
+            archives.add(split_offset(split_range(parts[1].strip())[0])[0])
+    return archives
+
+
+def job_signature(data_dir: str | os.PathLike, *, tables: Sequence[str], options: Mapping[str, object],
+                  model_digest: str = "", code_path: Sequence[str] = ()) -> str:
+    """The digest a job's log records: what its output depends on.
+
+    Args:
+        data_dir: the job's (split) data dir.
+        tables: the files of `data_dir` the job reads; their bytes are hashed, and for each `.scp`
+            but wav.scp also the size and modification time of every archive it points to.
+            (wav.scp's recordings are left out: a corpus has one file per recording, hundreds of
+            thousands of stat calls on a network disk at every start, and is not rewritten in
+            place the way feature archives are.)
+        options: every option that changes the output (JSON-serialisable values).
+        model_digest: `file_digest` of the model the job runs, if any.
+        code_path: how the job computes where that changes the numbers, e.g. ["sox speed emulated"].
+
+    Returns:
+        a sha256 hex digest.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps({"model_sha256": model_digest, "options": options, "code_path": list(code_path)},
+                        sort_keys=True, default=str).encode())
+    for name in tables:
+        path = Path(data_dir) / name
+        h.update(f"\0{name}\0".encode())
+        if not path.is_file():
+            h.update(b"(missing)")
+            continue
+        data = path.read_bytes()
+        h.update(data)
+        if name.endswith(".scp") and name != "wav.scp":
+            for archive in sorted(scp_archives(data.decode("utf-8", "replace"))):
+                try:
+                    st = os.stat(archive)
+                    h.update(f"\0{archive}:{st.st_size}:{st.st_mtime_ns}".encode())
+                except OSError:
+                    h.update(f"\0{archive}:missing".encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# Finished jobs, stale temporaries
+# ------------------------------------------------------------------------------------------------
+
+def job_log_finished(path: str | os.PathLike, signature: str) -> bool:
+    """True if a job log ends with `# Ended (code 0)` and records `job signature <signature>`."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not lines or not lines[-1].startswith("# Ended (code 0)"):
+        return False
+    return any(f"job signature {signature}" in line for line in lines)
+
+
+def is_done(spec: Job) -> bool:
+    """True if a job's outputs exist and its log ended with code 0 under the same signature."""
+    if spec.log is None or not all(p.is_file() for p in spec.outputs):
+        return False
+    return job_log_finished(spec.log, spec.signature)
+
+
+def pending_jobs(specs: Sequence[Job], *, overwrite: bool, what: str,
+                 logger: logging.Logger | None = None) -> tuple[list, list[int]]:
+    """Split job specs into those to run and the numbers of those a re-run skips (`is_done`); with
+    `overwrite` every job runs. Logs what it skips."""
+    todo, done = [], []
+    for spec in specs:
+        if not overwrite and is_done(spec):
+            done.append(spec.job)
+        else:
+            todo.append(spec)
+    if done:
+        (logger or get_logger()).info("%s: %d of %d job(s) already done, skipping them (--overwrite to redo)",
+                                      what, len(done), len(specs))
+    return todo, done
+
+
+def remove_stale_temporaries(outputs: Iterable[str | os.PathLike]) -> None:
+    """Remove what a killed writer left of these outputs (`asrkit.fileio.tmp_path_for` names).
+
+    Only the temporaries of the given files go: another stage may be writing other files of the
+    same folder at the same time.
+    """
+    for output in outputs:
+        output = Path(output)
+        for stale in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Running jobs
+# ------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def job_logging(spec: Job, *, command: str, source: object, target: object, options: str = "",
+                code_path: Sequence[str] = (), driver_log: logging.Logger | None = None):
+    """The log of one job: its run.pl-style log file (versions first), or, for a job without one,
+    the driver's logger. Either starts with the job's input and output, options, code path and
+    signature (what `is_done` looks for). Yields the logger."""
+    if spec.log is None:
+        log = driver_log or get_logger()
+        _log_job_header(log, spec, source, target, options, code_path)
+        yield log
+        return
+    if get_logger().getEffectiveLevel() > logging.INFO:
+        get_logger().setLevel(logging.INFO)  # the job log always gets its signature and progress lines
+    with job_log(spec.log, command) as log:
+        log.info("%s", versions())
+        _log_job_header(log, spec, source, target, options, code_path)
+        yield log
+
+
+def _log_job_header(log: logging.Logger, spec: Job, source, target, options: str,
+                    code_path: Sequence[str]) -> None:
+    log.info("job %d: %s -> %s", spec.job, source, target)
+    if options:
+        log.info("options: %s", options)
+    for path in code_path:
+        log.info("code path: %s", path)
+    log.info("job signature %s", spec.signature)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Run a block with `threads` torch threads (0: unchanged), restoring the caller's setting."""
+    if not threads:
+        yield
+        return
+    import torch  # here, not at the top: make-feats' driver is imported without torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def count_lines(path: str | os.PathLike) -> int:
+    """Lines of a file (utterances of a table), for progress totals."""
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def run_jobs(run_one: Callable, specs: Sequence[Job], *, processes: int, progress_total: int = 0,
+             desc: str = "jobs", progress: bool | None = None) -> tuple[dict[int, object], list[JobFailure]]:
+    """Run jobs: in this process when there is one (or `processes` is 1), else in a pool of
+    `min(processes, len(specs))` spawned processes (torch and fork do not mix).
+
+    Before a job runs, the stale temporaries of its outputs are removed; it runs with
+    `spec.threads` torch threads. Pool workers log into their job logs only.
+
+    Args:
+        run_one: `run_one(spec, on_progress)` runs one job and returns its result; `on_progress(n)`
+            reports n more utterances done. A module-level function (the pool pickles it).
+        specs: the jobs to run.
+        processes: the most processes to run at once.
+        progress_total: utterances in all jobs, for the progress bar (0: no bar).
+        desc: the progress bar's label.
+        progress: show the bar; None shows it when stderr is a terminal.
+
+    Returns:
+        `({job: result}, failures)`: a job that raised an AsrkitError or OSError is a failure (the
+        others still run); other exceptions (a bug, KeyboardInterrupt) propagate.
+    """
+    results: dict[int, object] = {}
+    failures: list[JobFailure] = []
+    if not specs:
+        return results, failures
+    show = (sys.stderr.isatty() if progress is None else progress) and progress_total > 0
+    bar = tqdm(total=progress_total, unit="utt", desc=desc, disable=not show, file=sys.stderr)
+    try:
+        for spec in specs:
+            remove_stale_temporaries(spec.outputs)
+        if processes == 1 or len(specs) == 1:
+            for spec in specs:
+                try:
+                    with torch_threads(spec.threads):
+                        results[spec.job] = run_one(spec, bar.update)
+                except (AsrkitError, OSError) as e:
+                    failures.append(JobFailure(spec.job, _one_line(e), e))
+        else:
+            _run_in_pool(run_one, specs, processes, bar, results, failures)
+    finally:
+        bar.close()
+    return results, sorted(failures, key=lambda f: f.job)
+
+
+def _run_in_pool(run_one: Callable, specs: Sequence[Job], processes: int, bar, results: dict,
+                 failures: list[JobFailure]) -> None:
+    ctx = mp.get_context("spawn")
+    updates = ctx.Queue()
+    with cf.ProcessPoolExecutor(max_workers=min(processes, len(specs)), mp_context=ctx,
+                                initializer=_init_worker, initargs=(updates,)) as pool:
+        futures = {pool.submit(_run_in_worker, run_one, spec): spec for spec in specs}
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=0.2)
+            _drain(updates, bar)
+            for fut in done:
+                job = futures[fut].job
+                try:
+                    ok, outcome = fut.result()
+                except BrokenProcessPool:
+                    ok, outcome = False, "the job's process died (killed, or out of memory?)"
+                if ok:
+                    results[job] = outcome
+                else:
+                    failures.append(JobFailure(job, outcome))
+        _drain(updates, bar)
+
+
+def _drain(updates, bar) -> None:
+    while True:
+        try:
+            bar.update(updates.get_nowait())
+        except queue.Empty:
+            return
+
+
+_WORKER_UPDATES = None
+
+
+def _init_worker(updates) -> None:
+    global _WORKER_UPDATES
+    _WORKER_UPDATES = updates
+    setup_logging(stderr=False)  # job logs only; the driver reports
+
+
+def _run_in_worker(run_one: Callable, spec: Job) -> tuple[bool, object]:
+    """Run a job in a pool worker: `(True, result)`, or `(False, message)` for a user error (the
+    message, not the exception: asrkit's exceptions do not all survive pickling)."""
+    try:
+        with torch_threads(spec.threads):
+            return True, run_one(spec, _WORKER_UPDATES.put if _WORKER_UPDATES is not None else None)
+    except (AsrkitError, OSError) as e:
+        return False, _one_line(e)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split("\n")) or type(e).__name__
+
+
+# ------------------------------------------------------------------------------------------------
+# Merging
+# ------------------------------------------------------------------------------------------------
+
+def merge_tables(parts: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                 num_fields: int | None = None) -> dict[str, str]:
+    """Merge the jobs' text tables into one C-sorted table, written atomically.
+
+    Returns:
+        the merged `{key: rest of line}`.
+
+    Raises:
+        FormatError: a bad line. AsrkitError: a key in two parts.
+    """
+    merged: dict[str, str] = {}
+    where: dict[str, Path] = {}
+    for part in parts:
+        part = Path(part)
+        for key, value in read_table(part, num_fields=num_fields).items():
+            if key in merged:
+                raise AsrkitError(f"{part}: utterance '{key}' is also in {where[key]} (written by two jobs)")
+            merged[key] = value
+            where[key] = part
+    write_table(out, merged, sort=True)
+    return merged
+
+
+__all__ = ["FEATURE_TABLES", "Job", "JobFailure", "TableJob", "count_lines", "file_digest", "is_done", "job_log_finished",
+           "job_logging", "job_signature", "merge_tables", "pending_jobs", "remove_stale_temporaries", "run_jobs",
+           "scp_archives", "split_data", "torch_threads"]

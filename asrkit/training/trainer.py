@@ -227,7 +227,9 @@ def model_meta(conf: dict, model, *, lang_dir, train_dirs, state: TrainState | N
     """What a model file records besides the weights, so later stages need only `--model`.
     `global_cmvn`: the training set's global CMVN stats (`AsrDataset.global_cmvn`), which later
     stages then apply to every utterance."""
-    cmvn = CmvnSettings(bool(conf["data"]["norm_vars"]), None if global_cmvn is None else global_cmvn.tolist())
+    per_speaker = global_cmvn is None and all((Path(d) / "cmvn.scp").is_file() for d in train_dirs)
+    cmvn = CmvnSettings(bool(conf["data"]["norm_vars"]), None if global_cmvn is None else global_cmvn.tolist(),
+                        per_speaker=per_speaker)
     train = {"step": state.step, "epoch": state.epoch, "best_valid_loss": state.best_valid_loss} if state else None
     return ModelMeta.for_model(model, objective=conf["objective"]["type"], cmvn=cmvn,
                                features=feature_settings(train_dirs[0]) if train_dirs else None,

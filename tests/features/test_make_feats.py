@@ -193,3 +193,19 @@ def test_job_is_done_requires_outputs_success_and_same_signature(fixture_datadir
     spec.log.write_text(log)
     spec.utt2num_frames.unlink()
     assert not is_done(spec)
+
+
+def test_mel_bins_too_fine_for_the_sample_rate_are_logged(fixture_datadir, caplog):
+    # Issue 21.4: 80 mel bins at 8 kHz give channels that weigh one and the same FFT bin; make-feats
+    # said nothing. (The fixture audio is 16 kHz, so the job itself then fails on the rate.)
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="asrkit"):
+        logging.getLogger("asrkit").addHandler(caplog.handler)
+        try:
+            with pytest.raises(AsrkitError):
+                make_feats(fixture_datadir, options=["sample-frequency=8000", "num-mel-bins=80"], progress=False)
+        finally:
+            logging.getLogger("asrkit").removeHandler(caplog.handler)
+    warnings = sorted({r.getMessage() for r in caplog.records if "too fine" in r.getMessage()})
+    assert len(warnings) == 1 and "--num-mel-bins=80 is too fine for 8000 Hz audio" in warnings[0]

@@ -72,8 +72,20 @@ def warn_feature_mismatch(data_dir: Path, meta: ModelMeta, log) -> None:
     trained = meta.features
     here = feature_settings(data_dir)
     if trained and here and trained != here:
-        log.warning("features of %s were made with other settings than the model's training data "
-                    "(%s vs %s)", data_dir, here, trained)
+        log.warning("features of %s were made with other settings than the model's training data: %s",
+                    data_dir, describe_feature_difference(here, trained))
 
 
-__all__ = ["DEFAULT_FRAME_SHIFT_MS", "audio_seconds", "check_languages", "warn_feature_mismatch"]
+def describe_feature_difference(here: dict, trained: dict) -> str:
+    """`"--num-mel-bins=40 here, 80 in training"`: only the options that differ (two whole option
+    dicts hid the one that mattered). Both are `feature_settings` dicts."""
+    if here.get("type") != trained.get("type"):
+        return f"{here.get('type')} here, {trained.get('type')} in training"
+    ours, theirs = here.get("options") or {}, trained.get("options") or {}
+    parts = [f"--{name}={ours.get(name, '(default)')} here, {theirs.get(name, '(default)')} in training"
+             for name in sorted(set(ours) | set(theirs)) if ours.get(name) != theirs.get(name)]
+    return "; ".join(parts)
+
+
+__all__ = ["DEFAULT_FRAME_SHIFT_MS", "audio_seconds", "check_languages", "describe_feature_difference",
+           "warn_feature_mismatch"]

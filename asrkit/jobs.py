@@ -92,15 +92,16 @@ def split_data(data_dir: str | os.PathLike, nj: int, *, always_per_speaker: bool
     Args:
         data_dir: the data dir.
         nj: the number of jobs.
-        always_per_speaker: make_fbank.sh's rule (make-feats): `split{nj}` per speaker even for one
-            job, and more jobs than speakers is an error. Otherwise (decode, dump-posteriors) the
-            dir itself for one job, per speaker, or per utterance when there are fewer speakers
-            than jobs (`asrkit.kaldi.datadir.split_for_jobs`).
+        always_per_speaker: make_fbank.sh's rule (make-feats): `split{nj}` even for one job.
+            Otherwise (decode, dump-posteriors) the dir itself for one job. Either way more jobs
+            are split per speaker, or per utterance when there are fewer speakers than jobs
+            (`asrkit.kaldi.datadir.split_for_jobs`), where make_fbank.sh's split_data.sh would
+            refuse: features do not depend on the speaker, and one-speaker corpora are common.
 
     Raises:
-        DataDirError: a missing or bad utt2spk; more jobs than speakers with `always_per_speaker`.
+        DataDirError: a missing or bad utt2spk.
     """
-    if always_per_speaker:
+    if always_per_speaker and nj == 1:
         return [Path(p) for p in split_data_dir(data_dir, nj)]
     return [Path(p) for p in split_for_jobs(data_dir, nj)]
 

@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 KALDI_FIXTURES = REPO / "tests" / "fixtures" / "kaldi"
+# Real speech corpora live beside the repository, not in it (../shared/corpora/README.md);
+# ASRKIT_CORPORA points elsewhere, e.g. from a git worktree one level deeper.
+REAL_CORPORA = Path(os.environ.get("ASRKIT_CORPORA") or REPO.parent / "shared" / "corpora")
 
 
 def pytest_sessionstart(session) -> None:
@@ -22,6 +25,14 @@ def pytest_sessionstart(session) -> None:
     problem = check_environment()
     if problem:
         pytest.exit(problem, returncode=1)
+
+
+def real_corpus(name: str) -> Path:
+    """`../shared/corpora/NAME`, or skip the test saying where it was looked for."""
+    path = REAL_CORPORA / name
+    if not path.is_dir():
+        pytest.skip(f"{path} absent: real corpora live outside the repository (set ASRKIT_CORPORA to their folder)")
+    return path
 
 
 @pytest.fixture

@@ -62,14 +62,18 @@ def fix(utt_extra_files: str, spk_extra_files: str, data_dir: str) -> None:
 @click.option("--speakers", type=int, help="Random whole speakers until at least N utterances (Kaldi's rule).")
 @click.option("--random", "random_utts", type=int, help="N random utterances.")
 @click.option("--spk-list", type=click.Path(exists=True, dir_okay=False), help="The speakers listed in this file.")
-@click.option("--utt-list", type=click.Path(exists=True, dir_okay=False), help="The utterances listed in this file.")
+@click.option("--utt-list", type=click.Path(exists=True, dir_okay=False),
+              help="The utterances listed in this file (a pipe works too: --utt-list <(grep ...)).")
+@click.option("--exclude", is_flag=True,
+              help="With --utt-list or --spk-list: every utterance except those (Kaldi's filter_scp.pl --exclude).")
 @click.option("--hours", type=float, help="A random subset of about H hours (utt2dur or segments).")
 @click.option("--lang", metavar="L", help="The utterances whose utt2lang entry is L (asrkit's addition).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random selectors.")
 @click.option("--overwrite", is_flag=True, help="Replace DST even if asrkit did not make it (it is never an input).")
 @click.argument("src", type=click.Path())
 @click.argument("dst", type=click.Path())
-def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_list, hours, lang, seed, overwrite,
+def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_list, exclude, hours, lang, seed,
+           overwrite,
            src, dst) -> None:
     """Copy a subset of the data dir SRC to DST (Kaldi's utils/subset_data_dir.sh); give exactly one selector.
 
@@ -77,6 +81,7 @@ def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_
     Examples:
       asrkit data subset --shortest 2000 data/train_si84 data/train_si84_2kshort   # WSJ's 2kshort
       asrkit data subset --lang de data/test data/test_de                          # one language
+      asrkit data subset --utt-list dev.list --exclude data/train data/train_nodev  # all but dev.list
     """
     given = {"--first": first, "--last": last, "--shortest": shortest, "--per-spk": per_spk, "--speakers": speakers,
              "--random": random_utts, "--spk-list": spk_list, "--utt-list": utt_list, "--hours": hours,
@@ -84,13 +89,15 @@ def subset(first, last, shortest, per_spk, speakers, random_utts, spk_list, utt_
     chosen = [name for name, value in given.items() if value is not None]
     if len(chosen) != 1:
         raise click.UsageError(f"give exactly one of {', '.join(given)} (got {', '.join(chosen) or 'none'})")
+    if exclude and chosen[0] not in ("--utt-list", "--spk-list"):
+        raise click.UsageError(f"--exclude goes with --utt-list or --spk-list, not {chosen[0]}")
     from asrkit.kaldi.datadir import subset_data_dir
     from asrkit.logutil import setup_logging
 
     setup_logging()
     subset_data_dir(src, dst, first=first, last=last, shortest=shortest, per_spk=per_spk, speakers=speakers,
-                    spk_list=spk_list, utt_list=utt_list, hours=hours, random_utts=random_utts, lang=lang, seed=seed,
-                    overwrite=overwrite)
+                    spk_list=spk_list, utt_list=utt_list, hours=hours, random_utts=random_utts, lang=lang,
+                    exclude=exclude, seed=seed, overwrite=overwrite)
 
 
 @data.command("split")
@@ -146,6 +153,21 @@ def perturb_speed(factors: str, overwrite: bool, src: str, dst: str) -> None:
     perturb_data_dir_speed(src, dst, values, overwrite=overwrite)
 
 
+@data.command("get-utt2dur")
+@click.option("--overwrite", is_flag=True, help="Compute utt2dur again even if DATA_DIR has one.")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+def get_utt2dur(overwrite: bool, data_dir: str) -> None:
+    """Write DATA_DIR/utt2dur from the audio of wav.scp (and segments): Kaldi's utils/data/get_utt2dur.sh.
+
+    Durations let `data info` count hours and `data subset --hours` select by time.
+    """
+    from asrkit.kaldi.durations import write_utt2dur
+    from asrkit.logutil import setup_logging
+
+    setup_logging()
+    click.echo(str(write_utt2dur(data_dir, overwrite=overwrite)))
+
+
 @data.command("info")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
 @click.argument("data_dir", type=click.Path())
@@ -166,7 +188,8 @@ def _format_info(s: dict) -> str:
     def hours(entry: dict) -> str:
         return "? hours" if entry.get("hours") is None else f"{entry['hours']:.3f} hours ({entry['seconds']:.2f} s)"
 
-    source = f", from {s['duration_source']}" if s["duration_source"] else ""
+    source = (f", from {s['duration_source']}" if s["duration_source"]
+              else " (no utt2dur: `asrkit data get-utt2dur DIR` writes it)")
     lines = [f"{s['path']}: {s['utterances']} utterances, {s['speakers']} speakers, {hours(s)}{source}"]
     if s["recordings"] is not None:
         lines.append(f"  recordings: {s['recordings']}")

@@ -6,20 +6,22 @@ import click
 
 
 @click.command("make-lang")
-@click.option("--type", "token_type", type=click.Choice(["bpe", "char"]), default="bpe", show_default=True,
-              help="Token unit.")
-@click.option("--vocab-size", type=int, default=500, show_default=True,
-              help="Tokens per set (bpe), including <blk> and <unk>.")
+@click.option("--type", "token_type", type=click.Choice(["bpe", "char", "word"]), default="bpe", show_default=True,
+              help="Token unit: sentencepiece BPE pieces, characters, or whole words (one token per word).")
+@click.option("--vocab-size", type=click.IntRange(min=3), default=None,
+              help="Tokens per set, including <blk> and <unk>: for bpe (default 500); for word the most "
+                   "frequent words (default: every word of the text).")
 @click.option("--per-language/--joint", "per_language", default=True, show_default=True,
               help="One token set per language (default) or one joint set for all languages.")
 @click.option("--overwrite", is_flag=True, help="Rebuild even if LANG_DIR was made from the same inputs.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(), metavar="DATA_DIR... LANG_DIR")
-def make_lang(token_type: str, vocab_size: int, per_language: bool, overwrite: bool, paths: tuple[str, ...]) -> None:
+def make_lang(token_type: str, vocab_size: int | None, per_language: bool, overwrite: bool, paths: tuple[str, ...]) -> None:
     """Train token sets on the `text` of DATA_DIR... grouped by `utt2lang`; write LANG_DIR.
 
     \b
     Example:
       asrkit make-lang --type bpe --vocab-size 300 data/train data/lang_bpe300
+      asrkit make-lang --type word data/train data/lang_word
     """
     if len(paths) < 2:
         raise click.UsageError("give at least one DATA_DIR and the LANG_DIR")

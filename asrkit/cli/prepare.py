@@ -12,6 +12,8 @@ CORPORA = {
     "mls": ("asrkit.cli.prepare_corpora", "mls"),
     "commonvoice": ("asrkit.cli.prepare_corpora", "commonvoice"),
     "librispeech": ("asrkit.cli.prepare_corpora", "librispeech"),
+    "yesno": ("asrkit.cli.prepare_corpora", "yesno"),
+    "fsdd": ("asrkit.cli.prepare_corpora", "fsdd"),
 }
 
 

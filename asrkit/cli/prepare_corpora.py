@@ -1,4 +1,4 @@
-"""`asrkit prepare wsj|mls|commonvoice|librispeech`: Kaldi data dirs from corpora on disk.
+"""`asrkit prepare wsj|mls|commonvoice|librispeech|yesno|fsdd`: Kaldi data dirs from corpora on disk.
 
 Each command parses its options and calls one function of `asrkit.corpora.<corpus>`; the library
 is imported inside the command so `asrkit --help` stays instant.
@@ -93,3 +93,42 @@ def librispeech(subsets, num_workers, overwrite, root, out_dir):
     _start_log()
     _report(prepare_librispeech(root, out_dir, subsets=tuple(subsets) or None, overwrite=overwrite,
                                 num_workers=num_workers))
+
+
+@click.command("yesno")
+@click.option("--num-train", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Train on this many files (the first by name), test on the rest.")
+@_jobs
+@_overwrite
+@click.argument("root", type=click.Path(file_okay=False))
+@_out_dir
+def yesno(num_train, num_workers, overwrite, root, out_dir):
+    """Kaldi's yesno corpus: OUT_DIR/train_yesno (first 30 files by name) and OUT_DIR/test_yesno (last 30).
+
+    ROOT is the folder holding waves_yesno/ (or waves_yesno itself).
+    """
+    from asrkit.corpora.yesno import prepare_yesno
+
+    _start_log()
+    _report(prepare_yesno(root, out_dir, num_train=num_train, overwrite=overwrite, num_workers=num_workers))
+
+
+@click.command("fsdd")
+@click.option("--dev-takes", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Takes 0..N-1 of each digit of the training speakers form each fold's dev set (0: none).")
+@click.option("--speaker", "speakers", multiple=True, help="Use only this speaker (repeatable; default: all found).")
+@_jobs
+@_overwrite
+@click.argument("root", type=click.Path(file_okay=False))
+@_out_dir
+def fsdd(dev_takes, speakers, num_workers, overwrite, root, out_dir):
+    """Free Spoken Digit Dataset: OUT_DIR/all and OUT_DIR/fold_<speaker>/{train,dev,test} per held-out speaker.
+
+    ROOT is the folder holding recordings/ (or recordings itself); utterance ids are
+    {speaker}-{digit}-{take}, transcripts the digit words (zero ... nine).
+    """
+    from asrkit.corpora.fsdd import prepare_fsdd
+
+    _start_log()
+    _report(prepare_fsdd(root, out_dir, dev_takes=dev_takes, speakers=tuple(speakers) or None,
+                         overwrite=overwrite, num_workers=num_workers))

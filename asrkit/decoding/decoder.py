@@ -173,7 +173,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     Raises:
         ConfigError: bad options; a model without token sets asked for text; --output loglikes
             with a transducer; priors whose dimension differs from the model output.
-        DataDirError: no feats.scp; an utterance whose language the model does not have (naming
+        DataDirError: no feats.scp; no cmvn.scp for a model trained with per-speaker CMVN; an utterance whose language the model does not have (naming
             the utterance, the language and the model's languages); no utt2lang for a
             multilingual model.
         AsrkitError: a job failed (the message names its log and the first error).
@@ -198,6 +198,7 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
 
     meta = read_model_meta(model_path)
     _check_model_for_output(meta, model_path, output)
+    meta.cmvn.check_data_dir(data_dir)  # here too, so the message names DATA, not a job's split dir
     lang_counts = check_languages(data_dir, meta, lang, model_path)
     lm_entries = _check_lms(lm, meta, model_path, output, lang_counts, data_dir, nbest)
     log_priors, prior_source = None, ""

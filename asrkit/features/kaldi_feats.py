@@ -200,6 +200,38 @@ class FeatureOptions:
             if self.cepstral_lifter < 0:
                 bad("cepstral-lifter", "must not be negative")
 
+    def collapsed_mel_channels(self, num_mel_bins: int | None = None) -> list[tuple[int, int]]:
+        """Pairs `(i, i + 1)` of mel channels (0-based) that each weigh one and the same FFT bin.
+
+        Such channels differ by a constant after the log (identical after CMVN): the bank is finer
+        than the FFT resolution at its low end, as 80 bins are at 8 kHz (a 256-point FFT).
+
+        Args:
+            num_mel_bins: check this many bins instead of `self.num_mel_bins`.
+        """
+        import torchaudio.compliance.kaldi as ta_kaldi
+
+        n = self.num_mel_bins if num_mel_bins is None else num_mel_bins
+        if n <= 3:  # torchaudio builds banks of 4 bins or more (Kaldi allows 3, too coarse to collapse)
+            return []
+        banks, _ = ta_kaldi.get_mel_banks(n, self.padded_window_size, float(self.sample_frequency),
+                                          float(self.low_freq), float(self.high_freq), float(self.vtln_low),
+                                          float(self.vtln_high), float(self.vtln_warp))
+        support = [tuple(row.nonzero().flatten().tolist()) for row in banks]
+        return [(i, i + 1) for i in range(n - 1) if len(support[i]) == 1 and support[i] == support[i + 1]]
+
+    def mel_bank_warning(self) -> str | None:
+        """A one-line warning when mel channels collapse (`collapsed_mel_channels`), naming them and
+        the largest `--num-mel-bins` that keeps every channel distinct at this sample rate; else None."""
+        pairs = self.collapsed_mel_channels()
+        if not pairs:
+            return None
+        fine = next(n for n in range(self.num_mel_bins - 1, 3, -1) if not self.collapsed_mel_channels(n))
+        shown = ", ".join(f"{a} = {b}" for a, b in pairs[:4]) + (", ..." if len(pairs) > 4 else "")
+        return (f"--num-mel-bins={self.num_mel_bins} is too fine for {self.sample_frequency:g} Hz audio "
+                f"({self.padded_window_size}-point FFT): mel channels {shown} weigh one and the same FFT bin "
+                f"and carry the same information; use --num-mel-bins={fine} or fewer (e.g. 40 at 8 kHz)")
+
     def to_kaldi_args(self, only_explicit: bool = False) -> list[str]:
         """The options as Kaldi command-line arguments (`--num-mel-bins=80`), in table order.
 

@@ -99,6 +99,8 @@ def make_feats(data_dir: str | os.PathLike, feat_type: str = "fbank", conf: str 
     if nj < 1:
         raise ConfigError(f"--nj must be at least 1 (got {nj})")
     opts = load_feature_options(feat_type, conf, options)
+    if feat_type == "fbank" and (bank_warning := opts.mel_bank_warning()):  # issue 21.4: 80 bins at 8 kHz
+        get_logger("features").warning("%s", bank_warning)
 
     device = check_device(device)
     if batch_seconds is None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from asrkit.errors import ConfigError, DataDirError, FormatError
 from asrkit.kaldi.datadir import write_data_dir
+from asrkit.kaldi.durations import awk_number, kaldi_float, utt_durations
 from asrkit.kaldi.textio import c_sorted, read_table
 from asrkit.logutil import get_logger
 
@@ -41,18 +42,6 @@ def factor_string(factor: float | str) -> str:
     if not np.isfinite(value) or value <= 0:
         raise ConfigError(f"speed factor must be a positive number, got {factor!r}")
     return text
-
-
-def _awk_number(x: float) -> str:
-    """How awk's `print` writes a number: integers as integers, others with OFMT `%.6g`."""
-    if x == int(x) and abs(x) < 1e16:
-        return str(int(x))
-    return f"{x:.6g}"
-
-
-def _kaldi_float(x: float) -> str:
-    """How Kaldi's text tables write a BaseFloat (wav-to-duration): float32, 7 significant digits."""
-    return f"{float(np.float32(x)):.7g}"
 
 
 def _perturbed_wav_value(value: str, fs: str) -> str:
@@ -118,20 +107,12 @@ class _Source:
         # files are missing; asrkit computes them the same way but never writes into the source.
         if "utt2dur" in self.tables and "reco2dur" in self.tables:
             return
-        from asrkit.kaldi.wav import WavScpReader, audio_duration
+        from asrkit.kaldi.wav import audio_duration
 
         if "reco2dur" not in self.tables:
-            self.tables["reco2dur"] = {r: _kaldi_float(audio_duration(rx, r)) for r, rx in self.wav.items()}
+            self.tables["reco2dur"] = {r: kaldi_float(audio_duration(rx, r)) for r, rx in self.wav.items()}
         if "utt2dur" not in self.tables:
-            if self.segments is not None:
-                utt2dur = {}
-                for utt, (reco, start, end) in self.segments.items():
-                    end_s = float(self.tables["reco2dur"][reco]) if float(end) == -1 else float(end)
-                    utt2dur[utt] = _awk_number(end_s - float(start))
-                self.tables["utt2dur"] = utt2dur
-            else:
-                reader = WavScpReader(self.dir / "wav.scp")
-                self.tables["utt2dur"] = {u: _kaldi_float(d) for u, d in reader.durations().items()}
+            self.tables["utt2dur"] = utt_durations(self.dir)
 
 
 def _original_part(src: _Source) -> dict[str, dict[str, str]]:
@@ -208,9 +189,9 @@ def _perturbed_part(src: _Source, factor: float, fs: str, include_spk_prefix: bo
             part[name] = _map_keys(src.tables[name], utt_map, src.dir / name, "utterance")
     if "spk2gender" in src.tables:
         part["spk2gender"] = _map_keys(src.tables["spk2gender"], spk_map, src.dir / "spk2gender", "speaker")
-    part["utt2dur"] = {utt_map[u]: _awk_number(_number(src, "utt2dur", u, v) / factor)
+    part["utt2dur"] = {utt_map[u]: awk_number(_number(src, "utt2dur", u, v) / factor)
                        for u, v in _map_check(src, "utt2dur", utt_map).items()}
-    part["reco2dur"] = {reco_map[r]: _awk_number(_number(src, "reco2dur", r, v) / factor)
+    part["reco2dur"] = {reco_map[r]: awk_number(_number(src, "reco2dur", r, v) / factor)
                         for r, v in _map_check(src, "reco2dur", reco_map).items()}
 
     if dropped:

@@ -47,13 +47,23 @@ def _have(program: str) -> bool:
 # Decoding
 # ------------------------------------------------------------------------------------------------
 
+# Data-chunk sizes that say "length unknown": a writer streaming to a pipe cannot seek back to fix
+# the header, so sox writes 0x7ffff000 and others (ffmpeg) 0xffffffff. Not a truncation.
+STREAMING_DATA_SIZES = (0x7FFFF000, 0xFFFFFFFF)
+
+
 def _declared_frames(fileobj) -> int | None:
-    """Number of frames a PCM WAV header declares, or None when it is not plain PCM WAV."""
+    """Number of frames a PCM WAV header declares, or None when it is not plain PCM WAV or its
+    length is a streaming writer's placeholder (`STREAMING_DATA_SIZES`)."""
     try:
         with wave.open(fileobj) as w:
-            return w.getnframes()
+            frames, frame_bytes = w.getnframes(), w.getsampwidth() * w.getnchannels()
     except (wave.Error, EOFError, ValueError):
         return None
+    # The wave module gives floor(data size / frame bytes); the placeholder is a data size.
+    if any(frames == size // frame_bytes for size in STREAMING_DATA_SIZES):
+        return None
+    return frames
 
 
 def _decode(source, key: str, what: str, *, from_pipe: bool = False) -> tuple[np.ndarray, int]:

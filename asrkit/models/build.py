@@ -93,12 +93,15 @@ class _AttentionEncoderConfig(Section):
 
 @dataclass
 class ConformerEncoderConfig(_AttentionEncoderConfig):
-    """torchaudio's Conformer after a Conv2d front end (`subsampling_channels: null` means d_model)."""
+    """torchaudio's Conformer after a Conv2d front end (`subsampling_channels: null` means d_model)
+    that keeps one frame in `subsampling` (ESPnet's Conv2dSubsampling2/4/6/8)."""
 
     type = "conformer"
     depthwise_conv_kernel_size: int = option(31, POSITIVE_INT)
     dropout: float = option(0.1, PROBABILITY)
     subsampling_channels: int | None = option(None, optional(POSITIVE_INT))
+    # x2 keeps enough frames for short utterances and dense (character) targets; x8 suits one token per word.
+    subsampling: int = option(4, one_of(2, 4, 6, 8))
     pos_enc: bool = option(True, BOOL)
     convolution_first: bool = option(False, BOOL)
 

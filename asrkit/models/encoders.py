@@ -162,35 +162,79 @@ class Conv2dSubsampling(nn.Module):
     """Two 3x3 stride-2 Conv2d + ReLU layers and a Linear to `d_model` (ESPnet's Conv2dSubsampling).
 
     Time is reduced by 4: `T' = ((T - 1) // 2 - 1) // 2`. Without padding, output frame t only sees
-    input frames 4t .. 4t + 6, all valid when t < T', so padding cannot leak into valid frames.
+    input frames 4t .. 4t + 6, all valid when t < T', so padding cannot leak into valid frames. The
+    subclasses change only the layers (`(kernel, stride)` per Conv2d), as ESPnet's
+    Conv2dSubsampling2 / 6 / 8: a lower factor keeps enough frames for short utterances and dense
+    targets (characters of fast speech), a higher one suits long units (words) and long utterances.
 
     Forward: `(feats (B, T, D), lens (B,)) -> ((B, T', d_model), out_lens)`.
     """
 
     factor = 4
-    min_input_frames = 7
+    layers: tuple[tuple[int, int], ...] = ((3, 2), (3, 2))
 
     def __init__(self, input_dim: int, d_model: int, channels: int):
         super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, channels, 3, 2), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, 2), nn.ReLU(),
-        )
-        freq = ((input_dim - 1) // 2 - 1) // 2
+        convs: list[nn.Module] = []
+        for i, (kernel, stride) in enumerate(self.layers):
+            convs += [nn.Conv2d(1 if i == 0 else channels, channels, kernel, stride), nn.ReLU()]
+        self.conv = nn.Sequential(*convs)
+        freq = self._reduce(input_dim)
         if freq < 1:
-            raise AsrkitError(f"conformer conv subsampling needs feature dimension >= 7, got {input_dim}")
+            raise AsrkitError(f"conformer conv subsampling (x{self.factor}) needs feature dimension >= "
+                              f"{self.min_input_frames()}, got {input_dim}")
         self.out = nn.Linear(channels * freq, d_model)
 
-    @staticmethod
-    def output_lengths(lens: Tensor) -> Tensor:
-        """`(batch,)` output frame counts: `((lens - 1) // 2 - 1) // 2` (0 for inputs under 7 frames)."""
-        lens = torch.div(lens - 1, 2, rounding_mode="floor")
-        return torch.div(lens - 1, 2, rounding_mode="floor").clamp(min=0)
+    @classmethod
+    def _reduce(cls, n):
+        for kernel, stride in cls.layers:
+            n = (n - kernel) // stride + 1
+        return n
+
+    @classmethod
+    def output_lengths(cls, lens: Tensor) -> Tensor:
+        """`(batch,)` output frame counts: for x4 `((lens - 1) // 2 - 1) // 2` (0 for inputs under 7 frames)."""
+        for kernel, stride in cls.layers:
+            lens = torch.div(lens - kernel, stride, rounding_mode="floor") + 1
+        return lens.clamp(min=0)
+
+    @classmethod
+    def min_input_frames(cls) -> int:
+        """The fewest input frames that give one output frame."""
+        n = 1
+        for kernel, stride in reversed(cls.layers):
+            n = (n - 1) * stride + kernel
+        return n
 
     def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         x = self.conv(feats.unsqueeze(1))  # (B, C, T', F')
         b, c, t, f = x.shape
         return self.out(x.transpose(1, 2).reshape(b, t, c * f)), self.output_lengths(lens)
+
+
+class Conv2dSubsampling2(Conv2dSubsampling):
+    """x2: `T' = (T - 1) // 2 - 2` (a 3x3 stride-2 then a 3x3 stride-1 Conv2d)."""
+
+    factor = 2
+    layers = ((3, 2), (3, 1))
+
+
+class Conv2dSubsampling6(Conv2dSubsampling):
+    """x6: `T' = ((T - 1) // 2 - 2) // 3` (a 3x3 stride-2 then a 5x5 stride-3 Conv2d)."""
+
+    factor = 6
+    layers = ((3, 2), (5, 3))
+
+
+class Conv2dSubsampling8(Conv2dSubsampling):
+    """x8: `T' = (((T - 1) // 2 - 1) // 2 - 1) // 2` (three 3x3 stride-2 Conv2d)."""
+
+    factor = 8
+    layers = ((3, 2), (3, 2), (3, 2))
+
+
+CONV_SUBSAMPLING = {cls.factor: cls for cls in (Conv2dSubsampling2, Conv2dSubsampling, Conv2dSubsampling6,
+                                                 Conv2dSubsampling8)}
 
 
 def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> Tensor:
@@ -204,7 +248,7 @@ def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32
 
 
 class ConformerEncoder(nn.Module):
-    """Conv2d subsampling (x4), optional sinusoidal positions, then `torchaudio.models.Conformer`.
+    """Conv2d subsampling (x4; or x2, x6, x8), optional sinusoidal positions, then `torchaudio.models.Conformer`.
 
     torchaudio's convolution module runs its depthwise convolution over padded frames too, so an
     utterance's output would change with the padding around it. A forward pre-hook on each layer's
@@ -218,28 +262,35 @@ class ConformerEncoder(nn.Module):
         d_model, num_layers, num_heads, ffn_dim, depthwise_conv_kernel_size (odd), dropout,
         convolution_first: as `torchaudio.models.Conformer`.
         subsampling_channels: Conv2d channels of the front end.
+        subsampling: its time reduction, 2, 4, 6 or 8 (`CONV_SUBSAMPLING`).
         pos_enc: add sinusoidal absolute positions (scaled input, as ESPnet's abs_pos); torchaudio's
             Conformer has no positional encoding of its own.
 
     Forward: `(feats (B, T, D), lens (B,)) -> (hidden (B, T', d_model), out_lens)` with
-    `T' = ((T - 1) // 2 - 1) // 2`.
+    `T' = ((T - 1) // 2 - 1) // 2` for x4 (see the Conv2dSubsampling classes for the others).
 
     Raises:
-        AsrkitError: an utterance has fewer than 7 frames (it would have no output frame).
+        ConfigError: a subsampling factor other than 2, 4, 6 or 8.
+        AsrkitError: an utterance too short for one output frame (under 7 input frames for x4).
     """
 
     def __init__(self, input_dim: int, *, d_model: int = 256, num_layers: int = 12, num_heads: int = 4,
                  ffn_dim: int = 1024, depthwise_conv_kernel_size: int = 31, dropout: float = 0.1,
-                 subsampling_channels: int = 256, pos_enc: bool = True, convolution_first: bool = False):
+                 subsampling_channels: int = 256, pos_enc: bool = True, convolution_first: bool = False,
+                 subsampling: int = 4):
         super().__init__()
         from torchaudio.models import Conformer
 
-        self.subsampling = Conv2dSubsampling.factor
-        self.min_input_frames = Conv2dSubsampling.min_input_frames
+        if subsampling not in CONV_SUBSAMPLING:
+            raise ConfigError(f"model.encoder.subsampling: the conformer subsamples by "
+                              f"{', '.join(map(str, CONV_SUBSAMPLING))}, not {subsampling}")
+        frontend = CONV_SUBSAMPLING[subsampling]
+        self.subsampling = frontend.factor
+        self.min_input_frames = frontend.min_input_frames()
         self.output_dim = d_model
         self.d_model = d_model
         self.pos_enc = pos_enc
-        self.frontend = Conv2dSubsampling(input_dim, d_model, subsampling_channels)
+        self.frontend = frontend(input_dim, d_model, subsampling_channels)
         self.dropout = nn.Dropout(dropout)
         self.conformer = Conformer(input_dim=d_model, num_heads=num_heads, ffn_dim=ffn_dim, num_layers=num_layers,
                                    depthwise_conv_kernel_size=depthwise_conv_kernel_size, dropout=dropout,
@@ -254,17 +305,19 @@ class ConformerEncoder(nn.Module):
         return conv
 
     def output_lengths(self, lens: Tensor) -> Tensor:
-        """`(batch,)` output frame counts: `((lens - 1) // 2 - 1) // 2`."""
-        return Conv2dSubsampling.output_lengths(lens)
+        """`(batch,)` output frame counts: `((lens - 1) // 2 - 1) // 2` for x4 (the front end's formula)."""
+        return self.frontend.output_lengths(lens)
 
     def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-        x, out_lens = self.frontend(feats, lens)
         # One device sync per batch (torchaudio's own padding mask needs one too); an utterance
-        # without output frames would make attention produce NaN, so stop with its length instead.
-        if bool((out_lens < 1).any()):
-            short = int(lens[out_lens < 1].min())
-            raise AsrkitError(f"an utterance of {short} frames is too short for the conformer's x4 conv "
-                              f"subsampling (it needs at least {self.min_input_frames} input frames)")
+        # without output frames would make attention produce NaN (and a batch of only such
+        # utterances is too short for the convolutions), so stop with its length instead.
+        expected = self.frontend.output_lengths(lens)
+        if bool((expected < 1).any()):
+            short = int(lens[expected < 1].min())
+            raise AsrkitError(f"an utterance of {short} frames is too short for the conformer's x{self.subsampling} "
+                              f"conv subsampling (it needs at least {self.min_input_frames} input frames)")
+        x, out_lens = self.frontend(feats, lens)
         # A batch padded beyond its longest utterance: torchaudio sizes its mask by the longest length.
         x = x[:, : int(out_lens.max())]
         if self.pos_enc:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from asrkit.data.dataset import AsrDataset
-from asrkit.errors import ConfigError
+from asrkit.errors import ConfigError, DataDirError
 from asrkit.fileio import named_write_error, tmp_path_for
 from asrkit.models.asr_model import AsrModel
 from asrkit.models.build import build_model
@@ -55,11 +55,14 @@ class CmvnSettings:
 
     norm_vars: variances too. global_stats: the training set's global `(2, dim + 1)` stats as two
     lists (`compute-cmvn --global`), applied to every utterance of every later stage; None: each
-    data dir's per-speaker `cmvn.scp` (or no CMVN where a dir has none).
+    data dir's per-speaker `cmvn.scp` (or no CMVN where a dir has none). per_speaker: the training
+    dirs had `cmvn.scp`, so a dir without one would be decoded on features the model never saw
+    (None: a model file from before this was recorded).
     """
 
     norm_vars: bool = False
     global_stats: list | None = None
+    per_speaker: bool | None = None
 
     def global_cmvn(self) -> np.ndarray | None:
         """The global stats as a `(2, dim + 1)` float64 array, or None."""
@@ -69,7 +72,20 @@ class CmvnSettings:
         out: dict = {"norm_vars": bool(self.norm_vars)}
         if self.global_stats is not None:
             out["global_stats"] = self.global_stats
+        if self.per_speaker is not None:
+            out["per_speaker"] = bool(self.per_speaker)
         return out
+
+    def check_data_dir(self, data_dir: str | os.PathLike) -> None:
+        """Refuse a data dir without `cmvn.scp` for a model trained with per-speaker CMVN.
+
+        Raises:
+            DataDirError: naming the missing file and the command that makes it.
+        """
+        if self.per_speaker and not (Path(data_dir) / "cmvn.scp").is_file():
+            raise DataDirError(f"{Path(data_dir) / 'cmvn.scp'}: missing, and the model was trained with "
+                               f"per-speaker CMVN (its hypotheses would be garbage); run `asrkit compute-cmvn "
+                               f"{data_dir}` first")
 
 
 @dataclass(frozen=True)
@@ -176,7 +192,8 @@ class ModelMeta:
                 languages=list(obj.get("languages") or vocab_sizes),
                 frame_subsampling=None if obj.get("frame_subsampling") is None else int(obj["frame_subsampling"]),
                 objective=obj.get("objective"),
-                cmvn=CmvnSettings(bool(cmvn.get("norm_vars")), cmvn.get("global_stats")),
+                cmvn=CmvnSettings(bool(cmvn.get("norm_vars")), cmvn.get("global_stats"),
+                                  None if cmvn.get("per_speaker") is None else bool(cmvn["per_speaker"])),
                 features=obj.get("features"),
                 tokens=TokenSets(tokens["token_type"], dict(tokens["lang2set"]), dict(tokens["models"]))
                 if tokens else None,
@@ -294,7 +311,11 @@ def open_data(data_dir: str | os.PathLike, meta: ModelMeta, lang: str = "auto") 
 
     `lang` other than "auto" is the language of every utterance; with "auto", utt2lang, or without
     one the model's only language.
+
+    Raises:
+        DataDirError: no cmvn.scp for a model trained with per-speaker CMVN; see AsrDataset.
     """
+    meta.cmvn.check_data_dir(data_dir)
     return AsrDataset([data_dir], target_kinds=(), norm_vars=meta.cmvn.norm_vars,
                       default_lang=meta.default_language(lang), expected_feat_dim=meta.feat_dim,
                       global_cmvn=meta.cmvn.global_cmvn(), lang=None if lang == "auto" else lang)

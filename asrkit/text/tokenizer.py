@@ -79,7 +79,7 @@ class LangDir:
 
     Attributes:
         path: the folder.
-        token_type: "bpe" or "char".
+        token_type: "bpe", "char" or "word".
         token_sets: {set_name: Tokenizer}; set_name is a language, or "joint".
         lang2set: {language: set_name}.
     """
@@ -158,15 +158,26 @@ def read_transcripts(data_dirs: Sequence[str | os.PathLike]) -> dict[str, list[s
     return by_lang
 
 
-def train_sentencepiece(sentences: Sequence[str], *, token_type: str, vocab_size: int) -> bytes:
+TOKEN_TYPES = ("bpe", "char", "word")
+DEFAULT_VOCAB_SIZE = 500  # bpe tokens per set when none is given
+
+
+def train_sentencepiece(sentences: Sequence[str], *, token_type: str, vocab_size: int | None) -> bytes:
     """Train a sentencepiece model with blank at 0 and unk at 1; returns the serialized model.
 
-    Single-threaded so that the same text gives the same model byte for byte.
+    `token_type` "word" gives one token per distinct word (Kaldi's word-level targets): the
+    `vocab_size - 2` most frequent words, or every word when `vocab_size` is None; other words
+    become <unk>. Single-threaded so that the same text gives the same model byte for byte.
     """
     import sentencepiece as spm
 
-    if token_type not in ("bpe", "char"):
-        raise ConfigError(f"token type must be bpe or char, not '{token_type}'")
+    if token_type not in TOKEN_TYPES:
+        raise ConfigError(f"token type must be one of {', '.join(TOKEN_TYPES)}, not '{token_type}'")
+    if token_type == "word":
+        num_words = len({w for s in sentences for w in s.split()})
+        vocab_size = num_words + 2 if vocab_size is None else min(vocab_size, num_words + 2)
+    elif vocab_size is None:
+        vocab_size = DEFAULT_VOCAB_SIZE
     # Sentences are fed from memory: a file input would record its (temporary) path in the model,
     # and the same text would then give different bytes.
     model = io.BytesIO()
@@ -188,14 +199,14 @@ def train_sentencepiece(sentences: Sequence[str], *, token_type: str, vocab_size
 
 
 def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.PathLike, *,
-                  token_type: str = "bpe", vocab_size: int = 500, joint: bool = False,
+                  token_type: str = "bpe", vocab_size: int | None = None, joint: bool = False,
                   overwrite: bool = False) -> LangDir:
     """Train token sets from data dirs' transcripts and write a lang dir atomically.
 
     Args:
         data_dirs: data dirs with `text` and `utt2lang`.
         lang_dir: output folder; replaced only when the new one is complete.
-        token_type: "bpe" or "char".
+        token_type: "bpe", "char" or "word".
         vocab_size: tokens per set for bpe (including blank and unk); ignored for char.
         joint: one token set for all languages instead of one per language.
         overwrite: rebuild even if `lang_dir` exists with the same inputs.
@@ -209,7 +220,11 @@ def make_lang_dir(data_dirs: Sequence[str | os.PathLike], lang_dir: str | os.Pat
     by_lang = read_transcripts(data_dirs)
     if not by_lang:
         raise DataDirError(f"no transcripts in {', '.join(map(str, data_dirs))}")
-    request = {"token_type": token_type, "vocab_size": vocab_size if token_type == "bpe" else None,
+    if token_type not in TOKEN_TYPES:
+        raise ConfigError(f"token type must be one of {', '.join(TOKEN_TYPES)}, not '{token_type}'")
+    if token_type == "bpe" and vocab_size is None:
+        vocab_size = DEFAULT_VOCAB_SIZE
+    request = {"token_type": token_type, "vocab_size": vocab_size if token_type != "char" else None,
                "joint": joint, "data_dirs": [str(Path(d).resolve()) for d in data_dirs]}
     if (lang_dir / MANIFEST).is_file() and not overwrite:
         existing = yaml.safe_load((lang_dir / MANIFEST).read_text())

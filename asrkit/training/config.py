@@ -78,11 +78,18 @@ class OptimConfig(Section):
     lr_scaling: str = option("none", one_of("none", "linear", "sqrt"))
 
 
+_SHARE = number(0.0, 1.0, low_open=True, high_open=True)
+WARMUP = Kind("a non-negative integer or a share of the planned steps in (0, 1)",
+              lambda v: NON_NEGATIVE_INT.test(v) or _SHARE.test(v), NON_NEGATIVE_INT.convert)
+
+
 @dataclass
 class SchedulerConfig(Section):
     name: str = option("warmup_cosine", one_of("constant", "warmup_constant", "warmup_linear", "warmup_cosine",
                                                "noam"))
-    warmup_steps: int = option(200, NON_NEGATIVE_INT)
+    # Steps, or below 1 a share of the planned steps (0.1: a tenth), so that the warm-up scales
+    # with the data: a fixed count may outlast a small corpus's whole run.
+    warmup_steps: int | float = option(200, WARMUP)
     total_steps: int | None = option(None, optional(POSITIVE_INT))  # default: training.max_steps, else epochs x steps per epoch
     min_lr_ratio: float = option(0.05, FRACTION)
 

@@ -16,6 +16,7 @@ Normalisation conventions:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from asrkit.errors import AsrkitError, ConfigError
+from asrkit.models.ctc import count_unalignable, ctc_min_frames_batch
 from asrkit.schema import (
     FRACTION,
     NON_NEGATIVE_INT,
@@ -36,6 +38,8 @@ from asrkit.schema import (
     optional,
     section,
 )
+
+log = logging.getLogger("asrkit.train")
 
 IGNORE_LABEL = -100  # padding value of frame-label batches (torch's cross_entropy ignore_index)
 CTC_REDUCTIONS = ("mean", "token", "sum")
@@ -229,6 +233,9 @@ class ObjectiveConfig(Section):
     valid_targets: str | None = option(None, optional(TEXT))  # the same for the validation data
     temperature: float = option(1.0, POSITIVE)                 # kl: the student's softmax temperature
     mix: Section | None = section(MIXES, optional=True)       # loss = (1 - w) * main + w * mix
+    # ctc: refuse training when a larger share of the training utterances has more tokens than
+    # output frames (CTC cannot align them, so they would silently teach nothing); see check_ctc_lengths.
+    max_unalignable: float = option(0.01, FRACTION)
 
     def validate(self, where: str) -> None:
         if self.type in ("ce", "kl") and not self.targets:
@@ -262,7 +269,8 @@ class Objective:
     Call: `objective(logits (B, T, V), out_lens (B,), *, tokens=(B, S) int64, token_lens=(B,),
     frame_labels=(B, T) int64 padded with -100, soft_targets=(B, T, V) float)` with the fields in
     `required_targets`; returns `(loss, stats)` where stats holds floats: `loss`, `loss_<type>` and
-    `norm_<type>` (the normaliser) for each term.
+    `norm_<type>` (the normaliser) for each term, and for a ctc term `unalignable`: the utterances
+    whose tokens need more frames than they have (their CTC loss is 0; see `check_ctc_lengths`).
 
     Raises:
         ConfigError: unknown type or option, a bad value, or a mix of a type with itself.
@@ -314,6 +322,9 @@ class Objective:
             stats[f"norm_{self.mix.type}"] = mix_norm
             loss = (1.0 - w) * loss + w * mixed
         stats["loss"] = float(loss.detach())
+        if tokens is not None and "ctc" in (self.main.type, self.mix.type if self.mix else None):
+            need = ctc_min_frames_batch(tokens, token_lens.to(tokens.device))
+            stats["unalignable"] = float((out_lens.to(need.device) < need).sum())
         return loss, stats
 
 
@@ -355,3 +366,38 @@ def objective_loss(objective, logits: torch.Tensor, out_lens: torch.Tensor,
     main = objective.main.type
     stats["normaliser"] = float(stats[f"norm_{main}"])
     return loss, stats
+
+
+def check_ctc_lengths(conf: ObjectiveConfig, model, train, valid=None) -> None:
+    """Before training with CTC (the objective, its mix, or a transducer's aux_ctc): count the
+    utterances whose tokens need more frames than the model outputs (`count_unalignable`). CTC
+    cannot align them, zero_infinity makes their loss 0, and they would teach nothing, silently.
+    Logs a warning naming the count and the first one.
+
+    Args:
+        conf: the training config's `objective` section; model: the AsrModel; train, valid:
+            `AsrDataset`s (valid may be None).
+
+    Raises:
+        ConfigError: more than `objective.max_unalignable` of the training utterances cannot be
+            aligned: the token unit is too fine for the model's frame rate on this data.
+    """
+    mix = conf.mix.type if conf.mix else None
+    uses_ctc = "ctc" in (conf.type, mix) or bool(model.conf.get("aux_ctc"))
+    if not uses_ctc or "text" not in train.target_kinds:
+        return
+    for dataset, what in ((train, "training"), (valid, "validation")):
+        if dataset is None:
+            continue
+        utts = ((u.key, u.num_frames, dataset.lang_dir.tokenizer(u.lang).encode(dataset.text[u.key]))
+                for u in dataset.utts)
+        count = count_unalignable(utts, model.output_lengths)
+        if not count.lost:
+            continue
+        message = f"{what} data: {count.describe(model.frame_subsampling)}: CTC cannot align them, so they are lost"
+        advice = ("use larger tokens (make-lang --type word, or bpe) or less subsampling (e.g. "
+                  "model.encoder.subsampling=2 for a conformer)")
+        if what == "training" and count.share > conf.max_unalignable:
+            raise ConfigError(f"{message}; {advice} (objective.max_unalignable={conf.max_unalignable:g} is the "
+                              "share accepted)")
+        log.warning("%s; %s", message, advice)

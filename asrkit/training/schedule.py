@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
 from asrkit.errors import ConfigError
+
+log = logging.getLogger("asrkit.train")
+
+# Warn when the warm-up takes this share of the planned steps or more: the peak learning rate then
+# comes late or never, and a short run (a small corpus) ends before the model has trained at it.
+WARMUP_WARN_SHARE = 0.3
 
 
 def lr_factor(step: int, *, name: str, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
@@ -36,13 +43,39 @@ def lr_factor(step: int, *, name: str, warmup_steps: int, total_steps: int, min_
     raise ConfigError(f"unknown scheduler '{name}'")
 
 
+def warmup_steps_for(warmup_steps: float, total_steps: int) -> int:
+    """The warm-up in optimizer steps: `scheduler.warmup_steps` as given, or, when it is a number
+    between 0 and 1, that share of the planned steps (so the warm-up scales with the data size).
+    (SchedulerConfig refuses a negative warm-up or a fractional one above 1.)"""
+    if 0 < warmup_steps < 1:
+        return max(1, round(warmup_steps * total_steps))
+    return int(warmup_steps)
+
+
+def check_warmup(warmup_steps: int, total_steps: int, name: str) -> str | None:
+    """A warning when the warm-up takes `WARMUP_WARN_SHARE` of the planned steps or more, else None."""
+    if name == "constant" or total_steps <= 0 or warmup_steps < WARMUP_WARN_SHARE * total_steps:
+        return None
+    if warmup_steps >= total_steps:
+        what = "the learning rate never reaches its peak"
+    else:
+        what = f"the learning rate peaks only at step {warmup_steps}"
+    return (f"scheduler.warmup_steps={warmup_steps} with {total_steps} steps planned: {what}; use fewer "
+            f"warm-up steps (e.g. scheduler.warmup_steps=0.1, a tenth of the planned steps) or more epochs")
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, conf, total_steps: int):
     """A LambdaLR over `lr_factor` from the `scheduler` config section (asrkit.training.config.SchedulerConfig);
-    `total_steps` is the run's length, used unless the section sets its own."""
+    `total_steps` is the run's length, used unless the section sets its own. Logs a warning when the
+    warm-up is a large share of the planned steps (`check_warmup`)."""
     total = conf.total_steps or total_steps
+    warmup = warmup_steps_for(conf.warmup_steps, total)
+    problem = check_warmup(warmup, min(total, total_steps) if total_steps else total, conf.name)
+    if problem:
+        log.warning("%s", problem)
 
     def factor(step: int) -> float:
-        return lr_factor(step, name=conf.name, warmup_steps=conf.warmup_steps, total_steps=total,
+        return lr_factor(step, name=conf.name, warmup_steps=warmup, total_steps=total,
                          min_lr_ratio=conf.min_lr_ratio)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

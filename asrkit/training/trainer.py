@@ -31,7 +31,7 @@ from asrkit.errors import AsrkitError, ConfigError
 from asrkit.fileio import atomic_write_text, dir_lock
 from asrkit.logutil import check_device, command_line, setup_logging, versions
 from asrkit.models.build import build_model, lrmf_model_from_mtl
-from asrkit.models.ctc import ctc_greedy, edit_distance
+from asrkit.models.ctc import UnalignableCount, ctc_greedy, edit_distance
 from asrkit.models.heads import LinearHead
 from asrkit.models.modelfile import (
     CmvnSettings,
@@ -58,7 +58,7 @@ from asrkit.training.distributed import (
 from asrkit.training.ema import ModelEma, build_ema
 from asrkit.training.inputs import build_datasets, vocab_sizes_for
 from asrkit.training.metrics import MetricsLog
-from asrkit.training.objectives import build_objective, objective_loss
+from asrkit.training.objectives import build_objective, check_ctc_lengths, objective_loss
 from asrkit.training.schedule import build_scheduler, scaled_lr
 from asrkit.training.strategies import build_strategy
 
@@ -159,7 +159,9 @@ def model_meta(conf: TrainConfig, model, *, lang_dir, train_dirs, state: TrainSt
     """What a model file records besides the weights, so later stages need only `--model`.
     `global_cmvn`: the training set's global CMVN stats (`AsrDataset.global_cmvn`), which later
     stages then apply to every utterance."""
-    cmvn = CmvnSettings(conf.data.norm_vars, None if global_cmvn is None else global_cmvn.tolist())
+    per_speaker = global_cmvn is None and all((Path(d) / "cmvn.scp").is_file() for d in train_dirs)
+    cmvn = CmvnSettings(conf.data.norm_vars, None if global_cmvn is None else global_cmvn.tolist(),
+                        per_speaker=per_speaker)
     train = {"step": state.step, "epoch": state.epoch, "best_valid_loss": state.best_valid_loss} if state else None
     return ModelMeta.for_model(model, objective=conf.objective.type, cmvn=cmvn,
                                features=feature_settings(train_dirs[0]) if train_dirs else None,
@@ -365,6 +367,7 @@ def _run_training(conf: TrainConfig, *, train_dirs, valid_dirs, lang_dir: str | 
         save_config(conf, out_dir / "config.yaml")
         atomic_write_text(out_dir / "cmd", (command or command_line()) + "\n")
     _log_param_counts(model)
+    check_ctc_lengths(conf.objective, model, train_ds, valid_ds)
     dconf = conf.data
     plan = BatchPlan(train_ds.utts, max_frames=dconf.max_frames, max_utts=dconf.max_utts,
                      lang_sampling=dconf.lang_sampling, lang_alpha=dconf.lang_alpha,
@@ -466,6 +469,7 @@ def train_epoch(run: Run, state: TrainState) -> bool:
     loader = batch_loader(run.dataset, batches[start:], num_workers=run.conf.data.num_workers)
     progress = _progress(len(batches), start, run.ctx, tconf.progress, desc=f"epoch {state.epoch + 1}")
     window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter(), "comm": strategy.comm_seconds()}
+    lost, stopped = UnalignableCount(), False
     wrapped.train()
     for i, batch in enumerate(loader, start=start):
         batch = batch.to(run.device)
@@ -480,6 +484,7 @@ def train_epoch(run: Run, state: TrainState) -> bool:
         _call(run.hooks, "after_backward", model, batch)
         window["loss"] += float(loss.detach()) * stats["normaliser"]
         window["count"] += stats["normaliser"]
+        lost.lost, lost.total = lost.lost + int(stats.get("unalignable", 0)), lost.total + len(batch.keys)
         window["frames"] += _num_frames(batch)
         if progress is not None:
             progress.update(1)
@@ -519,12 +524,13 @@ def train_epoch(run: Run, state: TrainState) -> bool:
         if tconf.save_interval and state.step % tconf.save_interval == 0:
             save_checkpoint(run, state)
         if tconf.max_steps and state.step >= tconf.max_steps:
-            if progress is not None:
-                progress.close()
-            return True
+            stopped = True
+            break
     if progress is not None:
         progress.close()
-    return False
+    if lost.lost:  # the start-up check accepted them (objective.max_unalignable); say so every epoch
+        log.warning("epoch %d: %s; their CTC loss is 0", state.epoch + 1, lost.describe(model.frame_subsampling))
+    return stopped
 
 
 def _call(hooks, name: str, *args) -> None:

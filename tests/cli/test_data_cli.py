@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import REPO
 
 UTTS = ["spkA-en-001", "spkA-en-002", "spkB-de-001", "spkB-de-002", "spkC-fr-001", "spkC-fr-002"]
 
@@ -127,3 +132,37 @@ def test_perturb_speed_passes_factors_through(asrkit_cli, fixture_datadir, tmp_p
     assert proc.returncode == 0, proc.stderr
     utts = [x.split()[0] for x in (tmp_path / "sp" / "utt2spk").read_text().splitlines()]
     assert utts == [f"sp{f}-{u}" for f in ("0.9", "1.1") for u in UTTS]
+
+
+def test_subset_utt_list_from_process_substitution(fixture_datadir, tmp_path):
+    # Issue 21: `--utt-list <(...)` failed with "File or stream is not seekable." naming no file.
+    script = (f'"{sys.executable}" -m asrkit data subset --utt-list <(printf "spkC-fr-002\\n") '
+              f'"{fixture_datadir}" "{tmp_path / "one"}"')
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "one" / "utt2spk").read_text() == "spkC-fr-002 spkC\n"
+
+
+def test_subset_exclude_needs_a_list(asrkit_cli, fixture_datadir, tmp_path):
+    (tmp_path / "dev.list").write_text("spkA-en-001\nspkB-de-001\n")
+    proc = asrkit_cli("data", "subset", "--utt-list", tmp_path / "dev.list", "--exclude", fixture_datadir,
+                      tmp_path / "train")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "train" / "utt2spk").read_text().split()[::2] == [u for u in UTTS if u not in
+                                                                          ("spkA-en-001", "spkB-de-001")]
+    proc = asrkit_cli("data", "subset", "--first", "2", "--exclude", fixture_datadir, tmp_path / "x")
+    assert proc.returncode == 2 and "--exclude goes with --utt-list or --spk-list" in proc.stderr
+
+
+def test_get_utt2dur_lets_info_count_hours(asrkit_cli, fixture_datadir):
+    # Kaldi's wav-to-duration output (its text archives end each line in a space).
+    expected = [line.split() for line in (fixture_datadir / "utt2dur").read_text().splitlines()]
+    (fixture_datadir / "utt2dur").unlink()
+    proc = asrkit_cli("data", "info", fixture_datadir)
+    assert "? hours (no utt2dur: `asrkit data get-utt2dur DIR` writes it)" in proc.stdout.splitlines()[0]
+    proc = asrkit_cli("data", "get-utt2dur", fixture_datadir)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split() for line in (fixture_datadir / "utt2dur").read_text().splitlines()] == expected
+    proc = asrkit_cli("data", "info", fixture_datadir)
+    assert proc.stdout.splitlines()[0].endswith("0.004 hours (13.61 s), from utt2dur")

@@ -171,6 +171,24 @@ def test_language_not_in_model_is_one_line_error(trained, tmp_path, asrkit_cli):
         decode_data_dir(model, test, tmp_path / "out3", lang="xx")
 
 
+def test_missing_cmvn_for_a_per_speaker_cmvn_model_is_refused(trained, tmp_path):
+    # Issue 21.2: such a decode gave all-empty hypotheses (WER 100%, all deletions) without a word.
+    from asrkit.models.modelfile import open_data, read_model_meta
+
+    model, test, root = trained
+    meta = read_model_meta(model)
+    assert meta.cmvn.per_speaker is True
+    nocmvn = tmp_path / "nocmvn"
+    shutil.copytree(test, nocmvn)
+    (nocmvn / "cmvn.scp").unlink()
+    with pytest.raises(DataDirError, match=rf"^{nocmvn}/cmvn.scp: missing, and the model was trained with "
+                                           rf"per-speaker CMVN .*run `asrkit compute-cmvn {nocmvn}` first$"):
+        decode_data_dir(model, nocmvn, tmp_path / "out", nj=2)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(DataDirError, match="cmvn.scp: missing"):
+        open_data(nocmvn, meta)  # the jobs of decode and dump-posteriors read through this
+
+
 def test_forced_language_and_missing_utt2lang(trained, tmp_path):
     model, test, root = trained
     nolang = tmp_path / "nolang"

@@ -155,3 +155,18 @@ def test_recorded_defaults_are_feature_options_defaults(feat_type):
     args = dict(a[2:].split("=", 1) for a in FeatureOptions(feat_type=feat_type).to_kaldi_args())
     args.pop("dither")  # asrkit's 0, not Kaldi's 1: never compared
     assert {k: v for k, v in KALDI_DEFAULTS[feat_type].items()} == args
+
+
+def test_mel_channels_that_collapse_at_8khz_are_named():
+    # Issue 21: 80 mel bins at 8 kHz gave identical channels (1 = 2 and 6 = 7) without a word.
+    opts = load_feature_options("fbank", overrides=["num-mel-bins=80", "sample-frequency=8000"])
+    assert opts.collapsed_mel_channels() == [(1, 2), (6, 7)]
+    assert opts.mel_bank_warning() == (
+        "--num-mel-bins=80 is too fine for 8000 Hz audio (256-point FFT): mel channels 1 = 2, 6 = 7 weigh one "
+        "and the same FFT bin and carry the same information; use --num-mel-bins=74 or fewer (e.g. 40 at 8 kHz)")
+    # The two channels really are the same feature up to a constant.
+    samples = np.random.default_rng(0).normal(0, 1000, 8000).astype(np.float32)
+    feats = compute_features(samples, opts).numpy()
+    assert np.allclose(feats[:, 1] - feats[:, 2], (feats[:, 1] - feats[:, 2]).mean(), atol=1e-4)
+    for ok in (["num-mel-bins=40", "sample-frequency=8000"], ["num-mel-bins=80", "sample-frequency=16000"]):
+        assert load_feature_options("fbank", overrides=ok).mel_bank_warning() is None

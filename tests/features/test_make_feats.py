@@ -62,6 +62,20 @@ def test_nj2_matches_kaldi_and_resumes(fixture_datadir):
 
 
 @pytest.mark.slow  # spawns worker processes (a torch import each)
+def test_more_jobs_than_speakers_splits_per_utterance(fixture_datadir):
+    # Issue 21.6: --nj above the number of speakers (one-speaker corpora such as yesno) failed with a
+    # hint naming a --per-utt option make-feats does not have. Features do not depend on the speaker.
+    data = fixture_datadir  # 3 speakers, 6 utterances
+    result = make_feats(data, options=["num-mel-bins=80"], nj=4, progress=False)
+    assert result.jobs_run == [1, 2, 3, 4] and result.num_utts == 6
+    assert (data / "split4utt").is_dir() and not (data / "split4").exists()
+    feats, golden = read_feats(data), load_ark("fbank80.ark")
+    assert sorted(feats) == sorted(golden)
+    for utt, ref in golden.items():
+        assert np.abs(feats[utt] - ref).max() <= 0.05
+
+
+@pytest.mark.slow  # spawns worker processes (a torch import each)
 def test_failed_job_then_rerun_gives_identical_outputs(fixture_datadir, tmp_path):
     data, feat_dir = fixture_datadir, tmp_path / "fbank"
     make_feats(data, nj=2, feat_dir=feat_dir, progress=False)
@@ -179,3 +193,19 @@ def test_job_is_done_requires_outputs_success_and_same_signature(fixture_datadir
     spec.log.write_text(log)
     spec.utt2num_frames.unlink()
     assert not is_done(spec)
+
+
+def test_mel_bins_too_fine_for_the_sample_rate_are_logged(fixture_datadir, caplog):
+    # Issue 21.4: 80 mel bins at 8 kHz give channels that weigh one and the same FFT bin; make-feats
+    # said nothing. (The fixture audio is 16 kHz, so the job itself then fails on the rate.)
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="asrkit"):
+        logging.getLogger("asrkit").addHandler(caplog.handler)
+        try:
+            with pytest.raises(AsrkitError):
+                make_feats(fixture_datadir, options=["sample-frequency=8000", "num-mel-bins=80"], progress=False)
+        finally:
+            logging.getLogger("asrkit").removeHandler(caplog.handler)
+    warnings = sorted({r.getMessage() for r in caplog.records if "too fine" in r.getMessage()})
+    assert len(warnings) == 1 and "--num-mel-bins=80 is too fine for 8000 Hz audio" in warnings[0]

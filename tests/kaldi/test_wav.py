@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 import kaldiio
@@ -221,6 +222,39 @@ def test_kaldi_speed_pipes_without_sox(in_fixtures, tmp_path, no_sox):
     with pytest.raises(AudioError, match=r"u: command 'no-such-tool x.wav' failed "
                                          r"with exit status 127: .*no-such-tool: command not found"):
         read_audio("no-such-tool x.wav | sox -t wav - -t wav - speed 0.9 |", "u")
+
+
+def test_sox_streaming_header_is_not_a_truncation(tmp_path, in_fixtures, caplog):
+    # sox writing to a pipe puts a placeholder data size (0x7ffff000) in the header; a speed-perturbed
+    # data dir then gave one warning per utterance although the samples are all there.
+    samples = _int16(f"wav/{UTT}.wav")
+    for placeholder in (0x7FFFF000, 0xFFFFFFFF):
+        data = bytearray((in_fixtures / "wav" / f"{UTT}.wav").read_bytes())
+        at = data.index(b"data") + 4
+        data[at:at + 4] = placeholder.to_bytes(4, "little")
+        streamed = tmp_path / f"streamed_{placeholder:x}.wav"
+        streamed.write_bytes(bytes(data))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="asrkit"):
+            logging.getLogger("asrkit").addHandler(caplog.handler)
+            try:
+                got, rate = read_audio(f"cat {streamed} |", "s1")
+                from_file, _ = read_audio(str(streamed), "s2")
+            finally:
+                logging.getLogger("asrkit").removeHandler(caplog.handler)
+        assert not [r for r in caplog.records if "truncated" in r.getMessage()]
+        np.testing.assert_array_equal(got, samples)
+        np.testing.assert_array_equal(from_file, samples)
+    # A real short read from a pipe is still reported.
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes((in_fixtures / "wav" / f"{UTT}.wav").read_bytes()[:50000])
+    with caplog.at_level(logging.WARNING, logger="asrkit"):
+        logging.getLogger("asrkit").addHandler(caplog.handler)
+        try:
+            read_audio(f"cat {cut} |", "t2")
+        finally:
+            logging.getLogger("asrkit").removeHandler(caplog.handler)
+    assert any("t2: " in r.getMessage() and "truncated" in r.getMessage() for r in caplog.records)
 
 
 def test_emulated_speed_is_detected_and_warned_once(in_fixtures, tmp_path, monkeypatch):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from asrkit.errors import AsrkitError
+from asrkit.errors import AsrkitError, ConfigError
+from asrkit.models.build import build_model
 from asrkit.models.encoders import (
     ConformerEncoder,
     Conv2dSubsampling,
@@ -184,3 +185,38 @@ def test_lstm_frame_stacking_lengths_and_padding_invariance():
     assert out.shape == (4, 3, 16) and out_lens.tolist() == [3, 2, 1, 1]
     alone, _ = enc(feats[1:2, :7], lens[1:2])  # a short utterance gives the same output alone
     assert torch.allclose(out[1, :2], alone[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("factor,formula", [
+    (2, lambda t: (t - 1) // 2 - 2),
+    (4, lambda t: ((t - 1) // 2 - 1) // 2),
+    (6, lambda t: ((t - 1) // 2 - 2) // 3),
+    (8, lambda t: (((t - 1) // 2 - 1) // 2 - 1) // 2),
+])
+def test_conformer_subsampling_factors(factor, formula):
+    # ESPnet's Conv2dSubsampling2/6/8 formulas; x2 keeps enough frames for short utterances and
+    # dense targets, x8 suits one token per word.
+    torch.manual_seed(0)
+    enc = ConformerEncoder(16, d_model=16, num_layers=1, num_heads=2, ffn_dim=32, depthwise_conv_kernel_size=5,
+                           subsampling_channels=4, subsampling=factor).eval()
+    assert enc.subsampling == factor
+    first = next(t for t in range(1, 40) if formula(t) >= 1)
+    assert enc.min_input_frames == first
+    lens = torch.tensor([97, first + 30, first])
+    feats = torch.randn(3, 97, 16)
+    with torch.no_grad():
+        h, out_lens = enc(feats, lens)
+        alone, _ = enc(feats[2:, :first], lens[2:])  # padding never reaches a valid frame
+    assert out_lens.tolist() == [formula(int(t)) for t in lens] == enc.output_lengths(lens).tolist()
+    assert h.shape[1] == formula(97)
+    torch.testing.assert_close(h[2, :1], alone[0], atol=1e-5, rtol=1e-4)
+    with pytest.raises(AsrkitError, match=f"utterance of {first - 1} frames is too short for the conformer's "
+                                          f"x{factor} conv subsampling"):
+        enc(torch.randn(1, first - 1, 16), torch.tensor([first - 1]))
+
+
+def test_conformer_subsampling_factor_is_checked():
+    with pytest.raises(ConfigError, match="model.encoder.subsampling: expected one of 2, 4, 6, 8, got 3"):
+        build_model({"encoder": {"type": "conformer", "subsampling": 3}}, feat_dim=10, vocab_sizes={"all": 5})
+    with pytest.raises(ConfigError, match="subsamples by 2, 4, 6, 8, not 3"):  # the encoder built directly
+        ConformerEncoder(10, d_model=16, num_layers=1, num_heads=2, ffn_dim=32, subsampling=3)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from asrkit.features.cmvn import compute_cmvn
 from tests.reliability.conftest import (
     assert_no_partial_output,
     assert_one_line_error,
@@ -22,12 +23,13 @@ from tests.reliability.test_feature_tables import BAD_UTT, FEATURE_CASES
 
 
 def _wider_features(data):
-    """Features of dimension 13 for a model trained on 12 (another feature config)."""
+    """Features of dimension 13 for a model trained on 12 (another feature config), with their own
+    per-speaker CMVN stats: the model was trained with per-speaker CMVN and refuses data without them."""
     feats = {k: np.array(v) for k, v in kaldiio.load_scp(str(data / "feats.scp")).items()}
     with kaldiio.WriteHelper(f"ark,scp:{data / 'feats.ark'},{data / 'feats.scp'}") as w:
         for k in sorted(feats):
             w(k, np.concatenate([feats[k], feats[k][:, :1]], axis=1))
-    (data / "cmvn.scp").unlink()
+    compute_cmvn(data, feat_dir=data)
 
 
 DATA_CASES = {

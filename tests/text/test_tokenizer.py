@@ -69,3 +69,37 @@ def test_cli(fixture_datadir, tmp_path, asrkit_cli):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("asrkit make-lang: error:")
     assert "Traceback" not in proc.stderr
+
+
+def _yesno_dir(root, lines):
+    d = root / "yn"
+    d.mkdir()
+    (d / "text").write_text("".join(f"u{i} {t}\n" for i, t in enumerate(lines)))
+    (d / "utt2lang").write_text("".join(f"u{i} he\n" for i in range(len(lines))))
+    return d
+
+
+def test_word_tokens_one_per_word(tmp_path):
+    d = _yesno_dir(tmp_path, ["NO YES YES NO", "YES YES YES NO", "NO NO"])
+    lang = make_lang_dir([d], tmp_path / "lang", token_type="word")
+    tok = lang.tokenizer("he")
+    assert tok.pieces() == ["<blk>", "<unk>", "▁NO", "▁YES"]
+    ids = tok.encode("NO YES YES NO")
+    assert ids == [2, 3, 3, 2]
+    assert tok.decode(ids) == "NO YES YES NO"
+    # A word not in the training text is one <unk>, not a spelling.
+    assert tok.count_unk(tok.encode("MAYBE YES")) == 1 and len(tok.encode("MAYBE YES")) == 2
+
+
+def test_word_tokens_vocab_size_keeps_most_frequent(tmp_path):
+    d = _yesno_dir(tmp_path, ["A A A B B C", "A B D"])
+    lang = make_lang_dir([d], tmp_path / "lang", token_type="word", vocab_size=4)
+    assert lang.tokenizer("he").pieces() == ["<blk>", "<unk>", "▁A", "▁B"]
+
+
+def test_word_tokens_cli(tmp_path, asrkit_cli):
+    d = _yesno_dir(tmp_path, ["NO YES", "YES"])
+    proc = asrkit_cli("make-lang", "--type", "word", d, tmp_path / "lang")
+    assert proc.returncode == 0, proc.stderr
+    # Ordered by frequency: YES is said twice.
+    assert (tmp_path / "lang" / "he" / "tokens.txt").read_text() == "<blk> 0\n<unk> 1\n▁YES 2\n▁NO 3\n"

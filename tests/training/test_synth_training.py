@@ -22,7 +22,10 @@ pytestmark = pytest.mark.slow
 LANGS = ("en", "de", "fr", "es")
 TINY_CONFORMER = ["model.encoder={type: conformer, d_model: 48, num_layers: 1, num_heads: 2, ffn_dim: 96, "
                   "depthwise_conv_kernel_size: 7}", "data.max_frames=8000", "optim.lr=3e-3",
-                  "scheduler.warmup_steps=20", "training.epochs=3", "training.log_interval=50"]
+                  "scheduler.warmup_steps=20", "training.epochs=3", "training.log_interval=50",
+                  # characters at x4: 8.4% of these utterances have more tokens than output frames
+                  # (CTC loses them; train warns); the test is about learning, not about that check
+                  "objective.max_unalignable=0.1"]
 
 
 @pytest.fixture(scope="module")

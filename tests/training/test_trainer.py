@@ -271,3 +271,33 @@ def test_mixed_language_batches_need_one_output_layer(tmp_path, toy_data, monkey
     with pytest.raises(ConfigError, match="data.language_homogeneous: false with a 'mtl' head .* works for "
                                           "objective ctc only, not 'ce'"):
         run_training(conf, train_dirs=[train_dir], lang_dir=str(tmp_path / "lang_mtl"), out_dir=tmp_path / "bad")
+
+
+def test_ctc_targets_longer_than_the_output_are_refused_or_counted(tmp_path, toy_data):
+    # Issue 21: with characters and x4 subsampling, 6% of the spoken digits had more tokens than
+    # output frames; zero_infinity zeroed their loss and nothing said so. The toy letters last 3-5
+    # frames each, so a DNN keeping one frame in 4 cannot align many.
+
+    from asrkit.models.ctc import count_unalignable
+    from asrkit.text.tokenizer import LangDir
+
+    sub4 = ["model.encoder={type: dnn, hidden_dims: [48, 48], context: 2, subsample: 4}"]
+    with pytest.raises(ConfigError, match=r"training data: \d+ of 32 utterances \(\d+\.\d%\) have more target tokens "
+                                          r"than the model's output frames at x4 subsampling \(first: '.*' needs \d+ "
+                                          r"output frames, the model gives it \d+\).*model.encoder.subsampling=2"):
+        _train(tmp_path, toy_data, "sub4", extra=sub4)
+    lang = LangDir.load(tmp_path / "lang")
+    nums = dict(line.split() for line in (toy_data[0] / "utt2num_frames").read_text().splitlines())
+    utts = [(k, int(nums[k]), lang.tokenizer("en" if k.startswith("en") else "de").encode(t))
+            for k, t in (line.split(" ", 1) for line in (toy_data[0] / "text").read_text().splitlines())]
+    expected = count_unalignable(utts, lambda n: (n + 3) // 4)
+    assert 0 < expected.lost < 32
+    out, _ = _train(tmp_path, toy_data, "sub4_allowed", extra=[*sub4, "objective.max_unalignable=1"], epochs=2)
+    messages = [line.split("] ", 1)[1] for line in (out / "log" / "train.log").read_text().splitlines()
+                if " WARNING [" in line]
+    assert any(m.startswith(f"training data: {expected.lost} of 32 utterances") for m in messages)
+    assert any(m.startswith("validation data: ") for m in messages)
+    for epoch in (1, 2):  # and again at the end of every epoch, counted from the batches
+        assert any(m.startswith(f"epoch {epoch}: {expected.lost} of 32 utterances") for m in messages), messages
+    with pytest.raises(ConfigError, match=r"objective.max_unalignable: expected a number in \[0, 1\], got 2"):
+        load_config(None, ["objective.max_unalignable=2"])

@@ -18,7 +18,6 @@ from asrkit.kaldi.datadir.files import (
     parse_number,
     parse_segment,
     present_files,
-    read_rows,
     read_tables,
     require_utt2spk,
     two_fields,
@@ -38,8 +37,8 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
                     last: int | None = None, shortest: int | None = None, per_spk: int | None = None,
                     speakers: int | None = None, spk_list: str | os.PathLike | None = None,
                     utt_list: str | os.PathLike | None = None, hours: float | None = None,
-                    random_utts: int | None = None, lang: str | None = None, seed: int = 0,
-                    overwrite: bool = False) -> Path:
+                    random_utts: int | None = None, lang: str | None = None, exclude: bool = False,
+                    seed: int = 0, overwrite: bool = False) -> Path:
     """Copy a subset of data dir `src` to `dst`, like Kaldi's `utils/subset_data_dir.sh`.
 
     Exactly one selector:
@@ -48,7 +47,9 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
         per_spk: N utterances per speaker, evenly spaced through the speaker's list (Kaldi's rule).
         speakers: whole speakers in a seeded random order until at least N utterances (Kaldi's
             `--speakers N`, where N counts utterances).
-        spk_list / utt_list: the speakers / utterances listed (first column) in a file.
+        spk_list / utt_list: the speakers / utterances listed (first column) in a file; read once
+            as text, so a pipe or process substitution (`<(...)`) works. With `exclude`, every
+            utterance *except* those (Kaldi's `utils/filter_scp.pl --exclude`).
         hours: a seeded random subset of about `hours` hours: utterances in shuffled order until the
             total reaches it (durations from utt2dur, else segments).
         random_utts: N utterances chosen at random (seeded), Kaldi's default mode.
@@ -63,7 +64,7 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
         `dst` as a Path.
 
     Raises:
-        ConfigError: zero or several selectors, or N < 1.
+        ConfigError: zero or several selectors, N < 1, or `exclude` without spk_list / utt_list.
         DataDirError: N larger than the source, an empty selection (for `lang`: no utterance of that
             language, naming the languages there are), `lang` without `utt2lang`, or a bad source
             (DataDirFileError names the file and line).
@@ -76,6 +77,8 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
     if len(chosen) != 1:
         raise ConfigError(f"subset_data_dir: give exactly one selector of {', '.join(selectors)} "
                           f"(got {', '.join(chosen) or 'none'})")
+    if exclude and chosen[0] not in ("spk_list", "utt_list"):
+        raise ConfigError("subset_data_dir: exclude goes with spk_list or utt_list (the ids to leave out)")
     require_utt2spk(src)
     check_not_inside(dst, [src])
     tables = read_tables(src, present_files(src))
@@ -90,6 +93,8 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
         if n is not None and name != "per_spk" and n > len(rows):
             raise DataDirError(f"subset_data_dir: {src} has {len(rows)} utterances, cannot select {name} {n}")
     keep = _SELECTORS[chosen[0]](_Source(src, tables, utt2spk), selectors[chosen[0]], random.Random(seed))
+    if exclude:
+        keep = utt2spk.keys() - keep
     if not keep:
         raise DataDirError(f"subset_data_dir: the selection from {src} is empty")
     write_data_dir(dst, part_tables(tables, [[r for r in rows if r.key in keep]])[0], inputs=[src],
@@ -217,7 +222,8 @@ def _durations(d: Path, tables: Mapping[str, list[Row]]) -> tuple[dict[str, floa
                 raise DataDirFileError(f, f"end time -1 and recording '{seg.reco}' is not in reco2dur; "
                                           "durations need utt2dur", row.lineno)
         return out, "segments"
-    raise DataDirError(f"{d}: no utt2dur or segments to take durations from")
+    raise DataDirError(f"{d}: no utt2dur or segments to take durations from "
+                       f"(`asrkit data get-utt2dur {d}` writes utt2dur)")
 
 
 def _lengths(d: Path, tables: Mapping[str, list[Row]]) -> dict[str, float]:
@@ -231,8 +237,22 @@ def _lengths(d: Path, tables: Mapping[str, list[Row]]) -> dict[str, float]:
 
 
 def _first_column(path: Path) -> set[str]:
-    rows, _ = read_rows(path)
-    return {r.key for r in rows if r.key}
+    """The first field of each line of a list file, read in one pass as text: the list may be a pipe
+    (`--utt-list <(grep ...)`), which can be read only once and not seeked."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise DataDirFileError(path, f"cannot read: {e.strerror}") from None
+    keys = set()
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            fields = raw.decode("utf-8").split()
+        except UnicodeDecodeError as e:
+            raise DataDirFileError(path, f"not valid UTF-8 ({e.reason} at byte {e.start})", lineno) from None
+        if fields:
+            keys.add(fields[0])
+    return keys
 
 
 _SELECTORS = {"first": _first, "last": _last, "shortest": _shortest, "per_spk": _per_spk,

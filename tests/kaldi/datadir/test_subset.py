@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from asrkit.errors import ConfigError, DataDirError
@@ -134,3 +136,29 @@ def test_subset_by_language_errors(fixture_datadir, tmp_path):
     with pytest.raises(DataDirError, match=r"utt2lang: no such file \(selecting by language needs utt2lang\)"):
         subset_data_dir(fixture_datadir, tmp_path / "x", lang="de")
     assert not (tmp_path / "x").exists()
+
+
+def test_subset_reads_a_list_from_a_pipe_once(fixture_datadir, tmp_path):
+    # `--utt-list <(grep ...)` hands over /dev/fd/N: a pipe that can be read once and not seeked.
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"spkB-de-002\nspkA-en-001 extra fields\n")
+    os.close(write_end)
+    try:
+        subset_data_dir(fixture_datadir, tmp_path / "piped", utt_list=f"/dev/fd/{read_end}")
+    finally:
+        os.close(read_end)
+    assert utt_ids(tmp_path / "piped") == ["spkA-en-001", "spkB-de-002"]
+
+
+def test_subset_exclude_keeps_everything_but_the_list(fixture_datadir, tmp_path):
+    write(tmp_path, "utt.list", "spkB-de-002\nspkA-en-001\n")
+    subset_data_dir(fixture_datadir, tmp_path / "rest", utt_list=tmp_path / "utt.list", exclude=True)
+    assert utt_ids(tmp_path / "rest") == ["spkA-en-002", "spkB-de-001", "spkC-fr-001", "spkC-fr-002"]
+    write(tmp_path, "spk.list", "spkA\n")
+    subset_data_dir(fixture_datadir, tmp_path / "no_a", spk_list=tmp_path / "spk.list", exclude=True)
+    assert utt_ids(tmp_path / "no_a") == UTTS[2:]
+    with pytest.raises(ConfigError, match="exclude goes with spk_list or utt_list"):
+        subset_data_dir(fixture_datadir, tmp_path / "x", first=2, exclude=True)
+    write(tmp_path, "all.list", "".join(u + "\n" for u in UTTS))
+    with pytest.raises(DataDirError, match="selection .* is empty"):
+        subset_data_dir(fixture_datadir, tmp_path / "none", utt_list=tmp_path / "all.list", exclude=True)

@@ -19,7 +19,10 @@ from asrkit.training.trainer import run_training
 LANGS = ("en", "de", "fr", "es")
 TINY_CONFORMER = ["model.encoder={type: conformer, d_model: 48, num_layers: 1, num_heads: 2, ffn_dim: 96, "
                   "depthwise_conv_kernel_size: 7}", "data.max_frames=8000", "optim.lr=3e-3",
-                  "scheduler.warmup_steps=20", "training.epochs=3", "training.log_interval=50"]
+                  "scheduler.warmup_steps=20", "training.epochs=3", "training.log_interval=50",
+                  # Characters at x4 leave 8% of these utterances unalignable (issue 21.1); this test
+                  # checks that the rest learns, as before that check existed.
+                  "objective.max_unalignable=0.1"]
 
 
 @pytest.fixture(scope="module")

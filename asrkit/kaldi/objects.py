@@ -17,6 +17,11 @@ class Truncated(EOFError):
     """The data ended before the object it was reading was complete."""
 
 
+class BadObject(ValueError):
+    """The bytes are not the object a reader expected; the message says so in full (e.g. `bad
+    Posterior: ...`), so it is quoted as it is after the key."""
+
+
 class StrictStream:
     """A read-only, non-seekable view of a binary stream that raises on short reads.
 
@@ -148,6 +153,8 @@ READ_ERRORS = (Truncated, ValueError, AssertionError, struct.error, RuntimeError
 
 
 def describe_read_error(e: BaseException) -> str:
+    if isinstance(e, BadObject):
+        return str(e)
     if isinstance(e, Truncated):
         return f"truncated or corrupted data: {e}"
     if isinstance(e, AssertionError):

@@ -1,11 +1,12 @@
 """Kaldi's `Posterior` table format (src/hmm/posterior.cc): per frame, a list of (id, weight) pairs.
 
 Kaldi has no Python writer for Posterior archives (kaldiio reads and writes matrices and int
-vectors only), so the binary format is written and read here: `posterior_bytes` /
+vectors only), so the binary object is encoded and decoded here: `posterior_bytes` /
 `PosteriorArkWriter` (ark + scp, atomic), `read_posterior` / `iter_posterior_ark` /
 `PosteriorTable` (lazy random access through an scp, expanded to dense matrices),
-`posterior_to_dense` / `dense_to_topk`, and `is_posterior_scp` (Posterior or matrix?). Archive keys,
-scp lines and `<ark>:<offset>` entries are parsed by asrkit.kaldi.table and asrkit.kaldi.rxfile.
+`posterior_to_dense` / `dense_to_topk`, and `is_posterior_scp` (Posterior or matrix?). The tables
+around the objects (keys, scp lines and offsets, atomic files, open archives, errors naming the key
+and scp line) are asrkit.kaldi.writer's and asrkit.kaldi.table's, as for every other table.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from asrkit.errors import AsrkitError, FormatError
-from asrkit.fileio import set_default_mode, tmp_path_for
-from asrkit.kaldi.objects import read_key
+from asrkit.kaldi.objects import BadObject
 from asrkit.kaldi.rxfile import split_offset, split_range
-from asrkit.kaldi.table import parse_scp
+from asrkit.kaldi.table import ScpTable, iter_ark, parse_scp
+from asrkit.kaldi.writer import ObjectArkWriter, check_key
 
 # ------------------------------------------------------------------------------------------------
 # Kaldi's Posterior format (src/hmm/posterior.cc: WritePosterior / ReadPosterior)
@@ -142,8 +143,9 @@ def dense_to_topk(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int32), weights.astype(np.float32)
 
 
-class PosteriorArkWriter:
-    """Write a binary Posterior archive and its scp, atomically (both appear only on close()).
+class PosteriorArkWriter(ObjectArkWriter):
+    """Write a binary Posterior archive and its scp, atomically (both appear only on close()), with
+    the ark/scp protocol of asrkit.kaldi.writer (absolute archive path in the scp, key checks).
 
     scp lines point at the `\\0B` of each object, as Kaldi's `ark,scp:` writer does, so Kaldi's
     `copy-post scp:post.scp ark,t:-` and `asrkit train` read them.
@@ -156,120 +158,41 @@ class PosteriorArkWriter:
         AsrkitError: a bad or duplicate key, non-finite weights, or bad shapes (naming the key).
     """
 
-    def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None):
-        self.ark_path = Path(ark_path)
-        self.scp_path = Path(scp_path) if scp_path is not None else None
-        for p in (self.ark_path, self.scp_path):
-            if p is not None and not p.parent.is_dir():
-                raise FileNotFoundError(f"{p.parent}: output folder does not exist")
-        self._tmp = [tmp_path_for(self.ark_path)] + ([tmp_path_for(self.scp_path)] if self.scp_path else [])
-        self._ark = open(self._tmp[0], "wb")
-        self._scp = open(self._tmp[1], "w", encoding="utf-8", newline="\n") if self.scp_path else None
-        self._keys: set[str] = set()
-        self._closed = False
-
     def write(self, key: str, ids: np.ndarray, weights: np.ndarray) -> None:
         """Append the Posterior of one utterance: `ids`, `weights` of shape `(num_frames, k)`."""
-        if self._closed:
-            raise AsrkitError(f"{self.ark_path}: writer is closed")
-        if not isinstance(key, str) or not key or any(c.isspace() for c in key):
-            raise AsrkitError(f"invalid key {key!r}: Kaldi keys are non-empty and contain no whitespace")
-        if key in self._keys:
-            raise AsrkitError(f"{self.ark_path}: duplicate key '{key}'")
+        check_key(key)
         if not np.isfinite(np.asarray(weights, dtype=np.float64)).all():
             raise AsrkitError(f"key '{key}': non-finite posterior weight")
         try:
             body = posterior_bytes(ids, weights)
         except ValueError as e:
             raise AsrkitError(f"key '{key}': {e}") from None
-        self._ark.write(key.encode("utf-8") + b" ")
-        offset = self._ark.tell()
-        self._ark.write(b"\0B" + body)
-        if self._scp is not None:
-            self._scp.write(f"{key} {self.ark_path}:{offset}\n")
-        self._keys.add(key)
+        self.write_object(key, b"\0B" + body)
 
-    def __len__(self) -> int:
-        return len(self._keys)
 
-    def close(self) -> None:
-        """Flush, fsync and rename the archive, then the scp, into place."""
-        if self._closed:
-            return
-        self._closed = True
-        finals = [self.ark_path] + ([self.scp_path] if self.scp_path else [])
-        try:
-            for f in (self._ark, self._scp):
-                if f is not None:
-                    f.flush()
-                    os.fsync(f.fileno())
-                    f.close()
-            for tmp, final in zip(self._tmp, finals):
-                set_default_mode(tmp)
-                os.replace(tmp, final)
-        except BaseException:
-            self.abort(force=True)
-            raise
+def read_posterior_object(f) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Read one binary Posterior object (`\\0B`, then the Posterior) from a binary stream: the object
+    reader asrkit.kaldi.table's `iter_ark` and `ScpTable` take for Posterior tables.
 
-    def abort(self, force: bool = False) -> None:
-        """Discard everything written: no file appears."""
-        if self._closed and not force:
-            return
-        self._closed = True
-        for f in (self._ark, self._scp):
-            if f is not None and not f.closed:
-                f.close()
-        for tmp in self._tmp:
-            tmp.unlink(missing_ok=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
+    Raises:
+        BadObject: `bad Posterior: ...` (truncated data, a text-form or other object).
+    """
+    try:
+        if f.read(2) != b"\0B":
+            raise ValueError("not a binary object (only binary Posterior archives are read)")
+        return read_posterior(f)
+    except (EOFError, ValueError, struct.error) as e:
+        raise BadObject(f"bad Posterior: {e}") from None
 
 
 def iter_posterior_ark(path: str | os.PathLike) -> Iterator[tuple[str, list[tuple[np.ndarray, np.ndarray]]]]:
-    """Yield `(key, posterior)` from a binary Posterior archive (see `read_posterior`).
+    """Yield `(key, posterior)` from a binary Posterior archive (see `read_posterior`); a path, `-`
+    or a `cmd |` pipe, as `asrkit.kaldi.table.iter_ark` reads them.
 
     Raises:
         FormatError: a truncated or corrupted object, or a text-form archive (naming the key).
     """
-    with open(path, "rb") as f:
-        while True:
-            try:
-                key = read_key(f)
-            except EOFError as e:
-                raise FormatError(path, f"truncated archive: {e}") from None
-            if key is None:
-                return
-            try:
-                if f.read(2) != b"\0B":
-                    raise ValueError("not a binary object (only binary Posterior archives are read)")
-                post = read_posterior(f)
-            except (EOFError, ValueError, struct.error) as e:
-                raise FormatError(path, f"key '{key}': bad Posterior: {e}") from None
-            yield key, post
-
-
-def _read_posterior_at(rxfilename: str, files: dict) -> list[tuple[np.ndarray, np.ndarray]]:
-    path, offset = split_offset(rxfilename)
-    if offset is None or rxfilename.endswith("|") or rxfilename.endswith("]"):
-        raise ValueError(f"'{rxfilename}' is not an <archive>:<offset> entry (pipes and ranges are not "
-                         "supported for Posterior archives)")
-    f = files.get(path)
-    if f is None:
-        if len(files) >= 16:
-            files.pop(next(iter(files))).close()
-        f = files[path] = open(path, "rb")
-    f.seek(offset)
-    if f.read(2) != b"\0B":
-        raise ValueError(f"no binary object at offset {offset} of {path}")
-    return read_posterior(f)
+    return iter_ark(os.fspath(path), read=read_posterior_object)
 
 
 class PosteriorTable(Mapping):
@@ -278,7 +201,8 @@ class PosteriorTable(Mapping):
     `table[key]` is a `(num_frames, dim)` float32 matrix whose `dim` is the output size of the
     utterance's language: `dims` is one int, or `{lang: dim}` with `utt2lang` mapping keys to
     languages (a Posterior does not store its dimension; `dump_posteriors` records it in
-    `post_info.yaml`). `table.posterior(key)` gives the sparse `(ids, weights)` frames.
+    `post_info.yaml`). `table.posterior(key)` gives the sparse `(ids, weights)` frames. The scp is
+    read by asrkit.kaldi.table's ScpTable (entries, open archives, errors naming the scp line).
 
     Raises (from indexing):
         KeyError: key not in the scp. FormatError: the entry cannot be read, naming the scp file:line.
@@ -287,16 +211,10 @@ class PosteriorTable(Mapping):
 
     def __init__(self, scp_path: str | os.PathLike, dims: int | Mapping[str, int],
                  utt2lang: Mapping[str, str] | None = None):
-        self.path = Path(scp_path)
-        self._entries = {}
-        for entry in parse_scp(self.path):
-            if entry.key in self._entries:
-                raise FormatError(self.path, f"duplicate key '{entry.key}'", entry.line)
-            self._entries[entry.key] = entry
+        self._posteriors = ScpTable(scp_path, read=read_posterior_object)
+        self.path = self._posteriors.path
         self.dims = dims
         self.utt2lang = dict(utt2lang or {})
-        self._files: dict[str, object] = {}
-        self._pid = os.getpid()
 
     def dim(self, key: str) -> int:
         """The output dimension of `key`'s rows."""
@@ -309,33 +227,23 @@ class PosteriorTable(Mapping):
         return int(self.dims[lang])
 
     def posterior(self, key: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        entry = self._entries[key]
-        if self._pid != os.getpid():  # a DataLoader worker: never share the parent's file offsets
-            self._files, self._pid = {}, os.getpid()
-        try:
-            return _read_posterior_at(entry.rxfilename, self._files)
-        except FileNotFoundError as e:
-            raise FormatError(self.path, f"key '{key}': cannot open '{e.filename}': no such file", entry.line) from None
-        except (OSError, EOFError, ValueError, struct.error) as e:
-            raise FormatError(self.path, f"key '{key}': bad Posterior: {e}", entry.line) from None
+        """The frames of `key`: one `(ids int32 (n,), weights float32 (n,))` pair per frame."""
+        return self._posteriors[key]
 
     def __getitem__(self, key: str) -> np.ndarray:
         return posterior_to_dense(self.posterior(key), self.dim(key), key)
 
     def __iter__(self):
-        return iter(self._entries)
+        return iter(self._posteriors)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._posteriors)
 
     def __contains__(self, key) -> bool:
-        return key in self._entries
+        return key in self._posteriors
 
     def close(self) -> None:
-        if self._pid == os.getpid():
-            for f in self._files.values():
-                f.close()
-        self._files = {}
+        self._posteriors.close()
 
 
 def is_posterior_scp(scp_path: Path) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,11 @@ log = get_logger(__name__)
 # Public readers
 # ------------------------------------------------------------------------------------------------
 
-def iter_ark(rxfilename: str) -> Iterator[tuple[str, object]]:
+def iter_ark(rxfilename: str, read: Callable = read_object) -> Iterator[tuple[str, object]]:
     """Yield `(key, object)` from an archive: a path, `-` or a `cmd |` pipe (exit status checked).
+
+    `read` reads one object from the binary stream after its key: `read_object` (matrices, vectors,
+    audio), or the reader of a type kaldiio does not know (`asrkit.kaldi.posterior`).
 
     Raises:
         FormatError: a truncated or corrupted object (naming the key and the archive).
@@ -44,7 +47,7 @@ def iter_ark(rxfilename: str) -> Iterator[tuple[str, object]]:
             if key is None:
                 return
             try:
-                obj = read_object(f)
+                obj = read(f)
             except READ_ERRORS as e:
                 raise FormatError(rxfilename, f"key '{key}': {describe_read_error(e)}") from None
             prev = key
@@ -98,12 +101,12 @@ class _FileCache:
         self._files = {}
 
 
-def _read_entry(rxfilename: str, files: _FileCache | None):
-    """Read the object an scp entry points to. Raises the READ_ERRORS or OSError."""
+def _read_entry(rxfilename: str, files: _FileCache | None, read: Callable = read_object):
+    """Read the object an scp entry points to with `read`. Raises the READ_ERRORS or OSError."""
     rx, range_spec = split_range(rxfilename)
     if rx.endswith("|"):
         with open_rx(rx) as f:
-            obj = read_object(f)
+            obj = read(f)
             f.read()  # drain, so the command is not killed by SIGPIPE before we check its status
     else:
         path, offset = split_offset(rx)
@@ -118,7 +121,7 @@ def _read_entry(rxfilename: str, files: _FileCache | None):
             if offset is not None and offset >= size:
                 raise Truncated(f"offset {offset} is past the end of {path} ({size} bytes)")
             f.seek(offset or 0)
-            obj = read_object(f)
+            obj = read(f)
         finally:
             if files is None:
                 f.close()
@@ -211,11 +214,13 @@ class ScpTable(Mapping):
     """Lazy random access to the objects of an scp file: `table[key] -> np.ndarray`.
 
     Keys keep file order. Archive handles stay open between reads (at most 16; reopened in a
-    forked child). Use as a context manager, or call `close()`, to release them.
+    forked child). Use as a context manager, or call `close()`, to release them. `read` reads one
+    object (see `iter_ark`).
     """
 
-    def __init__(self, scp_path: str | os.PathLike):
+    def __init__(self, scp_path: str | os.PathLike, read: Callable = read_object):
         self.path = Path(scp_path)
+        self._read = read
         self._entries: dict[str, ScpEntry] = {}
         for entry in parse_scp(self.path):
             if entry.key in self._entries:
@@ -233,7 +238,7 @@ class ScpTable(Mapping):
         """
         entry = self._entries[key]
         try:
-            return _read_entry(entry.rxfilename, self._files)
+            return _read_entry(entry.rxfilename, self._files, self._read)
         except (OSError, AsrkitError, *READ_ERRORS) as e:
             raise _entry_error(self.path, entry, e) from None
 

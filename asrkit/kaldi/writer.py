@@ -1,11 +1,13 @@
 """Writing Kaldi tables: ark+scp pairs written atomically (NaN/Inf, bad keys and duplicates refused,
-optionally Kaldi-compressed), `ali.N.gz` alignments, and the merge of per-job scp files.
+optionally Kaldi-compressed), `ali.N.gz` alignments, and the merge of per-job scp files. The ark/scp
+protocol itself (ObjectArkWriter) also writes the Posterior tables of asrkit.kaldi.posterior.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,8 +30,7 @@ COMPRESSION_ONE_BYTE = 5  # CM3
 
 def _prepare_for_write(key: str, array, compress: bool) -> tuple[np.ndarray, int | None]:
     """Check and convert an array for Kaldi binary writing; returns (array, compression_method)."""
-    if not isinstance(key, str) or not key or any(c.isspace() for c in key):
-        raise AsrkitError(f"invalid key {key!r}: Kaldi keys are non-empty and contain no whitespace")
+    check_key(key)
     array = np.asarray(array)
     if array.dtype.kind in "iu":
         if array.ndim != 1:
@@ -49,8 +50,16 @@ def _prepare_for_write(key: str, array, compress: bool) -> tuple[np.ndarray, int
     return array, method
 
 
-class ArkScpWriter:
-    """Write a Kaldi binary archive and its scp, atomically.
+def check_key(key: str) -> None:
+    """Raise AsrkitError unless `key` is a Kaldi key: a non-empty string without whitespace."""
+    if not isinstance(key, str) or not key or any(c.isspace() for c in key):
+        raise AsrkitError(f"invalid key {key!r}: Kaldi keys are non-empty and contain no whitespace")
+
+
+class ObjectArkWriter:
+    """Write encoded Kaldi binary objects into an archive and its scp, atomically: the table
+    protocol every archive asrkit writes shares (ArkScpWriter for matrices and vectors,
+    asrkit.kaldi.posterior.PosteriorArkWriter for Posteriors).
 
     Both files are written under temporary names in their folders and renamed into place (ark
     first, then scp) when the block exits cleanly; on an exception neither file appears and any
@@ -58,41 +67,26 @@ class ArkScpWriter:
     path policy: the scp works from any folder), and the byte offset of the object's `\\0B`, as
     Kaldi's `ark,scp:` writer does.
 
-    Types: float32 2-D -> `FM`, float64 2-D -> `DM`, float32/float64 1-D -> `FV`/`DV`, integer
-    1-D -> Kaldi int32 vector. With `compress`, matrices are written compressed as
-    `copy-feats --compress=true` does: `compression_method=1` (Kaldi's default, automatic) gives
-    `CM` (kOneByteWithColHeaders) for more than 8 rows and `CM2` otherwise; 2 forces `CM`.
-    Vectors and empty matrices are never compressed (Kaldi has no compressed vector).
-
     Args:
         ark_path: the archive to write.
         scp_path: its scp, or None for an archive alone.
-        compress: write matrices compressed.
-        compression_method: Kaldi's CompressionMethod number (`asrkit.kaldi.compressed` encodes,
-            byte for byte as Kaldi).
         sorted: require keys in strictly increasing C order (for `s`/`cs` readers).
 
     Without a `with` block, call `close()` to finish (or `abort()`); a writer dropped unclosed is
     discarded like an aborted one.
 
-    Example:
-        >>> with ArkScpWriter("feats.ark", "feats.scp", compress=True) as w:
-        ...     w.write("utt1", feats)            # feats: float32 (num_frames, num_bins)
-
-    Raises (from write):
-        AsrkitError: NaN/Inf in float data, a bad key, a duplicate key, an unsupported dtype or
-            shape, or (with sorted=True) a key out of order; each names the key.
+    Raises (from write_object):
+        AsrkitError: a bad key, a duplicate key, or (with sorted=True) a key out of order; each
+            names the key.
     """
 
     def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None, *,
-                 compress: bool = False, compression_method: int = COMPRESSION_AUTOMATIC,
                  sorted: bool = False):
         self.ark_path = Path(ark_path)
         # One path policy for every scp asrkit writes (feats, cmvn, post, loglikes): absolute, so
         # that a Kaldi binary run from any folder finds the archive.
         self._ark_in_scp = self.ark_path.absolute()
         self.scp_path = Path(scp_path) if scp_path is not None else None
-        self._compression = compression_method if compress else None
         self._sorted = sorted
         self._keys: set[str] = set()
         self._last_key: str | None = None
@@ -105,13 +99,11 @@ class ArkScpWriter:
         self._scp = open(self._scp_tmp, "w", encoding="utf-8", newline="\n") if self._scp_tmp else None
         self._closed = False
 
-    def write(self, key: str, array) -> None:
-        """Append one object. `array`: np.ndarray (see the class doc for types and shapes)."""
+    def write_object(self, key: str, body: bytes) -> None:
+        """Append one encoded binary object: `body` is what follows `<key> ` (`\\0B` and the object)."""
         if self._closed:
             raise AsrkitError(f"{self.ark_path}: writer is closed")
-        array, method = _prepare_for_write(key, array, bool(self._compression))
-        if method is not None:
-            method = self._compression
+        check_key(key)
         if key in self._keys:
             raise AsrkitError(f"{self.ark_path}: duplicate key '{key}'")
         if self._sorted and self._last_key is not None and not key > self._last_key:
@@ -119,18 +111,12 @@ class ArkScpWriter:
         with naming_write_errors(self.ark_path):
             self._ark.write(key.encode("utf-8") + b" ")
             offset = self._ark.tell()
-            if method is None:
-                write_array(self._ark, array)
-            else:  # Kaldi's own compressor, not kaldiio's (which rounds differently)
-                self._ark.write(b"\0B" + compress_matrix(array, method))
+            self._ark.write(body)
         if self._scp is not None:
             with naming_write_errors(self.scp_path):
                 self._scp.write(f"{key} {self._ark_in_scp}:{offset}\n")
         self._keys.add(key)
         self._last_key = key
-
-    def __setitem__(self, key: str, array) -> None:
-        self.write(key, array)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -187,6 +173,53 @@ class ArkScpWriter:
         # A writer dropped without close() leaves no temporary files behind.
         with contextlib.suppress(Exception):
             self.abort()
+
+
+class ArkScpWriter(ObjectArkWriter):
+    """Write numpy matrices and vectors as a Kaldi binary archive and its scp, atomically (see
+    ObjectArkWriter for the files, the scp paths and the key rules).
+
+    Types: float32 2-D -> `FM`, float64 2-D -> `DM`, float32/float64 1-D -> `FV`/`DV`, integer
+    1-D -> Kaldi int32 vector. With `compress`, matrices are written compressed as
+    `copy-feats --compress=true` does: `compression_method=1` (Kaldi's default, automatic) gives
+    `CM` (kOneByteWithColHeaders) for more than 8 rows and `CM2` otherwise; 2 forces `CM`.
+    Vectors and empty matrices are never compressed (Kaldi has no compressed vector).
+
+    Args:
+        ark_path, scp_path, sorted: as ObjectArkWriter.
+        compress: write matrices compressed.
+        compression_method: Kaldi's CompressionMethod number (`asrkit.kaldi.compressed` encodes,
+            byte for byte as Kaldi).
+
+    Example:
+        >>> with ArkScpWriter("feats.ark", "feats.scp", compress=True) as w:
+        ...     w.write("utt1", feats)            # feats: float32 (num_frames, num_bins)
+
+    Raises (from write):
+        AsrkitError: NaN/Inf in float data, a bad key, a duplicate key, an unsupported dtype or
+            shape, or (with sorted=True) a key out of order; each names the key.
+    """
+
+    def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None, *,
+                 compress: bool = False, compression_method: int = COMPRESSION_AUTOMATIC,
+                 sorted: bool = False):
+        super().__init__(ark_path, scp_path, sorted=sorted)
+        self._compression = compression_method if compress else None
+
+    def write(self, key: str, array) -> None:
+        """Append one object. `array`: np.ndarray (see the class doc for types and shapes)."""
+        if self._closed:
+            raise AsrkitError(f"{self.ark_path}: writer is closed")
+        array, method = _prepare_for_write(key, array, bool(self._compression))
+        if method is None:
+            body = io.BytesIO()
+            write_array(body, array)
+            self.write_object(key, body.getvalue())
+        else:  # Kaldi's own compressor, not kaldiio's (which rounds differently)
+            self.write_object(key, b"\0B" + compress_matrix(array, self._compression))
+
+    def __setitem__(self, key: str, array) -> None:
+        self.write(key, array)
 
 
 def write_int_vectors_gz(path: str | os.PathLike,

@@ -74,6 +74,24 @@ def test_truncated_posterior_names_key_and_scp_line(tmp_path):
         list(P.iter_posterior_ark(tmp_path / "p.ark"))
 
 
+def test_posterior_tables_share_the_kaldi_table_protocol(tmp_path, monkeypatch):
+    # The ark/scp writer and the table readers are asrkit.kaldi.writer's and .table's: a relative
+    # archive path is written absolute (one scp path policy), archives read through pipes, and
+    # scp entries in plain files, as for every other table.
+    monkeypatch.chdir(tmp_path)
+    ids, weights = np.array([[2, 0]]), np.array([[0.75, 0.25]], dtype=np.float32)
+    with P.PosteriorArkWriter("post.ark", "post.scp") as w:
+        w.write("u", ids, weights)
+        with pytest.raises(AsrkitError, match="post.ark: duplicate key 'u'"):
+            w.write("u", ids, weights)
+    assert (tmp_path / "post.scp").read_text() == f"u {tmp_path}/post.ark:2\n"
+    [(key, post)] = list(P.iter_posterior_ark("cat post.ark |"))
+    assert key == "u" and post[0][0].tolist() == [2, 0] and post[0][1].tolist() == [0.75, 0.25]
+    (tmp_path / "whole.ark").write_bytes((tmp_path / "post.ark").read_bytes()[2:])  # `\0B` and the object
+    (tmp_path / "whole.scp").write_text(f"u {tmp_path}/whole.ark\n")
+    np.testing.assert_array_equal(P.PosteriorTable(tmp_path / "whole.scp", 3)["u"], [[0.25, 0, 0.75]])
+
+
 # --- frame rates ---------------------------------------------------------------------------------
 
 def test_resample_average_pick_and_repeat():

@@ -96,37 +96,41 @@ class JobSpec(jobs.Job):
         return tuple(p for p in (self.text, self.ark, self.scp, *(self.nbest or ())) if p is not None)
 
 
-@dataclass
-class JobResult:
-    """What a job did: utterances, seconds of audio, seconds spent (model loading excluded)."""
+@dataclass(kw_only=True)
+class DecodeSpeed:
+    """Utterances and seconds of audio decoded in `decode_seconds` (model loading excluded)."""
 
-    job: int
     num_utts: int = 0
     audio_seconds: float = 0.0
     decode_seconds: float = 0.0
 
     @property
     def rtf(self) -> float:
+        """Real-time factor: seconds of decoding per second of audio."""
         return self.decode_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    def describe(self) -> str:
+        """The log line's words: `N utterances, A s of audio in D s: real-time factor R (Xx real time)`."""
+        return (f"{self.num_utts} utterances, {self.audio_seconds:.1f} s of audio in {self.decode_seconds:.2f} s: "
+                f"real-time factor {self.rtf:.5f} ({1.0 / max(self.rtf, 1e-12):.0f}x real time)")
 
 
 @dataclass
-class DecodeResult:
-    """What `decode_data_dir` did."""
+class JobResult(DecodeSpeed):
+    """What a job did: its utterances, seconds of audio and decoding time."""
+
+    job: int
+
+
+@dataclass
+class DecodeResult(DecodeSpeed):
+    """What `decode_data_dir` did; the speed is that of the jobs run now."""
 
     out_dir: Path
     output: Path  # DIR/text or DIR/loglikes.scp
     skipped: bool = False
     jobs_run: list[int] = field(default_factory=list)
     jobs_reused: list[int] = field(default_factory=list)
-    num_utts: int = 0
-    audio_seconds: float = 0.0
-    decode_seconds: float = 0.0
-
-    @property
-    def rtf(self) -> float:
-        """Real-time factor of the jobs run now: seconds of decoding per second of audio."""
-        return self.decode_seconds / self.audio_seconds if self.audio_seconds else 0.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -265,9 +269,7 @@ def _decode_into(model_path: Path, data_dir: Path, out_dir: Path, opts: DecodeOp
         _merge(specs, opts, final_output)
         atomic_write_text(out_dir / "num_jobs", f"{nj}\n")
         if result.audio_seconds:
-            log.info("decode: %d utterances, %.1f s of audio in %.2f s: real-time factor %.5f (%.0fx real time)",
-                     result.num_utts, result.audio_seconds, result.decode_seconds, result.rtf,
-                     1.0 / max(result.rtf, 1e-12))
+            log.info("decode: %s", result.describe())
         log.info("decode: wrote %s", final_output)
     atomic_write_text(out_dir / DONE_FILE, signature + "\n")
     return result
@@ -436,11 +438,9 @@ def _decode_job(spec: JobSpec, log, on_progress) -> JobResult:
     except BaseException:
         output.abort()
         raise
-    log.info("job %d: %d utterances, %.1f s of audio in %.2f s: real-time factor %.5f (%.0fx real time)",
-             spec.job, result.num_utts, result.audio_seconds, result.decode_seconds, result.rtf,
-             1.0 / max(result.rtf, 1e-12))
+    log.info("job %d: %s", spec.job, result.describe())
     return result
 
 
-__all__ = ["DEFAULT_BATCH_FRAMES", "OUTPUTS", "DecodeOptions", "DecodeResult", "JobResult", "JobSpec",
+__all__ = ["DEFAULT_BATCH_FRAMES", "OUTPUTS", "DecodeOptions", "DecodeResult", "DecodeSpeed", "JobResult", "JobSpec",
            "check_languages", "decode_data_dir", "run_job"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from asrkit.decoding.decoder import decode_data_dir, run_job
+from asrkit.decoding.decoder import DecodeResult, JobResult, decode_data_dir, run_job
 from asrkit.decoding.loglikes import (
     log_priors_from_counts,
     priors_from_alignments,
@@ -299,3 +299,11 @@ def test_job_is_done_needs_matching_signature(trained, decoded_nj, tmp_path):
                       file_digest(model), 2, "x")
     assert not is_done(other)
     assert run_job(other).num_utts > 0 and is_done(other)
+
+
+def test_job_and_decode_results_report_speed_the_same_way(tmp_path):
+    job = JobResult(3, num_utts=2, audio_seconds=4.0, decode_seconds=1.0)
+    total = DecodeResult(tmp_path, tmp_path / "text", num_utts=2, audio_seconds=4.0, decode_seconds=1.0)
+    assert job.job == 3 and job.rtf == total.rtf == 0.25
+    assert job.describe() == total.describe() == "2 utterances, 4.0 s of audio in 1.00 s: real-time factor 0.25000 (4x real time)"
+    assert DecodeResult(tmp_path, tmp_path / "text").rtf == 0.0  # nothing decoded (a skipped decode)

@@ -195,14 +195,14 @@ def iter_posterior_ark(path: str | os.PathLike) -> Iterator[tuple[str, list[tupl
     return iter_ark(os.fspath(path), read=read_posterior_object)
 
 
-class PosteriorTable(Mapping):
+class PosteriorTable(ScpTable):
     """Lazy random access to a Posterior scp, expanded to dense soft-target matrices.
 
     `table[key]` is a `(num_frames, dim)` float32 matrix whose `dim` is the output size of the
     utterance's language: `dims` is one int, or `{lang: dim}` with `utt2lang` mapping keys to
     languages (a Posterior does not store its dimension; `dump_posteriors` records it in
-    `post_info.yaml`). `table.posterior(key)` gives the sparse `(ids, weights)` frames. The scp is
-    read by asrkit.kaldi.table's ScpTable (entries, open archives, errors naming the scp line).
+    `post_info.yaml`). `table.posterior(key)` gives the sparse `(ids, weights)` frames. Entries,
+    open archives and errors naming the scp line are ScpTable's.
 
     Raises (from indexing):
         KeyError: key not in the scp. FormatError: the entry cannot be read, naming the scp file:line.
@@ -211,8 +211,7 @@ class PosteriorTable(Mapping):
 
     def __init__(self, scp_path: str | os.PathLike, dims: int | Mapping[str, int],
                  utt2lang: Mapping[str, str] | None = None):
-        self._posteriors = ScpTable(scp_path, read=read_posterior_object)
-        self.path = self._posteriors.path
+        super().__init__(scp_path, read=read_posterior_object)
         self.dims = dims
         self.utt2lang = dict(utt2lang or {})
 
@@ -228,22 +227,10 @@ class PosteriorTable(Mapping):
 
     def posterior(self, key: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """The frames of `key`: one `(ids int32 (n,), weights float32 (n,))` pair per frame."""
-        return self._posteriors[key]
+        return super().__getitem__(key)
 
     def __getitem__(self, key: str) -> np.ndarray:
         return posterior_to_dense(self.posterior(key), self.dim(key), key)
-
-    def __iter__(self):
-        return iter(self._posteriors)
-
-    def __len__(self) -> int:
-        return len(self._posteriors)
-
-    def __contains__(self, key) -> bool:
-        return key in self._posteriors
-
-    def close(self) -> None:
-        self._posteriors.close()
 
 
 def is_posterior_scp(scp_path: Path) -> bool:

@@ -30,6 +30,7 @@ caller_dir=$PWD
 cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
+. ./utils/recipe_functions.sh
 
 stage=0
 stop_stage=7
@@ -58,10 +59,7 @@ help_message="Usage: $0 --cv-root DIR [options]
 . ./utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
 
-log() { echo "$(date '+%F %T') run.sh: $*" >&2; }
-die() { echo "$0: $*" >&2; exit 1; }
-stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-case "$cv_root" in ""|/*) ;; *) cv_root=$caller_dir/$cv_root ;; esac
+cv_root=$(abspath "$cv_root")
 
 hours_of() {  # hours_of LANG -> the --hours value for that language
   local item

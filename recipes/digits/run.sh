@@ -19,6 +19,7 @@ caller_dir=$PWD
 cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
+. ./utils/recipe_functions.sh
 
 stage=0
 stop_stage=5
@@ -30,14 +31,12 @@ epochs=                       # empty: the config's
 help_message="Usage: $0 --corpus DIR [--folds \"S1 S2\"] [--seed N] [--epochs N] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
-log() { echo "$(date '+%F %T') run.sh: $*" >&2; }
-stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 train_opts=(--set training.device=cpu --set "training.seed=$seed")
 [ -n "$epochs" ] && train_opts+=(--set "training.epochs=$epochs")
 
 if stage_on 0; then
   [ -n "$corpus" ] || { echo "$0: give --corpus DIR (the folder holding recordings/)" >&2; exit 1; }
-  case "$corpus" in /*) ;; *) corpus=$caller_dir/$corpus ;; esac
+  corpus=$(abspath "$corpus")
   log "stage 0: data dirs from $corpus"
   asrkit prepare fsdd "$corpus" data/fsdd
 fi

@@ -30,6 +30,7 @@ caller_dir=$PWD
 cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
+. ./utils/recipe_functions.sh
 
 stage=0
 stop_stage=7
@@ -56,10 +57,7 @@ help_message="Usage: $0 --mls-root DIR [options]
 . ./utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
 
-log() { echo "$(date '+%F %T') run.sh: $*" >&2; }
-die() { echo "$0: $*" >&2; exit 1; }
-stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-case "$mls_root" in ""|/*) ;; *) mls_root=$caller_dir/$mls_root ;; esac
+mls_root=$(abspath "$mls_root")
 
 mls_iso() {  # MLS language name or ISO code -> ISO code (what asrkit prepare mls writes)
   case "$1" in

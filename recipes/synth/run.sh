@@ -20,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
+. ./utils/recipe_functions.sh
 
 stage=0
 stop_stage=10
@@ -47,8 +48,6 @@ else token_opts=(--type bpe --vocab-size 150); lang=data/lang_bpe150; fi
 IFS=, read -r -a lang_list <<< "$langs"
 test_sets="test"
 
-log() { echo "$(date '+%F %T') run.sh: $*" >&2; }
-stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 if stage_on 0; then
   log "stage 0: prepare the synthetic corpus ($size)"
@@ -81,12 +80,6 @@ if stage_on 2; then
   asrkit make-lang "${token_opts[@]}" data/train "$lang"
   asrkit make-lang "${token_opts[@]}" "data/train_$transfer_lang" "${lang}_$transfer_lang"
 fi
-
-train() {  # train NAME CONFIG [extra asrkit train options...]
-  local name=$1 config=$2; shift 2
-  log "training exp/$name"
-  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" --set "training.device=$device" "$@"
-}
 
 if stage_on 3; then
   train mtl_conformer conf/mtl_conformer.yaml --config "$preset/conformer.yaml" --train-data data/train \
@@ -137,11 +130,7 @@ if stage_on 8; then
     --lang "$lang"
 fi
 
-decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR
-  $decode_cmd asrkit decode --model "$1" --data "$2" --out-dir "$3" --search greedy --nj "$job_nj" --device "$device"
-  asrkit score --cer --data "$2" --decode-dir "$3"  # characters too: word error is harsh on a small demo
-}
-
+# Scored by characters too (--cer): word error is harsh on a small demo.
 if stage_on 9; then
   log "stage 9: decode and score"
   for exp in exp/*/; do
@@ -151,15 +140,10 @@ if stage_on 9; then
       *_"$transfer_lang") set=test_$transfer_lang ;;
       *) set=test ;;
     esac
-    decode_score "$exp/final.pt" "data/$set" "$exp/decode_$set"
-    if [ -f "$exp/ema.pt" ]; then decode_score "$exp/ema.pt" "data/$set" "$exp/decode_${set}_ema"; fi
+    decode_score "$exp/final.pt" "data/$set" "$exp/decode_$set" --cer
+    if [ -f "$exp/ema.pt" ]; then decode_score "$exp/ema.pt" "data/$set" "$exp/decode_${set}_ema" --cer; fi
   done
-  # Monolingual pruned models: each on its own language's test set.
-  for model in exp/rnnt_mono*/*/final.pt; do
-    [ -f "$model" ] || continue
-    l=$(basename "$(dirname "$model")")
-    decode_score "$model" "data/test_$l" "$(dirname "$model")/decode_test"
-  done
+  decode_score_monolingual decode_test --cer
 fi
 
 if stage_on 10; then

@@ -38,6 +38,7 @@ caller_dir=$PWD
 cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
+. ./utils/recipe_functions.sh
 
 stage=0
 stop_stage=11
@@ -67,11 +68,6 @@ help_message="Usage: $0 [options]
 . ./utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
 
-log() { echo "$(date '+%F %T') run.sh: $*" >&2; }
-die() { echo "$0: $*" >&2; exit 1; }
-stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-# Paths given on the command line are relative to where run.sh was called from, not to this folder.
-abspath() { case "$1" in ""|/*) echo "$1" ;; *) echo "$caller_dir/$1" ;; esac; }
 wsj0=$(abspath "$wsj0"); wsj1=$(abspath "$wsj1"); ali_dir=$(abspath "$ali_dir")
 graph_dir=$(abspath "$graph_dir"); kaldi_egs=$(abspath "$kaldi_egs")
 
@@ -82,15 +78,6 @@ e2e_train=$train_set
 [ "$speed_perturb" = true ] && e2e_train=${train_set}_sp
 test_sets="test_dev93 test_eval92"
 lang=data/lang_bpe$bpe_size
-
-train() {  # train NAME CONFIG [extra asrkit train options...]
-  local name=$1 config=$2; shift 2
-  local gpu_opts=()
-  [ "$ngpu" -gt 1 ] && gpu_opts=(--ngpu "$ngpu")
-  log "training exp/$name ($config)"
-  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" --set "training.device=$device" \
-    "${gpu_opts[@]}" "$@"
-}
 
 if stage_on 0; then
   log "stage 0: WSJ data dirs"

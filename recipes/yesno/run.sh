@@ -18,6 +18,7 @@ caller_dir=$PWD
 cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
+. ./utils/recipe_functions.sh
 
 stage=0
 stop_stage=5
@@ -28,14 +29,12 @@ epochs=                       # empty: the config's (the CI test runs a shorter 
 help_message="Usage: $0 --corpus DIR [--seeds \"1 2 3\"] [--epochs N] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
-log() { echo "$(date '+%F %T') run.sh: $*" >&2; }
-stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 train_opts=(--set training.device=cpu)  # a model of this size trains faster on the CPU than it starts on a GPU
 [ -n "$epochs" ] && train_opts+=(--set "training.epochs=$epochs")
 
 if stage_on 0; then
   [ -n "$corpus" ] || { echo "$0: give --corpus DIR (the folder holding waves_yesno/)" >&2; exit 1; }
-  case "$corpus" in /*) ;; *) corpus=$caller_dir/$corpus ;; esac
+  corpus=$(abspath "$corpus")
   log "stage 0: data dirs from $corpus"
   asrkit prepare yesno "$corpus" data
 fi

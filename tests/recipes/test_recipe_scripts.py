@@ -22,6 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes"
 PARSE_OPTIONS = RECIPES / "utils" / "parse_options.sh"
+RECIPE_FUNCTIONS = RECIPES / "utils" / "recipe_functions.sh"  # the shell functions every recipe shares
 RUN_SCRIPTS = sorted(RECIPES.glob("*/run.sh"))
 RECIPE_DIRS = [p.parent for p in RUN_SCRIPTS]
 
@@ -36,6 +37,11 @@ def recipe_scripts(recipe: Path) -> list[Path]:
 
 
 ALL_SCRIPTS = [s for r in RECIPE_DIRS for s in recipe_scripts(r)]
+SHELL_FILES = [*ALL_SCRIPTS, RECIPE_FUNCTIONS]
+
+
+def sources_recipe_functions(text: str) -> bool:
+    return re.search(r"^\. \./utils/recipe_functions\.sh$", text, re.M) is not None
 
 
 def script_env() -> dict[str, str]:
@@ -254,8 +260,18 @@ def _arrays(tokens: list[tuple[str, str]]) -> dict[str, set[str]]:
 
 
 def _wrappers(tokens: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
-    """Shell functions whose body runs `asrkit <cmd> ... "$@"`: function name -> the asrkit words."""
-    wrappers = {}
+    """Shell functions whose body runs `asrkit <cmd> ... "$@"`, or passes "$@" on to such a
+    function: function name -> the asrkit words."""
+    wrappers: dict[str, tuple[str, ...]] = {}
+    while True:
+        found = _wrappers_once(tokens, wrappers)
+        if found == wrappers:
+            return wrappers
+        wrappers = found
+
+
+def _wrappers_once(tokens: list[tuple[str, str]], known: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    wrappers = dict(known)
     for i in range(len(tokens) - 3):
         (k0, name), (k1, o1), (k2, o2) = tokens[i], tokens[i + 1], tokens[i + 2]
         if not (k0 == "word" and re.fullmatch(r"[A-Za-z_]\w*", name) and (k1, o1) == ("op", "(") and (k2, o2) == ("op", ")")):
@@ -276,14 +292,19 @@ def _wrappers(tokens: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
             cw = command_words(words)
             if cw and cw[0] == "asrkit" and '"$@"' in cw:
                 wrappers[name] = tuple(w for w in cw[1:] if not w.startswith(("-", "$", '"')))[:2]
+            elif cw and cw[0] in known and cw[0] != name and '"$@"' in cw:
+                wrappers[name] = known[cw[0]]
     return wrappers
 
 
 def script_calls(path: Path) -> ScriptCalls:
-    """Every asrkit invocation (and wrapper call, and local script call) of a shell script."""
-    tokens = _all_tokens(path.read_text())
+    """Every asrkit invocation (and wrapper call, and local script call) of a shell script; the
+    wrappers of utils/recipe_functions.sh count where the script sources it."""
+    text = path.read_text()
+    tokens = _all_tokens(text)
     arrays = _arrays(tokens)
-    wrappers = _wrappers(tokens)
+    shared = _all_tokens(RECIPE_FUNCTIONS.read_text()) + [("op", ";")] if sources_recipe_functions(text) else []
+    wrappers = _wrappers(shared + tokens)
     calls = ScriptCalls()
     for words in simple_commands(_without_function_names(tokens)):
         cw = command_words(words)
@@ -376,7 +397,7 @@ def test_every_recipe_is_found():
     assert {"synth", "wsj", "mls", "commonvoice"} <= names
 
 
-@pytest.mark.parametrize("script", ALL_SCRIPTS, ids=_ids(ALL_SCRIPTS))
+@pytest.mark.parametrize("script", SHELL_FILES, ids=_ids(SHELL_FILES))
 def test_bash_syntax(script):
     proc = run_bash("-n", script)
     assert proc.returncode == 0, proc.stderr
@@ -405,7 +426,7 @@ def test_option_with_equals_is_rejected(script, tmp_path):
     assert "--name value" in proc.stderr and "'--stage=3'" in proc.stderr
 
 
-@pytest.mark.parametrize("script", ALL_SCRIPTS, ids=_ids(ALL_SCRIPTS))
+@pytest.mark.parametrize("script", SHELL_FILES, ids=_ids(SHELL_FILES))
 def test_asrkit_options_exist(script):
     calls = script_calls(script)
     if script.name == "run.sh":
@@ -454,6 +475,33 @@ def test_recipe_layout(recipe):
     # `#   3  MTL ...      4  LRMF ...`: a number after the comment mark or a wide gap, then two spaces.
     documented = set(re.findall(r"(?:^#|\s{2})\s*(\d{1,2})\s{2}\S", header, re.M))
     assert gated and gated <= documented, f"stages {sorted(gated - documented)} are not described at the top"
+
+
+def test_recipes_use_the_shared_functions():
+    """log, stage_on, train, decode_score ... are written once, in utils/recipe_functions.sh: no
+    recipe script defines them again, and every script that calls one sources the file."""
+    shared = set(re.findall(r"^(\w+)\(\) *\{", RECIPE_FUNCTIONS.read_text(), re.M))
+    assert {"log", "die", "stage_on", "abspath", "train", "decode_score", "decode_score_monolingual"} <= shared
+    problems = []
+    for script in ALL_SCRIPTS:
+        text = script.read_text()
+        tokens = _all_tokens(text)
+        again = sorted(shared & set(re.findall(r"^\s*(\w+)\(\) *\{", text, re.M)))
+        if again:
+            problems.append(f"{script.relative_to(REPO)}: defines {', '.join(again)} again")
+        called = sorted({cw[0] for cw in map(command_words, simple_commands(_without_function_names(tokens)))
+                         if cw and cw[0] in shared})
+        if called and not sources_recipe_functions(text):
+            problems.append(f"{script.relative_to(REPO)}: calls {', '.join(called)} without sourcing "
+                            "./utils/recipe_functions.sh")
+    assert not problems, "\n".join(problems)
+    for script in RUN_SCRIPTS:
+        assert sources_recipe_functions(script.read_text()), script
+    # The shared wrappers are followed: the recipes' train and decode_score calls are option-checked.
+    wsj_train = [opts for words, opts, _ in script_calls(RECIPES / "wsj" / "run.sh").asrkit if words[:1] == ("train",)]
+    assert {"--train-data", "--valid-data", "--lang"} in wsj_train
+    synth_score = [opts for words, opts, _ in script_calls(RECIPES / "synth" / "run.sh").asrkit if words[:1] == ("score",)]
+    assert {"--cer"} in synth_score  # decode_score_monolingual -> decode_score -> asrkit score "$@"
 
 
 RECIPE_CONFIGS = sorted(RECIPES.glob("*/conf/*.yaml"))

@@ -16,6 +16,7 @@
 set -euo pipefail
 . ./path.sh
 . ./cmd.sh
+. ./utils/recipe_functions.sh
 
 stage=1
 stop_stage=7
@@ -33,21 +34,9 @@ help_message="Usage: $0 --langs L1,L2,... [--stage N] [--stop-stage N] [--nj N] 
 . ./utils/parse_options.sh
 [ -n "$langs" ] || { echo "$0: --langs is required" >&2; exit 1; }
 
-log() { echo "$(date '+%F %T') $(basename "$0"): $*" >&2; }
-stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 IFS=, read -r -a lang_list <<< "$langs"
 [ "$device" = cuda ] && job_nj=1 || job_nj=$nj
 lang=data/lang_bpe$bpe_size
-
-train() {  # train NAME CONFIG [extra asrkit train options...]
-  local name=$1 config=$2; shift 2
-  local gpu_opts=()
-  [ "$ngpu" -gt 1 ] && gpu_opts=(--ngpu "$ngpu")
-  log "training exp/$name ($config)"
-  # shellcheck disable=SC2086
-  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" --set "training.device=$device" \
-    "${gpu_opts[@]}" $train_opts "$@"
-}
 
 if stage_on 1; then
   log "stage 1: fbank features and CMVN"
@@ -80,12 +69,6 @@ if stage_on 5; then
     --exp exp/rnnt --device "$device" --sparsity "$sparsity" --train-opts "$train_opts"
 fi
 
-decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR
-  $decode_cmd asrkit decode --model "$1" --data "$2" --out-dir "$3" --search "$search" --beam "$beam" \
-    --nj "$job_nj" --device "$device"
-  asrkit score --data "$2" --decode-dir "$3"
-}
-
 if stage_on 6; then
   log "stage 6: decode and score"
   for exp in exp/*/; do
@@ -93,12 +76,7 @@ if stage_on 6; then
     [ -f "$exp/final.pt" ] || continue
     decode_score "$exp/final.pt" data/test "$exp/decode_${search}_test"
   done
-  # Monolingual pruned models: each on its own language's test set.
-  for model in exp/rnnt_mono*/*/final.pt; do
-    [ -f "$model" ] || continue
-    l=$(basename "$(dirname "$model")")
-    decode_score "$model" "data/test_$l" "$(dirname "$model")/decode_${search}_test"
-  done
+  decode_score_monolingual "decode_${search}_test"
 fi
 
 if stage_on 7; then

@@ -1,0 +1,43 @@
+# Shell functions every recipe shares, written once here and sourced from the recipe folder by run.sh
+# and local/*.sh (`. ./utils/recipe_functions.sh`; utils/ links to this folder). They read the calling
+# script's own variables, named as its options are:
+#   stage, stop_stage             stage_on
+#   caller_dir                    abspath (the folder run.sh was called from, saved before its `cd`)
+#   device, ngpu (default 1), train_opts (default none), $train_cmd      train
+#   device, job_nj, search (default greedy), beam (default 8), $decode_cmd   decode_score
+
+log() { echo "$(date '+%F %T') $(basename "$0"): $*" >&2; }
+die() { echo "$0: $*" >&2; exit 1; }
+stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }  # stage_on N: N is in --stage..--stop-stage
+
+# Paths given on the command line are relative to where run.sh was called from, not to the recipe.
+abspath() { case "$1" in ""|/*) echo "$1" ;; *) echo "$caller_dir/$1" ;; esac; }
+
+train() {  # train NAME CONFIG [extra asrkit train options...]: exp/NAME, on $device (--ngpu N when ngpu > 1)
+  local name=$1 config=$2; shift 2
+  local gpu_opts=()
+  if [ "${ngpu:-1}" -gt 1 ]; then gpu_opts=(--ngpu "$ngpu"); fi
+  log "training exp/$name ($config)"
+  # $train_opts is a string of options (--train-opts "--set a=1 --set b=2"): split into words on purpose.
+  # shellcheck disable=SC2086
+  $train_cmd asrkit train --config "$config" --out-dir "exp/$name" --set "training.device=$device" \
+    "${gpu_opts[@]}" ${train_opts:-} "$@"
+}
+
+decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR [extra asrkit score options...]
+  local model=$1 data=$2 dir=$3; shift 3
+  $decode_cmd asrkit decode --model "$model" --data "$data" --out-dir "$dir" --search "${search:-greedy}" \
+    --beam "${beam:-8}" --nj "$job_nj" --device "$device"
+  asrkit score --data "$data" --decode-dir "$dir" "$@"
+}
+
+decode_score_monolingual() {  # decode_score_monolingual DECODE_NAME [extra asrkit score options...]
+  # The monolingual pruned models of the pathways stage (exp/rnnt_mono<percent>/<lang>/final.pt),
+  # each on its own language's test set data/test_<lang>, into <model dir>/DECODE_NAME.
+  local name=$1 model lang; shift
+  for model in exp/rnnt_mono*/*/final.pt; do
+    [ -f "$model" ] || continue
+    lang=$(basename "$(dirname "$model")")
+    decode_score "$model" "data/test_$lang" "$(dirname "$model")/$name" "$@"
+  done
+}

@@ -61,14 +61,6 @@ help_message="Usage: $0 --cv-root DIR [options]
 
 cv_root=$(abspath "$cv_root")
 
-hours_of() {  # hours_of LANG -> the --hours value for that language
-  local item
-  case "$hours" in *:*) ;; *) echo "$hours"; return ;; esac
-  for item in ${hours//,/ }; do
-    [ "${item%%:*}" = "$1" ] && { echo "${item#*:}"; return; }
-  done
-  echo all
-}
 IFS=, read -r -a lang_list <<< "$langs"
 for l in "${lang_list[@]}"; do
   h=$(hours_of "$l")

@@ -44,8 +44,7 @@ fi
 
 if stage_on 1; then
   log "stage 1: fbank features and CMVN"
-  asrkit make-feats data/fsdd/all --conf conf/fbank.conf --nj "$nj" --feat-dir fbank
-  asrkit compute-cmvn data/fsdd/all --feat-dir fbank
+  make_fbank_cmvn data/fsdd/all
   for s in $folds; do
     for part in train dev test; do
       asrkit data subset --utt-list data/fsdd/fold_$s/$part/text data/fsdd/all "data/$s/$part"

@@ -66,14 +66,6 @@ mls_iso() {  # MLS language name or ISO code -> ISO code (what asrkit prepare ml
     *) die "unknown MLS language '$1' (english/en, german/de, dutch/nl, french/fr, spanish/es, italian/it, portuguese/pt, polish/pl)" ;;
   esac
 }
-hours_of() {  # hours_of LANG ISO -> the --hours value for that language
-  local item
-  case "$hours" in *:*) ;; *) echo "$hours"; return ;; esac
-  for item in ${hours//,/ }; do
-    case "${item%%:*}" in "$1"|"$2") echo "${item#*:}"; return ;; esac
-  done
-  echo all
-}
 IFS=, read -r -a lang_list <<< "$langs"
 isos=()
 for l in "${lang_list[@]}"; do

@@ -66,13 +66,9 @@ fi
 if stage_on 1; then
   log "stage 1: fbank features and CMVN"
   for d in train dev test "train_$transfer_lang" "dev_$transfer_lang" "test_$transfer_lang"; do
-    asrkit make-feats "data/$d" --conf conf/fbank.conf --nj "$nj" --feat-dir fbank
-    asrkit compute-cmvn "data/$d" --feat-dir fbank
+    make_fbank_cmvn "data/$d"
   done
-  # Per-language test sets (with their features) for the monolingual models of stage 7.
-  for l in "${lang_list[@]}"; do
-    asrkit data subset --lang "$l" data/test "data/test_$l"
-  done
+  subset_by_language data/test "${lang_list[@]}"  # data/test_<lang>: for the monolingual models of stage 7
 fi
 
 if stage_on 2; then

@@ -4,6 +4,8 @@
 #   stage, stop_stage             stage_on
 #   caller_dir                    abspath (the folder run.sh was called from, saved before its `cd`)
 #   device, ngpu (default 1), train_opts (default none), $train_cmd      train
+#   hours                         hours_of (the --hours option of the multilingual corpus recipes)
+#   nj                            make_fbank_cmvn
 #   device, job_nj, search (default greedy), beam (default 8), $decode_cmd   decode_score
 
 log() { echo "$(date '+%F %T') $(basename "$0"): $*" >&2; }
@@ -12,6 +14,32 @@ stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }  # stage_on 
 
 # Paths given on the command line are relative to where run.sh was called from, not to the recipe.
 abspath() { case "$1" in ""|/*) echo "$1" ;; *) echo "$caller_dir/$1" ;; esac; }
+
+hours_of() {  # hours_of NAME... -> the --hours value of the language called NAME (or any other NAME given)
+  # $hours is one value for every language, or LANG:H,... items (a language not listed gets all).
+  local item name
+  case "$hours" in *:*) ;; *) echo "$hours"; return ;; esac
+  for item in ${hours//,/ }; do
+    for name in "$@"; do
+      if [ "${item%%:*}" = "$name" ]; then echo "${item#*:}"; return; fi
+    done
+  done
+  echo all
+}
+
+make_fbank_cmvn() {  # make_fbank_cmvn DATA_DIR [extra asrkit make-feats options...]
+  # Features with the recipe's conf/fbank.conf in $nj jobs (archives in fbank/), then per-speaker CMVN.
+  local data=$1; shift
+  asrkit make-feats "$data" --type fbank --conf conf/fbank.conf --nj "$nj" --feat-dir fbank "$@"
+  asrkit compute-cmvn "$data" --feat-dir fbank
+}
+
+subset_by_language() {  # subset_by_language DATA_DIR LANG...: DATA_DIR_<LANG>, LANG's utterances and their features
+  local data=$1 lang; shift
+  for lang in "$@"; do
+    asrkit data subset --lang "$lang" "$data" "${data}_$lang"
+  done
+}
 
 train() {  # train NAME CONFIG [extra asrkit train options...]: exp/NAME, on $device (--ngpu N when ngpu > 1)
   local name=$1 config=$2; shift 2

@@ -100,8 +100,7 @@ if stage_on 2; then
   sets="$train_set $test_sets"
   [ "$e2e_train" != "$train_set" ] && sets="$e2e_train $sets"
   for d in $sets; do
-    asrkit make-feats "data/$d" --type fbank --conf conf/fbank.conf --nj "$nj" --compress --feat-dir fbank
-    asrkit compute-cmvn "data/$d" --feat-dir fbank
+    make_fbank_cmvn "data/$d" --compress
   done
 fi
 

@@ -42,8 +42,7 @@ fi
 if stage_on 1; then
   log "stage 1: fbank features and CMVN"
   for d in train_yesno test_yesno; do
-    asrkit make-feats "data/$d" --conf conf/fbank.conf --nj "$nj" --feat-dir fbank
-    asrkit compute-cmvn "data/$d" --feat-dir fbank
+    make_fbank_cmvn "data/$d"
   done
 fi
 

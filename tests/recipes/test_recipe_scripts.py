@@ -481,7 +481,8 @@ def test_recipes_use_the_shared_functions():
     """log, stage_on, train, decode_score ... are written once, in utils/recipe_functions.sh: no
     recipe script defines them again, and every script that calls one sources the file."""
     shared = set(re.findall(r"^(\w+)\(\) *\{", RECIPE_FUNCTIONS.read_text(), re.M))
-    assert {"log", "die", "stage_on", "abspath", "train", "decode_score", "decode_score_monolingual"} <= shared
+    assert {"log", "die", "stage_on", "abspath", "hours_of", "make_fbank_cmvn", "subset_by_language", "train", "decode_score",
+            "decode_score_monolingual"} <= shared
     problems = []
     for script in ALL_SCRIPTS:
         text = script.read_text()

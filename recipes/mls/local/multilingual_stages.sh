@@ -41,13 +41,9 @@ lang=data/lang_bpe$bpe_size
 if stage_on 1; then
   log "stage 1: fbank features and CMVN"
   for d in train dev test; do
-    asrkit make-feats "data/$d" --type fbank --conf conf/fbank.conf --nj "$nj" --compress --feat-dir fbank
-    asrkit compute-cmvn "data/$d" --feat-dir fbank
+    make_fbank_cmvn "data/$d" --compress
   done
-  # Per-language test sets (with their features) for the monolingual pruned models of stage 5.
-  for l in "${lang_list[@]}"; do
-    asrkit data subset --lang "$l" data/test "data/test_$l"
-  done
+  subset_by_language data/test "${lang_list[@]}"  # data/test_<lang>: for the monolingual pruned models of stage 5
 fi
 
 if stage_on 2; then

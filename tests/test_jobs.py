@@ -115,6 +115,12 @@ def test_finished_jobs_are_skipped_until_outputs_code_or_signature_change(tmp_pa
     assert not jobs.is_done(spec)
     results, failures = jobs.run_jobs(run_toy_job, [spec], processes=1)
     assert failures == [] and results[1][:2] == (os.getpid(), "x")  # one job: in this process
+    # The job ran staged: done there, and a re-run skips it, but nothing is in place until publish.
+    assert not spec.out.exists() and not spec.log.exists() and jobs.is_done(spec.staged())
+    assert jobs.pending_jobs([spec], overwrite=False, what="toy") == ([], [1])
+    assert jobs.current([spec]) == [spec.staged()]
+    jobs.publish([spec])
+    assert not jobs.staged_path(spec.out).exists() and jobs.current([spec]) == [spec]
     log = spec.log.read_text().splitlines()
     assert log[0] == "# toy" and log[-1].startswith("# Ended (code 0)")
     body = [line.split("] ", 1)[1] for line in log if "] " in line]
@@ -137,7 +143,9 @@ def test_stale_temporaries_of_the_outputs_go_before_a_job_runs(tmp_path):
     mine, other = tmp_path / ".out.1.x1y2z3.tmp", tmp_path / ".out.10.x1y2z3.tmp"
     mine.write_text("half a file")  # what kill -9 leaves of an atomic write
     other.write_text("another job's, being written now")
+    jobs.staged_path(spec.out).write_text("an earlier run's")
     jobs.run_jobs(run_toy_job, [spec], processes=1)
+    jobs.publish([spec])
     assert not mine.exists() and other.exists() and spec.out.read_text() == "utt1 x\n"
 
 
@@ -179,7 +187,11 @@ def test_pool_runs_jobs_in_other_processes_and_reports_failures_as_one_line(tmp_
     assert sorted(results) == [1, 2] and {r[1] for r in results.values()} == {"v1", "v2"}
     assert os.getpid() not in {r[0] for r in results.values()}
     assert [(f.job, f.message, f.error) for f in failures] == [(3, "utt9: no such file", None)]
-    assert jobs.merge_tables([s.out for s in specs[:2]], tmp_path / "merged") == {"utt1": "v1", "utt2": "v2"}
+    parts = jobs.current(specs[:2])
+    assert jobs.merge_tables([s.out for s in parts], tmp_path / "merged") == {"utt1": "v1", "utt2": "v2"}
+    # The failed job's log is where the error message points; the others wait staged.
+    assert specs[2].log.read_text().splitlines()[-1].startswith("# Ended (code 1)")
+    assert not specs[0].log.exists() and jobs.is_done(specs[0].staged())
 
 
 def test_merge_tables_sorts_and_refuses_a_key_of_two_jobs(tmp_path):

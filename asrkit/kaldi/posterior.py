@@ -156,8 +156,12 @@ class PosteriorArkWriter:
         AsrkitError: a bad or duplicate key, non-finite weights, or bad shapes (naming the key).
     """
 
-    def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None):
+    def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None, *,
+                 final_ark: str | os.PathLike | None = None):
+        """`final_ark`: where the archive will be read from when `ark_path` is a staged name that is
+        renamed later (a job's output, asrkit.jobs): the scp lines and messages name it."""
         self.ark_path = Path(ark_path)
+        self._ark_name = Path(final_ark) if final_ark is not None else self.ark_path
         self.scp_path = Path(scp_path) if scp_path is not None else None
         for p in (self.ark_path, self.scp_path):
             if p is not None and not p.parent.is_dir():
@@ -171,11 +175,11 @@ class PosteriorArkWriter:
     def write(self, key: str, ids: np.ndarray, weights: np.ndarray) -> None:
         """Append the Posterior of one utterance: `ids`, `weights` of shape `(num_frames, k)`."""
         if self._closed:
-            raise AsrkitError(f"{self.ark_path}: writer is closed")
+            raise AsrkitError(f"{self._ark_name}: writer is closed")
         if not isinstance(key, str) or not key or any(c.isspace() for c in key):
             raise AsrkitError(f"invalid key {key!r}: Kaldi keys are non-empty and contain no whitespace")
         if key in self._keys:
-            raise AsrkitError(f"{self.ark_path}: duplicate key '{key}'")
+            raise AsrkitError(f"{self._ark_name}: duplicate key '{key}'")
         if not np.isfinite(np.asarray(weights, dtype=np.float64)).all():
             raise AsrkitError(f"key '{key}': non-finite posterior weight")
         try:
@@ -186,7 +190,7 @@ class PosteriorArkWriter:
         offset = self._ark.tell()
         self._ark.write(b"\0B" + body)
         if self._scp is not None:
-            self._scp.write(f"{key} {self.ark_path}:{offset}\n")
+            self._scp.write(f"{key} {self._ark_name}:{offset}\n")
         self._keys.add(key)
 
     def __len__(self) -> int:

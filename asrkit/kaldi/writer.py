@@ -71,6 +71,8 @@ class ArkScpWriter:
         compression_method: Kaldi's CompressionMethod number (`asrkit.kaldi.compressed` encodes,
             byte for byte as Kaldi).
         sorted: require keys in strictly increasing C order (for `s`/`cs` readers).
+        final_ark: where the archive will be read from when `ark_path` is a staged name that is
+            renamed later (a job's output, asrkit.jobs): the scp lines and messages name it.
 
     Without a `with` block, call `close()` to finish (or `abort()`); a writer dropped unclosed is
     discarded like an aborted one.
@@ -86,11 +88,12 @@ class ArkScpWriter:
 
     def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None, *,
                  compress: bool = False, compression_method: int = COMPRESSION_AUTOMATIC,
-                 sorted: bool = False):
+                 sorted: bool = False, final_ark: str | os.PathLike | None = None):
         self.ark_path = Path(ark_path)
+        self._ark_name = Path(final_ark) if final_ark is not None else self.ark_path
         # One path policy for every scp asrkit writes (feats, cmvn, post, loglikes): absolute, so
         # that a Kaldi binary run from any folder finds the archive.
-        self._ark_in_scp = self.ark_path.absolute()
+        self._ark_in_scp = self._ark_name.absolute()
         self.scp_path = Path(scp_path) if scp_path is not None else None
         self._compression = compression_method if compress else None
         self._sorted = sorted
@@ -108,15 +111,15 @@ class ArkScpWriter:
     def write(self, key: str, array) -> None:
         """Append one object. `array`: np.ndarray (see the class doc for types and shapes)."""
         if self._closed:
-            raise AsrkitError(f"{self.ark_path}: writer is closed")
+            raise AsrkitError(f"{self._ark_name}: writer is closed")
         array, method = _prepare_for_write(key, array, bool(self._compression))
         if method is not None:
             method = self._compression
         if key in self._keys:
-            raise AsrkitError(f"{self.ark_path}: duplicate key '{key}'")
+            raise AsrkitError(f"{self._ark_name}: duplicate key '{key}'")
         if self._sorted and self._last_key is not None and not key > self._last_key:
-            raise AsrkitError(f"{self.ark_path}: key '{key}' is not after '{self._last_key}' in C order")
-        with naming_write_errors(self.ark_path):
+            raise AsrkitError(f"{self._ark_name}: key '{key}' is not after '{self._last_key}' in C order")
+        with naming_write_errors(self._ark_name):
             self._ark.write(key.encode("utf-8") + b" ")
             offset = self._ark.tell()
             if method is None:
@@ -141,7 +144,7 @@ class ArkScpWriter:
             return
         self._closed = True
         try:
-            for f, path in ((self._ark, self.ark_path), (self._scp, self.scp_path)):
+            for f, path in ((self._ark, self._ark_name), (self._scp, self.scp_path)):
                 if f is not None:
                     with naming_write_errors(path):
                         f.flush()

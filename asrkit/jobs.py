@@ -446,12 +446,19 @@ def run_jobs(run_one: Callable, specs: Sequence[Job], *, processes: int, progres
             _run_in_pool(run_one, staged, processes, bar, results, failures)
     finally:
         bar.close()
-    by_job = {spec.job: (spec, copy) for spec, copy in zip(specs, staged)}
-    for failure in failures:
-        spec, copy = by_job[failure.job]
-        if spec.log is not None and copy.log.is_file():  # where the error message points
-            os.replace(copy.log, spec.log)
+        _place_failed_logs(specs, staged)
     return results, sorted(failures, key=lambda f: f.job)
+
+
+def _place_failed_logs(specs: Sequence[Job], staged: Sequence[Job]) -> None:
+    """Move the staged log of every job that failed or was interrupted to its final place, where the
+    error message points; it does not end with code 0, so it marks nothing done."""
+    for spec, copy in zip(specs, staged):
+        if spec.log is None or not copy.log.is_file():
+            continue
+        lines = copy.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        if not lines or not lines[-1].startswith("# Ended (code 0)"):
+            os.replace(copy.log, spec.log)
 
 
 def _run_in_pool(run_one: Callable, specs: Sequence[Job], processes: int, bar, results: dict,

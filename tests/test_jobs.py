@@ -163,6 +163,73 @@ def test_job_without_a_log_writes_its_header_into_the_drivers_log(tmp_path, monk
                        "progress: 2 / 2 utterances"]
 
 
+# --- staging -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class HiddenOutputJob(jobs.Job):
+    folder: Path
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (self.folder / "made.here",)  # not a field: the runner could not stage it
+
+
+def test_staged_copy_names_and_their_inverse(tmp_path):
+    spec = toy_job(tmp_path, 3)
+    staged = spec.staged()
+    assert (staged.out, staged.log) == (tmp_path / ".out.3.staged", tmp_path / ".3.log.staged")
+    assert dataclasses.replace(staged, out=spec.out, log=spec.log) == spec
+    assert [jobs.final_path(p) for p in (staged.out, staged.log, spec.out)] == [spec.out, spec.log, spec.out]
+    assert jobs.final_path(tmp_path / ".staged") == tmp_path / ".staged"
+    with pytest.raises(TypeError, match="cannot be staged"):
+        HiddenOutputJob(tmp_path, job=1, log=None, signature="s", command="c").staged()
+
+
+def test_failed_overwrite_run_leaves_the_published_outputs_and_a_rerun_resumes(tmp_path):
+    old = [toy_job(tmp_path, j, value="old") for j in (1, 2)]
+    assert jobs.run_jobs(run_toy_job, old, processes=1)[1] == []
+    jobs.publish(old)
+    # Other options (signature), job 1 finishes, job 2 fails: before staging, out.1 was "utt1 new" now.
+    new = [toy_job(tmp_path, 1, value="new", signature="new"), toy_job(tmp_path, 2, signature="new", error="bad")]
+    _, failures = jobs.run_jobs(run_toy_job, new, processes=1)
+    assert [f.job for f in failures] == [2]
+    assert [s.out.read_text() for s in old] == ["utt1 old\n", "utt2 old\n"]
+    assert jobs.is_done(old[0]) and not jobs.is_done(old[1])  # job 2's log now says why it failed
+    assert (tmp_path / "2.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
+    # The fixed re-run skips job 1 (staged), runs job 2, and publishes both.
+    fixed = [new[0], dataclasses.replace(new[1], error="", value="new")]
+    todo, done = jobs.pending_jobs(fixed, overwrite=False, what="toy")
+    assert [s.job for s in todo] == [2] and done == [1]
+    jobs.run_jobs(run_toy_job, todo, processes=1)
+    with jobs.publishing(fixed, [tmp_path / "merged"]):
+        jobs.merge_tables([s.out for s in jobs.current(fixed)], jobs.staged_path(tmp_path / "merged"))
+    assert (tmp_path / "merged").read_text() == "utt1 new\nutt2 new\n"
+    assert all(jobs.is_done(s) for s in fixed) and sorted(p.name for p in tmp_path.glob(".*")) == []
+
+
+def test_a_failing_merge_publishes_nothing_and_keeps_the_jobs_staged(tmp_path):
+    specs = [toy_job(tmp_path, 1)]
+    jobs.run_jobs(run_toy_job, specs, processes=1)
+    with pytest.raises(AsrkitError), jobs.publishing(specs, [tmp_path / "merged"]):
+        jobs.staged_path(tmp_path / "merged").write_text("half")
+        raise AsrkitError("disk full")
+    assert not (tmp_path / "merged").exists() and not jobs.staged_path(tmp_path / "merged").exists()
+    assert not specs[0].out.exists() and jobs.current(specs) == [specs[0].staged()]
+
+
+def test_discarded_run_keeps_the_published_outputs_and_its_logs_mark_nothing_done(tmp_path):
+    old = [toy_job(tmp_path, 1, value="old")]
+    jobs.run_jobs(run_toy_job, old, processes=1)
+    jobs.publish(old)
+    new = [toy_job(tmp_path, 1, value="new", signature="new")]
+    jobs.run_jobs(run_toy_job, new, processes=1)
+    jobs.discard_staged(new, "1 of 2 utterances\ngot no features")
+    assert old[0].out.read_text() == "utt1 old\n" and not list(tmp_path.glob(".*"))
+    assert old[0].log.read_text().splitlines()[-1] == "# not merged: 1 of 2 utterances got no features"
+    assert not jobs.is_done(old[0]) and not jobs.is_done(new[0])
+    assert jobs.pending_jobs(new, overwrite=False, what="toy") == (new, [])
+
+
 # --- running -------------------------------------------------------------------------------------
 
 def test_in_process_failures_are_collected_with_their_exception_and_threads_restored(tmp_path):

@@ -289,13 +289,14 @@ def test_killed_cli_run_then_rerun_gives_identical_post_scp(tmp_path, setup, asr
     proc = subprocess.Popen([sys.executable, "-m", "asrkit", *map(str, args), "--out-dir", str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 60
-    while not (out / "log" / "dump_posteriors.1.log").exists() and proc.poll() is None and time.time() < deadline:
+    started = jobs.staged_path(out / "log" / "dump_posteriors.1.log")  # a job's log is staged while it runs
+    while not started.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.002)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and not (out / "post.scp").exists()
     done = asrkit_cli(*args, "--out-dir", out, check=True)
-    assert done.stdout.startswith(f"{out}/post.scp: 12 utterances") and not list(out.glob(".*.tmp"))
+    assert done.stdout.startswith(f"{out}/post.scp: 12 utterances") and not list(out.rglob(".*"))
     (want_lines, want), (got_lines, got) = _scp_contents(tmp_path / "straight"), _scp_contents(out)
     assert got_lines == want_lines
     for k in want:

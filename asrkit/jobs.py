@@ -240,8 +240,8 @@ def publish(specs: Sequence[Job], merged: Sequence[str | os.PathLike] = ()) -> N
     nothing can fail half way for want of space. Staged leftovers of jobs that were not staged
     (published earlier, skipped now) are removed.
 
-    A job's old log goes first and its new one last: cut off in between, the job is not done in
-    either place and a re-run runs it again.
+    A job's old log goes first and its new one last: cut off in between, the job is done in neither
+    place (or still in its staged one, if no output moved yet), and a re-run runs (or publishes) it.
     """
     for spec in specs:
         staged = spec.staged()

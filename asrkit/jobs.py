@@ -5,6 +5,14 @@ outputs, run.pl-style log and signature), skips the jobs a previous run finished
 runs the others in this process or in a pool of spawned processes (`run_jobs`), and merges their
 outputs atomically (`merge_tables`, `asrkit.kaldi.writer.merge_scp`).
 
+A job writes its outputs and log under staged names (`staged_path`: `.NAME.staged` beside NAME,
+their scp already naming the final archive), so a run that fails leaves the previous output, which
+the data dir's or out dir's merged tables point to, exactly as it was. Only once every job finished
+and the stage wrote its merged tables under staged names too does `publish` rename all of them into
+place, one rename per file. A failed job's log goes to its final place at once (it ends with a
+non-zero code, so it marks nothing done); the staged outputs of the jobs that finished wait there
+for the re-run, which skips them; a run a stage rejects as a whole is undone by `discard_staged`.
+
 A job is finished when its outputs exist and its log ends with `# Ended (code 0)` and records
 `job signature <digest>`; the digest (`job_signature`) covers everything the output depends on:
 the model file's content (sha256), the job's data-dir tables and the size and time of the archives
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import json
@@ -58,6 +67,22 @@ class Job:
     def outputs(self) -> tuple[Path, ...]:
         """The files the job writes (each atomically); all exist once it finished."""
         return ()
+
+    def staged(self) -> Job:
+        """This job with every output and its log under its staged name (`staged_path`): what
+        `run_jobs` runs. Output fields are found by value (a path, or a tuple of paths, in `outputs`)."""
+        finals = set(self.outputs)
+        changes: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if (f.name == "log" and value is not None) or (isinstance(value, Path) and value in finals):
+                changes[f.name] = staged_path(value)
+            elif isinstance(value, tuple) and value and all(isinstance(v, Path) and v in finals for v in value):
+                changes[f.name] = tuple(staged_path(v) for v in value)
+        copy = dataclasses.replace(self, **changes)
+        if set(copy.outputs) != {staged_path(p) for p in finals}:
+            raise TypeError(f"{type(self).__name__}: an output is not a field of the job, so it cannot be staged")
+        return copy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +190,112 @@ def job_signature(data_dir: str | os.PathLike, *, tables: Sequence[str], options
 
 
 # ------------------------------------------------------------------------------------------------
+# Staged names
+# ------------------------------------------------------------------------------------------------
+
+STAGED_SUFFIX = ".staged"
+
+
+def staged_path(path: str | os.PathLike) -> Path:
+    """Where a job (or a stage's merge) writes `path` until the whole run succeeded: `.NAME.staged`
+    in the same folder (hidden, so `*.ark` globs do not see it; same filesystem, so the final
+    rename is atomic)."""
+    path = Path(path)
+    return path.parent / f".{path.name}{STAGED_SUFFIX}"
+
+
+def final_path(path: str | os.PathLike) -> Path:
+    """The inverse of `staged_path` (any other path is returned as it is): what an scp written by a
+    staged job names, and what its messages name."""
+    path = Path(path)
+    name = path.name
+    if name.startswith(".") and name.endswith(STAGED_SUFFIX) and len(name) > len(STAGED_SUFFIX) + 1:
+        return path.parent / name[1:-len(STAGED_SUFFIX)]
+    return path
+
+
+def _files(spec: Job) -> tuple[Path, ...]:
+    return (*spec.outputs, *((spec.log,) if spec.log is not None else ()))
+
+
+def _staged_ready(staged: Job) -> bool:
+    """True if a staged job finished: all its outputs exist, and its log (if any) says so."""
+    return all(p.is_file() for p in staged.outputs) and (
+        staged.log is None or job_log_finished(staged.log, staged.signature))
+
+
+def current(specs: Sequence[Job]) -> list[Job]:
+    """Each finished job as its files are now: its staged copy where this or an earlier run left it
+    staged, else the job (published by an earlier run). A stage merges these."""
+    out = []
+    for spec in specs:
+        staged = spec.staged()
+        out.append(staged if _staged_ready(staged) else spec)
+    return out
+
+
+def publish(specs: Sequence[Job], merged: Sequence[str | os.PathLike] = ()) -> None:
+    """Rename a finished run into place: every staged job's outputs and log, then the stage's merged
+    files (written under `staged_path` names), one rename each and no write in between, so that
+    nothing can fail half way for want of space. Staged leftovers of jobs that were not staged
+    (published earlier, skipped now) are removed.
+
+    A job's old log goes first and its new one last: cut off in between, the job is done in neither
+    place (or still in its staged one, if no output moved yet), and a re-run runs (or publishes) it.
+    """
+    for spec in specs:
+        staged = spec.staged()
+        if not _staged_ready(staged):
+            _remove_staged(spec)
+            continue
+        if spec.log is not None:
+            spec.log.unlink(missing_ok=True)
+        for src, dst in zip(staged.outputs, spec.outputs):
+            os.replace(src, dst)
+        if spec.log is not None:
+            os.replace(staged.log, spec.log)
+    for path in merged:
+        os.replace(staged_path(path), path)
+
+
+@contextlib.contextmanager
+def publishing(specs: Sequence[Job], merged: Sequence[str | os.PathLike]):
+    """Around a stage's merge, which writes each of `merged` to its `staged_path`: on a clean exit
+    `publish` the run; on an error remove the staged merged files (the jobs' staged outputs stay
+    for a re-run) and let the error through."""
+    try:
+        yield
+    except BaseException:
+        for path in merged:
+            staged_path(path).unlink(missing_ok=True)
+            remove_stale_temporaries([staged_path(path)])
+        raise
+    publish(specs, merged)
+
+
+def discard_staged(specs: Sequence[Job], reason: str) -> None:
+    """Undo a finished run that a stage rejects as a whole (e.g. make-feats' 5% rule): remove the
+    staged outputs; each staged log goes to its final place with `# not merged: REASON` after its
+    `# Ended` line, so that the user can read it and it marks nothing done."""
+    for spec in specs:
+        staged = spec.staged()
+        for path in staged.outputs:
+            path.unlink(missing_ok=True)
+        remove_stale_temporaries(staged.outputs)
+        if spec.log is not None and staged.log.is_file():
+            with open(staged.log, "a", encoding="utf-8") as f:
+                f.write(f"# not merged: {' '.join(reason.split())}\n")
+            os.replace(staged.log, spec.log)
+
+
+def _remove_staged(spec: Job) -> None:
+    staged = _files(spec.staged())
+    remove_stale_temporaries(staged)
+    for path in staged:
+        path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------
 # Finished jobs, stale temporaries
 # ------------------------------------------------------------------------------------------------
 
@@ -180,7 +311,8 @@ def job_log_finished(path: str | os.PathLike, signature: str) -> bool:
 
 
 def is_done(spec: Job) -> bool:
-    """True if a job's outputs exist and its log ended with code 0 under the same signature."""
+    """True if a job's outputs exist and its log ended with code 0 under the same signature (for
+    the job as published; `is_done(spec.staged())` for a finished job waiting to be published)."""
     if spec.log is None or not all(p.is_file() for p in spec.outputs):
         return False
     return job_log_finished(spec.log, spec.signature)
@@ -188,11 +320,11 @@ def is_done(spec: Job) -> bool:
 
 def pending_jobs(specs: Sequence[Job], *, overwrite: bool, what: str,
                  logger: logging.Logger | None = None) -> tuple[list, list[int]]:
-    """Split job specs into those to run and the numbers of those a re-run skips (`is_done`); with
-    `overwrite` every job runs. Logs what it skips."""
+    """Split job specs into those to run and the numbers of those a re-run skips (`is_done`, staged
+    or published); with `overwrite` every job runs. Logs what it skips."""
     todo, done = [], []
     for spec in specs:
-        if not overwrite and is_done(spec):
+        if not overwrite and (is_done(spec.staged()) or is_done(spec)):
             done.append(spec.job)
         else:
             todo.append(spec)
@@ -239,7 +371,7 @@ def job_logging(spec: Job, *, command: str, source: object, target: object, opti
 
 def _log_job_header(log: logging.Logger, spec: Job, source, target, options: str,
                     code_path: Sequence[str]) -> None:
-    log.info("job %d: %s -> %s", spec.job, source, target)
+    log.info("job %d: %s -> %s", spec.job, source, final_path(target) if isinstance(target, (str, Path)) else target)
     if options:
         log.info("options: %s", options)
     for path in code_path:
@@ -274,8 +406,10 @@ def run_jobs(run_one: Callable, specs: Sequence[Job], *, processes: int, progres
     """Run jobs: in this process when there is one (or `processes` is 1), else in a pool of
     `min(processes, len(specs))` spawned processes (torch and fork do not mix).
 
-    Before a job runs, the stale temporaries of its outputs are removed; it runs with
-    `spec.threads` torch threads. Pool workers log into their job logs only.
+    Each job runs staged (`Job.staged`: its outputs and log under staged names; the stage then
+    `publish`es the run). Before a job runs, its staged files and the stale temporaries of its
+    outputs are removed; it runs with `spec.threads` torch threads. A failed job's log goes to its
+    final place. Pool workers log into their job logs only.
 
     Args:
         run_one: `run_one(spec, on_progress)` runs one job and returns its result; `on_progress(n)`
@@ -296,21 +430,35 @@ def run_jobs(run_one: Callable, specs: Sequence[Job], *, processes: int, progres
         return results, failures
     show = (sys.stderr.isatty() if progress is None else progress) and progress_total > 0
     bar = tqdm(total=progress_total, unit="utt", desc=desc, disable=not show, file=sys.stderr)
+    staged = [spec.staged() for spec in specs]
     try:
         for spec in specs:
             remove_stale_temporaries(spec.outputs)
+            _remove_staged(spec)
         if processes == 1 or len(specs) == 1:
-            for spec in specs:
+            for spec in staged:
                 try:
                     with torch_threads(spec.threads):
                         results[spec.job] = run_one(spec, bar.update)
                 except (AsrkitError, OSError) as e:
                     failures.append(JobFailure(spec.job, _one_line(e), e))
         else:
-            _run_in_pool(run_one, specs, processes, bar, results, failures)
+            _run_in_pool(run_one, staged, processes, bar, results, failures)
     finally:
         bar.close()
+        _place_failed_logs(specs, staged)
     return results, sorted(failures, key=lambda f: f.job)
+
+
+def _place_failed_logs(specs: Sequence[Job], staged: Sequence[Job]) -> None:
+    """Move the staged log of every job that failed or was interrupted to its final place, where the
+    error message points; it does not end with code 0, so it marks nothing done."""
+    for spec, copy in zip(specs, staged):
+        if spec.log is None or not copy.log.is_file():
+            continue
+        lines = copy.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        if not lines or not lines[-1].startswith("# Ended (code 0)"):
+            os.replace(copy.log, spec.log)
 
 
 def _run_in_pool(run_one: Callable, specs: Sequence[Job], processes: int, bar, results: dict,
@@ -395,6 +543,7 @@ def merge_tables(parts: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     return merged
 
 
-__all__ = ["FEATURE_TABLES", "Job", "JobFailure", "TableJob", "count_lines", "file_digest", "is_done", "job_log_finished",
-           "job_logging", "job_signature", "merge_tables", "pending_jobs", "remove_stale_temporaries", "run_jobs",
-           "scp_archives", "split_data", "torch_threads"]
+__all__ = ["FEATURE_TABLES", "STAGED_SUFFIX", "Job", "JobFailure", "TableJob", "count_lines", "current",
+           "discard_staged", "file_digest", "final_path", "is_done", "job_log_finished", "job_logging", "job_signature",
+           "merge_tables", "pending_jobs", "publish", "publishing", "remove_stale_temporaries", "run_jobs",
+           "scp_archives", "split_data", "staged_path", "torch_threads"]

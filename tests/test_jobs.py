@@ -115,6 +115,12 @@ def test_finished_jobs_are_skipped_until_outputs_code_or_signature_change(tmp_pa
     assert not jobs.is_done(spec)
     results, failures = jobs.run_jobs(run_toy_job, [spec], processes=1)
     assert failures == [] and results[1][:2] == (os.getpid(), "x")  # one job: in this process
+    # The job ran staged: done there, and a re-run skips it, but nothing is in place until publish.
+    assert not spec.out.exists() and not spec.log.exists() and jobs.is_done(spec.staged())
+    assert jobs.pending_jobs([spec], overwrite=False, what="toy") == ([], [1])
+    assert jobs.current([spec]) == [spec.staged()]
+    jobs.publish([spec])
+    assert not jobs.staged_path(spec.out).exists() and jobs.current([spec]) == [spec]
     log = spec.log.read_text().splitlines()
     assert log[0] == "# toy" and log[-1].startswith("# Ended (code 0)")
     body = [line.split("] ", 1)[1] for line in log if "] " in line]
@@ -137,7 +143,9 @@ def test_stale_temporaries_of_the_outputs_go_before_a_job_runs(tmp_path):
     mine, other = tmp_path / ".out.1.x1y2z3.tmp", tmp_path / ".out.10.x1y2z3.tmp"
     mine.write_text("half a file")  # what kill -9 leaves of an atomic write
     other.write_text("another job's, being written now")
+    jobs.staged_path(spec.out).write_text("an earlier run's")
     jobs.run_jobs(run_toy_job, [spec], processes=1)
+    jobs.publish([spec])
     assert not mine.exists() and other.exists() and spec.out.read_text() == "utt1 x\n"
 
 
@@ -153,6 +161,73 @@ def test_job_without_a_log_writes_its_header_into_the_drivers_log(tmp_path, monk
         get_logger().removeHandler(handler)
     assert records == [f"job 1: in -> {tmp_path / 'out.1'}", "options: --toy", "job signature sig7",
                        "progress: 2 / 2 utterances"]
+
+
+# --- staging -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class HiddenOutputJob(jobs.Job):
+    folder: Path
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (self.folder / "made.here",)  # not a field: the runner could not stage it
+
+
+def test_staged_copy_names_and_their_inverse(tmp_path):
+    spec = toy_job(tmp_path, 3)
+    staged = spec.staged()
+    assert (staged.out, staged.log) == (tmp_path / ".out.3.staged", tmp_path / ".3.log.staged")
+    assert dataclasses.replace(staged, out=spec.out, log=spec.log) == spec
+    assert [jobs.final_path(p) for p in (staged.out, staged.log, spec.out)] == [spec.out, spec.log, spec.out]
+    assert jobs.final_path(tmp_path / ".staged") == tmp_path / ".staged"
+    with pytest.raises(TypeError, match="cannot be staged"):
+        HiddenOutputJob(tmp_path, job=1, log=None, signature="s", command="c").staged()
+
+
+def test_failed_overwrite_run_leaves_the_published_outputs_and_a_rerun_resumes(tmp_path):
+    old = [toy_job(tmp_path, j, value="old") for j in (1, 2)]
+    assert jobs.run_jobs(run_toy_job, old, processes=1)[1] == []
+    jobs.publish(old)
+    # Other options (signature), job 1 finishes, job 2 fails: before staging, out.1 was "utt1 new" now.
+    new = [toy_job(tmp_path, 1, value="new", signature="new"), toy_job(tmp_path, 2, signature="new", error="bad")]
+    _, failures = jobs.run_jobs(run_toy_job, new, processes=1)
+    assert [f.job for f in failures] == [2]
+    assert [s.out.read_text() for s in old] == ["utt1 old\n", "utt2 old\n"]
+    assert jobs.is_done(old[0]) and not jobs.is_done(old[1])  # job 2's log now says why it failed
+    assert (tmp_path / "2.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
+    # The fixed re-run skips job 1 (staged), runs job 2, and publishes both.
+    fixed = [new[0], dataclasses.replace(new[1], error="", value="new")]
+    todo, done = jobs.pending_jobs(fixed, overwrite=False, what="toy")
+    assert [s.job for s in todo] == [2] and done == [1]
+    jobs.run_jobs(run_toy_job, todo, processes=1)
+    with jobs.publishing(fixed, [tmp_path / "merged"]):
+        jobs.merge_tables([s.out for s in jobs.current(fixed)], jobs.staged_path(tmp_path / "merged"))
+    assert (tmp_path / "merged").read_text() == "utt1 new\nutt2 new\n"
+    assert all(jobs.is_done(s) for s in fixed) and sorted(p.name for p in tmp_path.glob(".*")) == []
+
+
+def test_a_failing_merge_publishes_nothing_and_keeps_the_jobs_staged(tmp_path):
+    specs = [toy_job(tmp_path, 1)]
+    jobs.run_jobs(run_toy_job, specs, processes=1)
+    with pytest.raises(AsrkitError), jobs.publishing(specs, [tmp_path / "merged"]):
+        jobs.staged_path(tmp_path / "merged").write_text("half")
+        raise AsrkitError("disk full")
+    assert not (tmp_path / "merged").exists() and not jobs.staged_path(tmp_path / "merged").exists()
+    assert not specs[0].out.exists() and jobs.current(specs) == [specs[0].staged()]
+
+
+def test_discarded_run_keeps_the_published_outputs_and_its_logs_mark_nothing_done(tmp_path):
+    old = [toy_job(tmp_path, 1, value="old")]
+    jobs.run_jobs(run_toy_job, old, processes=1)
+    jobs.publish(old)
+    new = [toy_job(tmp_path, 1, value="new", signature="new")]
+    jobs.run_jobs(run_toy_job, new, processes=1)
+    jobs.discard_staged(new, "1 of 2 utterances\ngot no features")
+    assert old[0].out.read_text() == "utt1 old\n" and not list(tmp_path.glob(".*"))
+    assert old[0].log.read_text().splitlines()[-1] == "# not merged: 1 of 2 utterances got no features"
+    assert not jobs.is_done(old[0]) and not jobs.is_done(new[0])
+    assert jobs.pending_jobs(new, overwrite=False, what="toy") == (new, [])
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -179,7 +254,11 @@ def test_pool_runs_jobs_in_other_processes_and_reports_failures_as_one_line(tmp_
     assert sorted(results) == [1, 2] and {r[1] for r in results.values()} == {"v1", "v2"}
     assert os.getpid() not in {r[0] for r in results.values()}
     assert [(f.job, f.message, f.error) for f in failures] == [(3, "utt9: no such file", None)]
-    assert jobs.merge_tables([s.out for s in specs[:2]], tmp_path / "merged") == {"utt1": "v1", "utt2": "v2"}
+    parts = jobs.current(specs[:2])
+    assert jobs.merge_tables([s.out for s in parts], tmp_path / "merged") == {"utt1": "v1", "utt2": "v2"}
+    # The failed job's log is where the error message points; the others wait staged.
+    assert specs[2].log.read_text().splitlines()[-1].startswith("# Ended (code 1)")
+    assert not specs[0].log.exists() and jobs.is_done(specs[0].staged())
 
 
 def test_merge_tables_sorts_and_refuses_a_key_of_two_jobs(tmp_path):

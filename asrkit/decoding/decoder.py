@@ -266,8 +266,7 @@ def _decode_into(model_path: Path, data_dir: Path, out_dir: Path, opts: DecodeOp
         wall = time.time() - start
         # One job: its own decoding time (model loading excluded); several: the wall time of all.
         result.decode_seconds = results[1].decode_seconds if nj == 1 and results else wall
-        _merge(specs, opts, final_output)
-        atomic_write_text(out_dir / "num_jobs", f"{nj}\n")
+        _merge(specs, opts, final_output, nj)
         if result.audio_seconds:
             log.info("decode: %s", result.describe())
         log.info("decode: wrote %s", final_output)
@@ -349,16 +348,24 @@ def _describe_opts(opts: DecodeOptions, nj: int) -> str:
     return ", ".join(parts)
 
 
-def _merge(specs: list[JobSpec], opts: DecodeOptions, final_output: Path) -> None:
-    if opts.output == "loglikes":
-        merge_scp([s.scp for s in specs], final_output)
-    else:
-        jobs.merge_tables([s.text for s in specs], final_output)
+def _merge(specs: list[JobSpec], opts: DecodeOptions, final_output: Path, nj: int) -> None:
+    """Merge the jobs' parts into the final output (and the n-best tables, num_jobs), each written under
+    its staged name, then rename the run into place with the jobs' parts (`asrkit.jobs.publish`)."""
+    parts = jobs.current(specs)
+    nbest_dir = final_output.parent / NBEST_DIR
+    merged = [final_output, final_output.parent / "num_jobs"]
     if opts.lm:
-        nbest_dir = final_output.parent / NBEST_DIR
+        merged += [nbest_dir / name for name in NBEST_TABLES]
         nbest_dir.mkdir(exist_ok=True)
-        for i, name in enumerate(NBEST_TABLES):
-            jobs.merge_tables([s.nbest[i] for s in specs], nbest_dir / name)
+    staged = jobs.staged_path
+    with jobs.publishing(specs, merged):
+        if opts.output == "loglikes":
+            merge_scp([s.scp for s in parts], staged(final_output))
+        else:
+            jobs.merge_tables([s.text for s in parts], staged(final_output))
+        for i, name in enumerate(NBEST_TABLES if opts.lm else ()):
+            jobs.merge_tables([s.nbest[i] for s in parts], staged(nbest_dir / name))
+        atomic_write_text(staged(final_output.parent / "num_jobs"), f"{nj}\n")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -407,7 +414,7 @@ def _decode_job(spec: JobSpec, log, on_progress) -> JobResult:
                               nbest=opts.nbest, log=log)
     elif opts.output == "loglikes":
         output = LoglikesOutput(spec.ark, spec.scp, log_priors=opts.priors, prior_source=opts.prior_source,
-                                device=device)
+                                device=device, final_ark=jobs.final_path(spec.ark))
     else:
         output = TextOutput(model, meta, spec.text, search=opts.search, beam=opts.beam, streaming=opts.streaming,
                             log=log)

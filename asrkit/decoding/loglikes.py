@@ -240,9 +240,9 @@ class LoglikesOutput:
     renames them into place, `abort` leaves nothing."""
 
     def __init__(self, ark: Path, scp: Path, *, log_priors: tuple[float, ...] | None, prior_source: str,
-                 device: torch.device):
+                 device: torch.device, final_ark: Path | None = None):
         scp.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = ArkScpWriter(ark, scp)
+        self.writer = ArkScpWriter(ark, scp, final_ark=final_ark)  # final_ark: see ArkScpWriter
         self.log_priors = torch.tensor(log_priors, device=device) if log_priors is not None else None
         self.prior_source = prior_source
 

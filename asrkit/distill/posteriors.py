@@ -374,10 +374,12 @@ def run_job(job: DumpJob, on_progress=None) -> dict[str, int]:
         frames: dict[str, int] = {}
         start = time.time()
         next_report = start + 30.0
+        final_ark = jobs.final_path(job.ark)  # the runner runs the job staged; its scp names the final ark
         if opts.topk:
-            writer = PosteriorArkWriter(job.ark, job.scp)
+            writer = PosteriorArkWriter(job.ark, job.scp, final_ark=final_ark)
         else:
-            writer = ArkScpWriter(job.ark, job.scp, compress=opts.compress, compression_method=COMPRESSION_TWO_BYTE)
+            writer = ArkScpWriter(job.ark, job.scp, compress=opts.compress, compression_method=COMPRESSION_TWO_BYTE,
+                                  final_ark=final_ark)
         with writer:
             for batch in batch_loader(dataset, batches):
                 for key, post in teacher.posteriors(batch):
@@ -419,19 +421,30 @@ def _drop_too_short(utts, teacher: _Teacher, jlog):
 
 def _merge(specs: list[DumpJob], out_dir: Path, meta: ModelMeta, model_path: Path, opts: DumpOptions,
            result: DumpResult) -> None:
-    """Merge the job parts into post.scp, utt2num_frames and utt2lang; write post_info.yaml."""
+    """Merge the job parts into post.scp, utt2num_frames and utt2lang; write post_info.yaml. All are
+    written under staged names and renamed into place with the jobs' arks (`asrkit.jobs.publish`)."""
     merged = [out_dir / name for name in ("post.scp", "utt2num_frames", "utt2lang", INFO_NAME)]
     jobs.remove_stale_temporaries(merged)
-    merge_scp([s.scp for s in specs], out_dir / "post.scp")
-    frames = jobs.merge_tables([s.utt2num_frames for s in specs], out_dir / "utt2num_frames", num_fields=2)
+    with jobs.publishing(specs, merged):
+        _merge_staged(jobs.current(specs), out_dir, meta, model_path, opts, result)
+    log.info("dump-posteriors: wrote %s (%d utterances, %d frames)", result.post_scp, result.num_utts,
+             result.num_frames)
+
+
+def _merge_staged(parts: list[DumpJob], out_dir: Path, meta: ModelMeta, model_path: Path, opts: DumpOptions,
+                  result: DumpResult) -> None:
+    """`_merge`'s tables, each written to its `asrkit.jobs.staged_path`."""
+    staged = jobs.staged_path
+    merge_scp([s.scp for s in parts], staged(out_dir / "post.scp"))
+    frames = jobs.merge_tables([s.utt2num_frames for s in parts], staged(out_dir / "utt2num_frames"), num_fields=2)
     utt2lang: dict[str, str] = {}
     languages = list(meta.languages)
-    for spec in specs:
+    for spec in parts:
         lang_file = spec.split_dir / "utt2lang"
         langs = read_table(lang_file, num_fields=2) if lang_file.is_file() else {}
         for key in read_table(spec.utt2num_frames, num_fields=2):
             utt2lang[key] = langs.get(key, languages[0])
-    write_table(out_dir / "utt2lang", utt2lang)
+    write_table(staged(out_dir / "utt2lang"), utt2lang)
     dims = {lang: int(meta.vocab_sizes[lang]) for lang in sorted(set(utt2lang.values()))
             if lang in meta.vocab_sizes}
     if not dims:  # a linear head registered as "all"
@@ -450,12 +463,10 @@ def _merge(specs: list[DumpJob], out_dir: Path, meta: ModelMeta, model_path: Pat
         "num_utts": len(frames),
         "num_frames": sum(int(n) for n in frames.values()),
     }
-    atomic_write_text(out_dir / INFO_NAME, yaml.safe_dump(info, sort_keys=False))
+    atomic_write_text(staged(out_dir / INFO_NAME), yaml.safe_dump(info, sort_keys=False))
     result.post_scp = out_dir / "post.scp"
     result.num_utts = info["num_utts"]
     result.num_frames = info["num_frames"]
-    log.info("dump-posteriors: wrote %s (%d utterances, %d frames)", result.post_scp, result.num_utts,
-             result.num_frames)
 
 
 __all__ = ["DumpJob", "DumpOptions", "DumpResult", "PosteriorArkWriter", "PosteriorTable", "dense_to_topk",

@@ -2,8 +2,10 @@
 
 The data dir is split per speaker (`split{N}`), job j writes `<feat-dir>/raw_<type>_<set>.j.{ark,scp}`
 with a run.pl-style log in `<feat-dir>/log/make_<type>_<set>.j.log`, and the parts are merged into
-`DATA_DIR/feats.scp` and `DATA_DIR/utt2num_frames`. A job whose outputs exist, whose log ends with
-code 0 and whose options and inputs are unchanged is skipped, so a killed run is resumed by re-running.
+`DATA_DIR/feats.scp` and `DATA_DIR/utt2num_frames`. The jobs write under staged names and the run
+is renamed into place only once every job succeeded (asrkit.jobs), so a failed `--overwrite` run
+leaves the previous features as they were. A job whose outputs exist, whose log ends with code 0 and
+whose options and inputs are unchanged is skipped, so a killed or failed run is resumed by re-running.
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ def _make_feats(data_dir: Path, feat_dir: Path, opts: FeatureOptions, *, feat_ty
         log.warning("sox is not installed: the speed perturbation of %s is emulated in-process (samples differ "
                     "from sox's by a few int16 steps; the job logs record it)", data_dir / "wav.scp")
     _check_arks_are_ours(specs, data_dir)
+    for path in _merged_files(data_dir, feat_type):  # what a run killed while publishing left
+        jobs.staged_path(path).unlink(missing_ok=True)
     result = MakeFeatsResult(data_dir / "feats.scp", data_dir / "utt2num_frames", feat_dir)
     todo, result.jobs_skipped = jobs.pending_jobs(specs, overwrite=overwrite, what="make-feats", logger=log)
     total = sum(jobs.count_lines(s.split_dir / "utt2spk") for s in todo)
@@ -267,7 +271,8 @@ def run_job(spec: JobSpec, on_progress=None) -> dict[str, int]:
                 log.info("progress: %d / %d utterances", done, total)
                 next_report = time.time() + 30.0
 
-        with ArkScpWriter(spec.ark, spec.scp, compress=spec.compress) as writer:
+        # The runner runs the job staged (asrkit.jobs): its scp names the ark's final place.
+        with ArkScpWriter(spec.ark, spec.scp, compress=spec.compress, final_ark=jobs.final_path(spec.ark)) as writer:
             for utt, samples, rate in WavScpReader(spec.split_dir):
                 if rate != opts.sample_frequency:
                     raise AudioError(f"{utt}: sample rate {rate} Hz does not match the feature config's "
@@ -315,33 +320,42 @@ def _make_compute(opts: FeatureOptions, device: str, batch_seconds: float):
     return per_utterance
 
 
+def _merged_files(data_dir: Path, feat_type: str) -> list[Path]:
+    return [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / "conf" / f"{feat_type}.conf"]
+
+
 def _merge(specs: list[JobSpec], data_dir: Path, opts: FeatureOptions, result: MakeFeatsResult) -> None:
     """Merge the job outputs into DATA_DIR/feats.scp and utt2num_frames; write DATA_DIR/conf/<type>.conf.
 
     Kaldi's rule decides (make_fbank.sh): up to 5% of the utterances without features (too short)
-    are left out with a warning. Above that the run fails all or nothing: the data dir is not
-    touched and the run's arks are removed (their job logs say which utterances were skipped).
+    are left out with a warning. Above that the run fails all or nothing: the data dir, the arks
+    its feats.scp points to and their logs' verdicts are not touched, and the run's own arks are
+    removed (its job logs, now in the log folder, say which utterances were skipped). Otherwise the
+    merged files are written under staged names and the whole run is renamed into place at once
+    (`asrkit.jobs.publish`).
     """
+    parts = jobs.current(specs)  # staged by this or an earlier run, or published earlier
     num_utts = len(read_table(data_dir / "utt2spk"))
-    result.num_failed = num_utts - sum(len(read_table(s.utt2num_frames, num_fields=2)) for s in specs)
+    result.num_failed = num_utts - sum(len(read_table(p.utt2num_frames, num_fields=2)) for p in parts)
     log = get_logger("features")
     if result.num_failed:
         message = (f"{data_dir}: {result.num_failed} of {num_utts} utterances got no features (too short; see "
                    f"the warnings in {specs[0].log.parent})")
         if result.num_failed > MAX_FAILED_FRACTION * num_utts:
-            for spec in specs:
-                for output in spec.outputs:
-                    output.unlink(missing_ok=True)
+            jobs.discard_staged(specs, f"{message}: more than {MAX_FAILED_FRACTION:.0%}")
             raise DataDirError(f"{message}: more than {MAX_FAILED_FRACTION:.0%}, so nothing was written (remove "
                                f"them from the data dir, e.g. with `asrkit data subset --utt-list`)")
         log.warning("%s: they are left out of feats.scp; run `asrkit data fix %s`", message, data_dir)
-    conf = data_dir / "conf" / f"{opts.feat_type}.conf"
-    jobs.remove_stale_temporaries([result.feats_scp, result.utt2num_frames, conf])
-    merge_scp([s.scp for s in specs], result.feats_scp)
-    frames = jobs.merge_tables([s.utt2num_frames for s in specs], result.utt2num_frames, num_fields=2)
+    merged = _merged_files(data_dir, opts.feat_type)
+    feats_scp, utt2num_frames, conf = merged
+    jobs.remove_stale_temporaries(merged)
     conf.parent.mkdir(exist_ok=True)
-    atomic_write_text(conf,
-                      f"# written by asrkit make-feats: the options of {result.feats_scp}\n" + opts.to_kaldi_conf())
+    with jobs.publishing(specs, merged):
+        merge_scp([p.scp for p in parts], jobs.staged_path(feats_scp))
+        frames = jobs.merge_tables([p.utt2num_frames for p in parts], jobs.staged_path(utt2num_frames),
+                                   num_fields=2)
+        atomic_write_text(jobs.staged_path(conf),
+                          f"# written by asrkit make-feats: the options of {feats_scp}\n" + opts.to_kaldi_conf())
     result.num_utts = len(frames)
     result.num_frames = sum(int(n) for n in frames.values())
     log.info("make-feats: wrote %s (%d utterances, %d frames)", result.feats_scp, result.num_utts,

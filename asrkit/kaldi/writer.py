@@ -71,6 +71,8 @@ class ObjectArkWriter:
         ark_path: the archive to write.
         scp_path: its scp, or None for an archive alone.
         sorted: require keys in strictly increasing C order (for `s`/`cs` readers).
+        final_ark: where the archive will be read from when `ark_path` is a staged name that is
+            renamed later (a job's output, asrkit.jobs): the scp lines and messages name it.
 
     Without a `with` block, call `close()` to finish (or `abort()`); a writer dropped unclosed is
     discarded like an aborted one.
@@ -81,11 +83,12 @@ class ObjectArkWriter:
     """
 
     def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None, *,
-                 sorted: bool = False):
+                 sorted: bool = False, final_ark: str | os.PathLike | None = None):
         self.ark_path = Path(ark_path)
+        self._ark_name = Path(final_ark) if final_ark is not None else self.ark_path
         # One path policy for every scp asrkit writes (feats, cmvn, post, loglikes): absolute, so
         # that a Kaldi binary run from any folder finds the archive.
-        self._ark_in_scp = self.ark_path.absolute()
+        self._ark_in_scp = self._ark_name.absolute()
         self.scp_path = Path(scp_path) if scp_path is not None else None
         self._sorted = sorted
         self._keys: set[str] = set()
@@ -102,13 +105,13 @@ class ObjectArkWriter:
     def write_object(self, key: str, body: bytes) -> None:
         """Append one encoded binary object: `body` is what follows `<key> ` (`\\0B` and the object)."""
         if self._closed:
-            raise AsrkitError(f"{self.ark_path}: writer is closed")
+            raise AsrkitError(f"{self._ark_name}: writer is closed")
         check_key(key)
         if key in self._keys:
-            raise AsrkitError(f"{self.ark_path}: duplicate key '{key}'")
+            raise AsrkitError(f"{self._ark_name}: duplicate key '{key}'")
         if self._sorted and self._last_key is not None and not key > self._last_key:
-            raise AsrkitError(f"{self.ark_path}: key '{key}' is not after '{self._last_key}' in C order")
-        with naming_write_errors(self.ark_path):
+            raise AsrkitError(f"{self._ark_name}: key '{key}' is not after '{self._last_key}' in C order")
+        with naming_write_errors(self._ark_name):
             self._ark.write(key.encode("utf-8") + b" ")
             offset = self._ark.tell()
             self._ark.write(body)
@@ -127,7 +130,7 @@ class ObjectArkWriter:
             return
         self._closed = True
         try:
-            for f, path in ((self._ark, self.ark_path), (self._scp, self.scp_path)):
+            for f, path in ((self._ark, self._ark_name), (self._scp, self.scp_path)):
                 if f is not None:
                     with naming_write_errors(path):
                         f.flush()
@@ -202,14 +205,14 @@ class ArkScpWriter(ObjectArkWriter):
 
     def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike | None = None, *,
                  compress: bool = False, compression_method: int = COMPRESSION_AUTOMATIC,
-                 sorted: bool = False):
-        super().__init__(ark_path, scp_path, sorted=sorted)
+                 sorted: bool = False, final_ark: str | os.PathLike | None = None):
+        super().__init__(ark_path, scp_path, sorted=sorted, final_ark=final_ark)
         self._compression = compression_method if compress else None
 
     def write(self, key: str, array) -> None:
         """Append one object. `array`: np.ndarray (see the class doc for types and shapes)."""
         if self._closed:
-            raise AsrkitError(f"{self.ark_path}: writer is closed")
+            raise AsrkitError(f"{self._ark_name}: writer is closed")
         array, method = _prepare_for_write(key, array, bool(self._compression))
         if method is None:
             body = io.BytesIO()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from asrkit import jobs
 from asrkit.data.targets import open_soft_targets, read_post_info
 from asrkit.distill import posteriors as P
 from asrkit.errors import AsrkitError, ConfigError, FormatError
@@ -277,7 +278,9 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path, setup, monkeypatc
     monkeypatch.setattr(P._Teacher, "posteriors", dies_on_second_batch)
     with pytest.raises(KeyboardInterrupt):
         P.dump_posteriors(teacher, data, resumed, job=2, **small)
-    assert len(batches) == 2 and (resumed / "post.1.scp").exists() and not (resumed / "post.2.ark").exists()
+    # Job 1 waits under its staged names (asrkit.jobs) until a run without --job merges.
+    assert len(batches) == 2 and jobs.staged_path(resumed / "post.1.scp").exists()
+    assert not (resumed / "post.1.scp").exists() and not (resumed / "post.2.ark").exists()
     assert not (resumed / "post.scp").exists()
     assert (resumed / "log" / "dump_posteriors.2.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
     (resumed / ".post.2.ark.abc123.tmp").write_bytes(b"half an archive")  # what SIGKILL leaves behind
@@ -304,13 +307,14 @@ def test_killed_cli_run_then_rerun_gives_identical_post_scp(tmp_path, setup, asr
     proc = subprocess.Popen([sys.executable, "-m", "asrkit", *map(str, args), "--out-dir", str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 60
-    while not (out / "log" / "dump_posteriors.1.log").exists() and proc.poll() is None and time.time() < deadline:
+    started = jobs.staged_path(out / "log" / "dump_posteriors.1.log")  # a job's log is staged while it runs
+    while not started.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.002)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and not (out / "post.scp").exists()
     done = asrkit_cli(*args, "--out-dir", out, check=True)
-    assert done.stdout.startswith(f"{out}/post.scp: 12 utterances") and not list(out.glob(".*.tmp"))
+    assert done.stdout.startswith(f"{out}/post.scp: 12 utterances") and not list(out.rglob(".*"))
     (want_lines, want), (got_lines, got) = _scp_contents(tmp_path / "straight"), _scp_contents(out)
     assert got_lines == want_lines
     for k in want:

@@ -264,6 +264,19 @@ def test_interrupted_writer_leaves_no_files_and_keeps_old_ones(tmp_path):
     assert (tmp_path / "x.ark").read_bytes() == b"old"
 
 
+def test_writer_under_a_staged_name_names_the_final_ark(tmp_path):
+    """A job writes `.x.ark.staged` (asrkit.jobs) and renames it later: its scp and messages name x.ark."""
+    staged, final = tmp_path / ".x.ark.staged", tmp_path / "x.ark"
+    mat = np.arange(6, dtype=np.float32).reshape(3, 2)
+    with ArkScpWriter(staged, tmp_path / ".x.scp.staged", final_ark=final) as w:
+        w.write("utt1", mat)
+        with pytest.raises(AsrkitError, match=rf"^{final}: duplicate key 'utt1'$"):
+            w.write("utt1", mat)
+    assert (tmp_path / ".x.scp.staged").read_text() == f"utt1 {final}:5\n" and not final.exists()
+    staged.rename(final)
+    np.testing.assert_array_equal(load_table_scp(tmp_path / ".x.scp.staged")["utt1"], mat)
+
+
 def test_writer_key_checks(tmp_path):
     with ArkScpWriter(tmp_path / "s.ark", tmp_path / "s.scp", sorted=True) as w:
         w.write("b", np.ones(2, dtype=np.float32))

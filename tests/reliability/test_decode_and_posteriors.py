@@ -139,3 +139,28 @@ def test_real_process_gives_the_same_one_line_error(model, feats_dir, tmp_path):
     assert res.returncode == 1
     assert_one_line_error(res, "decode", rf"^asrkit decode: error: utterance '{BAD_UTT}': features contain NaN or Inf$")
     assert not (tmp_path / "out" / "text").exists()
+
+
+@pytest.mark.parametrize("command, extra, other, part", [
+    ("decode", ("--output", "loglikes"), ("--lang", "de"), "loglikes.scp"),
+    ("dump-posteriors", (), ("--temperature", "2"), "post.scp")])
+def test_failed_rerun_with_two_jobs_keeps_the_old_archives(command, extra, other, part, model, feats_dir, tmp_path):
+    """One job finishes with other options (other archives: the en utterances through the de head, or at
+    another temperature), the other fails (its de utterance has a NaN): the old scp must still read
+    the old archives. Before the fix the finished job renamed its archive into place under the old offsets."""
+    data = copy_dir(feats_dir, tmp_path / "data")
+    out = tmp_path / "out"
+    assert _run(command, model, data, out, "--nj", "2", *extra).returncode == 0
+    before = snapshot(out)
+    old = {k: np.asarray(v).tobytes() for k, v in kaldiio.load_scp(str(out / part)).items()}
+    FEATURE_CASES["nan-features"][0](data)
+    res = _run(command, model, data, out, "--nj", "2", "--overwrite", *extra, *other)
+    assert_one_line_error(res, command, rf"utterance '{BAD_UTT}': features contain NaN or Inf")
+    assert {k: np.asarray(v).tobytes() for k, v in kaldiio.load_scp(str(out / part)).items()} == old
+    # Every output as it was (logs aside; decode drops .done up front), and the job that finished waits
+    # under staged names for a re-run.
+    outputs = {k: v for k, v in snapshot(out).items() if not k.startswith(("log/", "jobs/log", ".done"))}
+    assert {k: v for k, v in outputs.items() if "/." not in f"/{k}"} == \
+        {k: v for k, v in before.items() if not k.startswith(("log/", "jobs/log", ".done"))}
+    assert {k.rsplit("/", 1)[-1] for k in outputs if "/." in f"/{k}"} <= {
+        f".{name}.{j}.{ext}.staged" for name in ("loglikes", "post") for j in (1, 2) for ext in ("ark", "scp")}

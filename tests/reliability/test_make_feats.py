@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import kaldiio
 import numpy as np
 import pytest
 import soundfile as sf
@@ -142,3 +143,63 @@ def test_failed_rerun_keeps_the_old_features(wav_dir, tmp_path):
     assert_no_partial_output(data / "data", before[0])
     assert (data / "feats.scp").read_text() == before[1]
     shutil.rmtree(data)
+
+
+def _features(data) -> dict[str, bytes]:
+    """{utterance: the matrix's bytes} of a data dir's feats.scp, read through its arks."""
+    return {k: np.asarray(v).tobytes() for k, v in kaldiio.load_scp(str(data / "feats.scp")).items()}
+
+
+def test_failed_overwrite_run_with_two_jobs_keeps_the_old_features_and_resumes(wav_dir, tmp_path):
+    """Job 1 finishes (other options: other arks), job 2 fails: the old feats.scp must still read the old
+    arks. Before the fix job 1 renamed its ark into place, under the old feats.scp's offsets."""
+    data = copy_dir(wav_dir, tmp_path / "data")
+    assert run_cli("make-feats", data, "--nj", "2").returncode == 0
+    old_files = {name: (data / name).read_bytes() for name in ("feats.scp", "utt2num_frames", "conf/fbank.conf")}
+    old_arks, old_features = snapshot(data / "data"), _features(data)
+    last = edit_line(data / "wav.scp", -1, "spkC-fr-002 false |")  # spkC: job 2 of split2
+    res = run_cli("make-feats", data, "--nj", "2", "--overwrite", "--opt", "num-mel-bins=40")
+    assert_one_line_error(res, "make-feats", r"1 / 2 jobs failed, log is in .*data/log/make_fbank_data\.2\.log: "
+                                             r"spkC-fr-002: command 'false' failed")
+    assert {name: (data / name).read_bytes() for name in old_files} == old_files
+    assert _features(data) == old_features
+    visible = {k: v for k, v in snapshot(data / "data").items() if not k.startswith("log/") and "/." not in f"/{k}"}
+    assert visible == {k: v for k, v in old_arks.items() if not k.startswith("log/")}
+    assert "# Ended (code 1)" in (data / "data" / "log" / "make_fbank_data.2.log").read_text()
+    # Job 1 waits under staged names; the re-run after the fix skips it and renames the run into place.
+    edit_line(data / "wav.scp", -1, last)
+    res = run_cli("make-feats", data, "--nj", "2", "--opt", "num-mel-bins=40")
+    assert res.returncode == 0, res.stderr
+    assert "1 of 2 job(s) already done" in res.stderr
+    assert {np.frombuffer(v, dtype=np.float32).size % 40 for v in _features(data).values()} == {0}
+    assert not [p for p in (data / "data").rglob(".*")]  # no staged or temporary file is left
+    fresh = copy_dir(wav_dir, tmp_path / "fresh" / "data")
+    assert run_cli("make-feats", fresh, "--nj", "2", "--opt", "num-mel-bins=40").returncode == 0
+    assert _features(data) == _features(fresh)
+
+
+def test_rejected_overwrite_run_keeps_the_old_features(tmp_path):
+    """Kaldi's 5% rule rejects the whole run: before the fix it removed the arks the old feats.scp read."""
+    from tests.reliability.test_failed_runs import _data_dir
+
+    data = _data_dir(tmp_path / "data", num_good=20, num_short=0)
+    assert run_cli("make-feats", data, "--nj", "2", "--feat-dir", tmp_path / "fd").returncode == 0
+    old_files = {name: (data / name).read_bytes() for name in ("feats.scp", "utt2num_frames")}
+    old_arks, old_features = snapshot(tmp_path / "fd"), _features(data)
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros(80, dtype=np.int16), 16000, subtype="PCM_16")
+    for i in (0, 19):  # one in each job: 2 of 20 utterances without features
+        edit_line(data / "wav.scp", i, f"spk-{i:03d} {short}")
+    res = run_cli("make-feats", data, "--nj", "2", "--overwrite", "--opt", "num-mel-bins=40",
+                  "--feat-dir", tmp_path / "fd")
+    assert_one_line_error(res, "make-feats", r"2 of 20 utterances got no features .*more than 5%, so nothing was "
+                                             r"written")
+    assert {name: (data / name).read_bytes() for name in old_files} == old_files
+    assert _features(data) == old_features
+    assert_no_partial_output(tmp_path / "fd", old_arks)
+    assert not [p for p in (tmp_path / "fd").rglob(".*")]
+    # The run's logs are in the log folder, say why nothing was merged, and mark no job done.
+    logs = [(tmp_path / "fd" / "log" / f"make_fbank_data.{j}.log").read_text() for j in (1, 2)]
+    assert all("skipping utterance" in log and log.splitlines()[-1].startswith("# not merged: ") for log in logs)
+    res = run_cli("make-feats", data, "--nj", "2", "--opt", "num-mel-bins=40", "--feat-dir", tmp_path / "fd")
+    assert "already done" not in res.stderr and res.returncode != 0

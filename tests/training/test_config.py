@@ -127,25 +127,19 @@ def test_a_ce_mix_without_alignments_is_refused_when_the_config_is_read():
 
 
 @pytest.mark.parametrize("empty", ["{}", "null", None])
-def test_an_empty_ema_section_is_off(tmp_path, empty):
-    """`training.ema: {}` means no EMA, as it did before the typed config; any option turns it on."""
+@pytest.mark.parametrize("section, key, on", [
+    ("training", "ema", ("{start_step: 5}", EmaConfig(start_step=5))),
+    ("data", "specaugment", ("{fill: mean}", SpecAugmentConfig(fill="mean"))),
+])
+def test_an_empty_ema_or_specaugment_section_is_off(tmp_path, empty, section, key, on):
+    """`training.ema: {}` means no EMA and `data.specaugment: {}` no SpecAugment, as before the typed
+    config (issue 16); any option given turns the feature on, the others taking their defaults."""
     path = tmp_path / "c.yaml"
-    path.write_text("training:\n  epochs: 2\n" + ("" if empty is None else f"  ema: {empty}\n"))
+    path.write_text("" if empty is None else f"{section}:\n  {key}: {empty}\n")  # None: not in the file
     conf = load_config(path)
-    assert conf.training.ema is None and conf.to_dict()["training"]["ema"] is None
-    assert load_config(path, ["training.ema={start_step: 5}"]).training.ema == EmaConfig(start_step=5)
-    assert load_config(None, ["training.ema={}"]).training.ema is None
-
-
-@pytest.mark.parametrize("empty", ["{}", "null", None])
-def test_an_empty_specaugment_section_is_off(tmp_path, empty):
-    """`data.specaugment: {}` means no SpecAugment, as it did before the typed config; any option turns it on."""
-    path = tmp_path / "c.yaml"
-    path.write_text("data:\n  max_utts: 8\n" + ("" if empty is None else f"  specaugment: {empty}\n"))
-    conf = load_config(path)
-    assert conf.data.specaugment is None and conf.to_dict()["data"]["specaugment"] is None
-    assert load_config(path, ["data.specaugment={fill: mean}"]).data.specaugment == SpecAugmentConfig(fill="mean")
-    assert load_config(None, ["data.specaugment={}"]).data.specaugment is None
+    assert getattr(getattr(conf, section), key) is None and conf.to_dict()[section][key] is None
+    assert getattr(getattr(load_config(path, [f"{section}.{key}={on[0]}"]), section), key) == on[1]
+    assert getattr(getattr(load_config(None, [f"{section}.{key}={{}}"]), section), key) is None
 
 
 def test_bad_yaml_names_file_and_line(tmp_path):

@@ -19,6 +19,7 @@ from asrkit.models.transducer import build_transducer
 from asrkit.schema import (
     BOOL,
     INT_LIST,
+    MODEL_WORDING,
     NON_NEGATIVE_INT,
     POSITIVE_INT,
     PROBABILITY,
@@ -181,8 +182,10 @@ class AuxCtcConfig(Section):
 
 
 ENCODERS = OneOf((DnnEncoderConfig, LstmEncoderConfig, ConformerEncoderConfig, EmformerEncoderConfig),
-                 default="conformer")
-HEADS = OneOf((LinearHeadConfig, MtlHeadConfig, LrmfHeadConfig), default="linear")
+                 default="conformer", wording=MODEL_WORDING)
+HEADS = OneOf((LinearHeadConfig, MtlHeadConfig, LrmfHeadConfig), default="linear", wording=MODEL_WORDING)
+PREDICTORS = OneOf((LstmPredictorConfig,), default="lstm", wording=MODEL_WORDING)
+JOINERS = OneOf((AdditiveJoinerConfig,), default="additive", wording=MODEL_WORDING)
 
 
 @dataclass
@@ -192,10 +195,8 @@ class ModelConfig(Section):
 
     encoder: Section = section(ENCODERS)
     head: HeadConfig = section(HEADS)
-    predictor: LstmPredictorConfig | None = section(OneOf((LstmPredictorConfig,), default="lstm"), optional=True,
-                                                    omit_none=True)
-    joiner: AdditiveJoinerConfig | None = section(OneOf((AdditiveJoinerConfig,), default="additive"),
-                                                  optional=True, omit_none=True)
+    predictor: LstmPredictorConfig | None = section(PREDICTORS, optional=True, omit_none=True)
+    joiner: AdditiveJoinerConfig | None = section(JOINERS, optional=True, omit_none=True)
     aux_ctc: AuxCtcConfig | None = section(AuxCtcConfig, optional=True, omit_none=True)
 
     @property

@@ -30,6 +30,7 @@ from asrkit.schema import (
     POSITIVE_INT,
     PROBABILITY,
     TEXT,
+    TRAINING_CONFIG_WORDING,
     Kind,
     Section,
     integer,
@@ -47,6 +48,7 @@ from asrkit.training.strategies import STRATEGY_OPTIONS
 
 @dataclass
 class DataConfig(Section):
+    wording = TRAINING_CONFIG_WORDING
     max_frames: int = option(20000, POSITIVE_INT)     # input frames per batch (sum over utterances)
     max_utts: int = option(256, POSITIVE_INT)
     min_frames: int = option(1, NON_NEGATIVE_INT)
@@ -56,7 +58,7 @@ class DataConfig(Section):
     language_homogeneous: bool = option(True, BOOL)
     num_workers: int = option(0, NON_NEGATIVE_INT)
     norm_vars: bool = option(False, BOOL)             # CMVN: normalise variances too (apply-cmvn --norm-vars)
-    specaugment: SpecAugmentConfig | None = section(SpecAugmentConfig, optional=True)
+    specaugment: SpecAugmentConfig | None = section(SpecAugmentConfig, optional=True, empty_is_off=True)
     shuffle: bool = option(True, BOOL)
 
 
@@ -66,6 +68,7 @@ def _betas(v) -> list:
 
 @dataclass
 class OptimConfig(Section):
+    wording = TRAINING_CONFIG_WORDING
     name: str = option("adamw", one_of("adamw", "sgd"))
     lr: float = option(1e-3, POSITIVE)
     weight_decay: float = option(1e-2, NON_NEGATIVE)
@@ -85,6 +88,7 @@ WARMUP = Kind("a non-negative integer or a share of the planned steps in (0, 1)"
 
 @dataclass
 class SchedulerConfig(Section):
+    wording = TRAINING_CONFIG_WORDING
     name: str = option("warmup_cosine", one_of("constant", "warmup_constant", "warmup_linear", "warmup_cosine",
                                                "noam"))
     # Steps, or below 1 a share of the planned steps (0.1: a tenth), so that the warm-up scales
@@ -102,6 +106,7 @@ def _is_masks(v) -> bool:
 
 @dataclass
 class TrainingConfig(Section):
+    wording = TRAINING_CONFIG_WORDING
     epochs: int = option(10, POSITIVE_INT)
     # The run ends after this many optimizer steps, however many epochs that takes (epochs then
     # count no more); it is also the schedule's default length.
@@ -119,7 +124,7 @@ class TrainingConfig(Section):
     strategy: str = option("allreduce", one_of("allreduce", "model-averaging", "bmuf", "gossip"))
     sync_interval: int = option(1, POSITIVE_INT)
     strategy_opts: Section = section(STRATEGY_OPTIONS)
-    ema: EmaConfig | None = section(EmaConfig, optional=True)
+    ema: EmaConfig | None = section(EmaConfig, optional=True, empty_is_off=True)
     init_from: str | None = option(None, optional(TEXT))
     init_lrmf_svd: bool = option(False, BOOL)  # with init_from an mtl model and an lrmf head: A, B_l from an SVD
     freeze: str = option("none", one_of("none", "encoder", "shared"))
@@ -132,6 +137,8 @@ class TrainingConfig(Section):
 @dataclass
 class TrainConfig(Section):
     """The whole training config: `conf.model.encoder.d_model`, `conf.training.epochs`, ..."""
+
+    wording = TRAINING_CONFIG_WORDING
 
     model: ModelConfig = section(ModelConfig)
     objective: ObjectiveConfig = section(ObjectiveConfig)

@@ -13,12 +13,14 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from asrkit.errors import ConfigError
-from asrkit.schema import NON_NEGATIVE_INT, PROBABILITY, Section, option
+from asrkit.schema import NON_NEGATIVE_INT, OPTIONS_WORDING, PROBABILITY, Section, option
 
 
 @dataclass
 class EmaConfig(Section):
     """`training.ema`: e <- decay * e + (1 - decay) * w after each synchronisation, from `start_step` on."""
+
+    wording = OPTIONS_WORDING
 
     decay: float = option(0.999, PROBABILITY)
     start_step: int = option(0, NON_NEGATIVE_INT)
@@ -65,8 +67,8 @@ class ModelEma:
 
 
 def build_ema(conf: EmaConfig | Mapping | None, model: torch.nn.Module) -> ModelEma | None:
-    """The EMA of `model` that `training.ema` asks for (None: no EMA)."""
-    if conf is None:
+    """The EMA of `model` that `training.ema` asks for (None, or `{}`: no EMA; any option given turns it on)."""
+    if conf is None or (isinstance(conf, Mapping) and not conf):
         return None
     conf = EmaConfig.read(conf, "training.ema")
     return ModelEma(model, decay=conf.decay, start_step=conf.start_step)

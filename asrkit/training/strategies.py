@@ -24,6 +24,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.schema import (
     BOOL,
+    OPTIONS_WORDING,
     POSITIVE,
     POSITIVE_INT,
     PROBABILITY,
@@ -39,20 +40,24 @@ from asrkit.training.distributed import DistContext, Strategy
 
 @dataclass
 class AllReduceOptions(Section):
+    wording = OPTIONS_WORDING
     type = "allreduce"
     find_unused_parameters: bool | str = option("auto", Kind("auto, true or false",
-                                                              lambda v: v == "auto" or isinstance(v, bool)))
+                                                              lambda v: v == "auto" or isinstance(v, bool),
+                                                              rule="auto, true or false"))
     bucket_cap_mb: float | None = option(None, optional(POSITIVE), omit_none=True)
     time_comm: bool = option(False, BOOL)
 
 
 @dataclass
 class ModelAveragingOptions(Section):
+    wording = OPTIONS_WORDING
     type = "model-averaging"
 
 
 @dataclass
 class BmufOptions(Section):
+    wording = OPTIONS_WORDING
     type = "bmuf"
     block_momentum: float | None = option(None, optional(PROBABILITY))  # η; null: 1 - 1/N for N processes
     block_lr: float = option(1.0, POSITIVE)                               # ζ
@@ -62,6 +67,7 @@ class BmufOptions(Section):
 
 @dataclass
 class GossipOptions(Section):
+    wording = OPTIONS_WORDING
     type = "gossip"
     ring: str = option("fixed", one_of("fixed", "shuffled"))
     neighbours: int = option(1, POSITIVE_INT)

@@ -58,7 +58,7 @@ def test_resolved_config_and_defaults():
 
 
 @pytest.mark.parametrize("conf, message", [
-    ({"encoder": {"type": "tdnn"}}, r"model.encoder.type: expected one of dnn, lstm, conformer, emformer, got 'tdnn'"),
+    ({"encoder": {"type": "tdnn"}}, r"model.encoder.type: unknown type 'tdnn' \(choose from dnn, lstm, conformer, emformer\)"),
     ({"encoder": {"type": "lstm", "hiden_dim": 3}}, r"model.encoder: unknown option\(s\) 'hiden_dim' for type 'lstm'"),
     ({"encoder": {"type": "dnn", "dropout": 1.5}}, r"model.encoder.dropout: expected a number in \[0, 1\), got 1.5"),
     ({"encoder": {"type": "dnn", "num_layers": 2}}, "num_layers and hidden_dim go together"),

@@ -63,10 +63,10 @@ def test_build_ema_checks_its_keys():
     assert build_ema(None, Net()) is None
     assert build_ema({"decay": 0.99}, Net()).decay == 0.99
     assert build_ema(EmaConfig(decay=0.5, start_step=3), Net()).start_step == 3
-    assert build_ema({}, Net()).decay == 0.999  # an empty section takes the defaults
-    with pytest.raises(ConfigError, match=r"training.ema: unknown option\(s\) 'decy' \(known: decay, start_step\)"):
+    assert build_ema({}, Net()) is None  # `training.ema: {}` is off, as before the typed config (issue 16)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) in training.ema: decy"):
         build_ema({"decy": 0.9}, Net())
-    with pytest.raises(ConfigError, match=r"training.ema.decay: expected a number in \[0, 1\), got 1.0"):
+    with pytest.raises(ConfigError, match=r"training.ema.decay must be in \[0, 1\), not 1.0"):
         build_ema({"decay": 1.0}, Net())
     with pytest.raises(ConfigError, match=r"training.ema.decay must be in \[0, 1\), not 1.0"):
         ModelEma(Net(), decay=1.0)

@@ -215,8 +215,16 @@ class ModelWording(Wording):
         return f"{where}: unknown type {name!r} (choose from {_listed(names)})"
 
 
+class ConfigKeysWording(Wording):
+    """The sections the training config's defaults table listed key by key (model, objective):
+    their unknown keys as it worded them; their values the schema's way, as before."""
+
+    unknown = TrainingConfigWording.unknown
+
+
 WORDING = Wording()
 TRAINING_CONFIG_WORDING = TrainingConfigWording()
+CONFIG_KEYS_WORDING = ConfigKeysWording()
 OPTIONS_WORDING = OptionsWording()
 MODEL_WORDING = ModelWording()
 

@@ -27,6 +27,7 @@ from torch import Tensor
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.models.ctc import count_unalignable, ctc_min_frames_batch
 from asrkit.schema import (
+    CONFIG_KEYS_WORDING,
     FRACTION,
     NON_NEGATIVE_INT,
     POSITIVE,
@@ -227,6 +228,8 @@ REQUIRED_TARGETS = {"ctc": ("tokens", "token_lens"), "ce": ("frame_labels",), "k
 @dataclass
 class ObjectiveConfig(Section):
     """The training config's `objective` section."""
+
+    wording = CONFIG_KEYS_WORDING
 
     type: str = option("ctc", one_of("ctc", "ce", "kl", "rnnt"))
     targets: str | None = option(None, optional(TEXT))        # ce: alignments; kl: soft targets (train data)

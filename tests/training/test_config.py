@@ -45,6 +45,7 @@ def test_a_new_strategy_drops_the_old_strategys_options():
 
 @pytest.mark.parametrize("override, message", [
     ("optim.lrr=1", "unknown config key 'optim.lrr'"),
+    ("objective.foo=1", r"unknown config key 'objective.foo' \(known keys here: max_unalignable, mix, "),
     ("data.lang_sampling=sometimes", "choose one of proportional, balanced, temperature"),
     ("training.epochs=0", "must be a positive number"),
     ("training.epochs=many", "must be a number"),

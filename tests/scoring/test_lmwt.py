@@ -59,13 +59,19 @@ def test_score_writes_the_sweep_and_best_wer(tmp_path):
     assert best.value == 0.0 and best.path.name == "wer_0.5_0"
 
 
-def test_score_cli_prints_the_best_weight(tmp_path, asrkit_cli):
+def scored_dir(tmp_path):
+    """(data dir, decode dir with text and n-best lists) of REF and NBEST."""
     data, decode = tmp_path / "data", tmp_path / "decode_test"
     data.mkdir()
     decode.mkdir()
     (data / "text").write_text(REF)
     (decode / "text").write_text("u1 the cat sad\nu2 hello world\n")
     write_nbest(decode, NBEST)
+    return data, decode
+
+
+def test_score_cli_prints_the_best_weight(tmp_path, asrkit_cli):
+    data, decode = scored_dir(tmp_path)
     proc = asrkit_cli("score", "--data", data, "--decode-dir", decode, "--lm-weights", "0,0.5", "--word-penalties", "0")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == f"%WER 0.00 [ 0 / 5, 0 ins, 0 del, 0 sub ] {decode.as_posix()}/wer_0.5_0"
@@ -85,22 +91,12 @@ def test_bad_nbest_tables(tmp_path):
         parse_grid(" , ", "--lm-weights")
 
 
-def _scored_dir(tmp_path):
-    data, decode = tmp_path / "data", tmp_path / "decode_test"
-    data.mkdir()
-    decode.mkdir()
-    (data / "text").write_text(REF)
-    (decode / "text").write_text("u1 the cat sad\nu2 hello world\n")
-    write_nbest(decode, NBEST)
-    return data, decode
-
-
 def sweep_files(decode) -> list[str]:
     return sorted(p.name for p in decode.glob("wer_*_*"))
 
 
 def test_a_new_grid_removes_only_the_sweep_files_asrkit_wrote(tmp_path):
-    data, decode = _scored_dir(tmp_path)
+    data, decode = scored_dir(tmp_path)
     kaldi = "compute-wer --text --mode=present ark:test_filt.txt ark,p:-\n%WER 9.00 [ 9 / 100, 0 ins, 0 del, 9 sub ]\n"
     (decode / "wer_10_0.5").write_text(kaldi)  # a Kaldi sweep's file
     (decode / "wer_7_0").write_text("my notes\n")  # a user's file of a sweep name
@@ -124,7 +120,7 @@ def test_a_new_grid_removes_only_the_sweep_files_asrkit_wrote(tmp_path):
 def test_a_decode_without_nbest_lists_drops_the_earlier_sweep(tmp_path):
     import shutil
 
-    data, decode = _scored_dir(tmp_path)
+    data, decode = scored_dir(tmp_path)
     score_decode_dir(data, decode, lm_weights=(0.0, 1.0), word_penalties=(0.0,))
     (decode / "wer_10_0.5").write_text("compute-wer --text ...\n%WER 9.00 [ 9 / 100, 0 ins, 0 del, 9 sub ]\n")
     shutil.rmtree(decode / "nbest")  # decoded again without --lm
@@ -134,7 +130,7 @@ def test_a_decode_without_nbest_lists_drops_the_earlier_sweep(tmp_path):
 
 
 def test_sweep_files_from_before_the_record_are_recognised_by_their_format(tmp_path):
-    data, decode = _scored_dir(tmp_path)
+    data, decode = scored_dir(tmp_path)
     score_decode_dir(data, decode, lm_weights=(0.0, 1.0), word_penalties=(0.0, 0.5))
     (decode / ".wer_sweep").unlink()  # as a decode dir scored by an asrkit that kept no record
     (decode / "wer_3_0").write_text("a user's file\n")

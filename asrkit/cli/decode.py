@@ -48,8 +48,8 @@ import click
 @click.option("--nbest", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --lm: hypotheses per utterance in OUT_DIR/nbest/ (for rescoring over LM weights).")
 @click.option("--overwrite", is_flag=True, help="Decode again even if this decode already finished.")
-def decode(model_path: Path, data_dir: Path, out_dir: Path, search: str | None, beam: int | None, lang: str, device: str,
-           nj: int, batch_frames: int, output: str, priors: Path | None, priors_from_ali: str | None,
+def decode(model_path: Path, data_dir: Path, out_dir: Path, search: str | None, beam: int | None, lang: str,
+           device: str, nj: int, batch_frames: int, output: str, priors: Path | None, priors_from_ali: str | None,
            priors_from_data: Path | None, streaming: bool, lm: tuple[str, ...], lm_weight: float, word_penalty: float,
            nbest: int, overwrite: bool) -> None:
     """Decode DATA with MODEL into OUT_DIR/text (Kaldi text, C-sorted); the log gives the real-time factor.

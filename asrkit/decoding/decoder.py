@@ -143,8 +143,8 @@ class DecodeResult(DecodeSpeed):
 # ------------------------------------------------------------------------------------------------
 
 def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                    search: str | None = None, beam: int | None = None, lang: str = "auto", device: str = "cpu", nj: int = 1,
-                    batch_frames: int = 0, output: str = "text", priors: str | os.PathLike | None = None,
+                    search: str | None = None, beam: int | None = None, lang: str = "auto", device: str = "cpu",
+                    nj: int = 1, batch_frames: int = 0, output: str = "text", priors: str | os.PathLike | None = None,
                     streaming: bool = False, lm: tuple[str, ...] | list[str] = (), lm_weight: float = 1.0,
                     word_penalty: float = 0.0, nbest: int = 1, overwrite: bool = False,
                     command: str | None = None) -> DecodeResult:
@@ -462,5 +462,5 @@ def _decode_job(spec: JobSpec, log, on_progress) -> JobResult:
     return result
 
 
-__all__ = ["DEFAULT_BATCH_FRAMES", "DEFAULT_BEAM", "DEFAULT_LM_BEAM", "OUTPUTS", "DecodeOptions", "DecodeResult", "DecodeSpeed", "JobResult", "JobSpec",
-           "check_languages", "decode_data_dir", "run_job"]
+__all__ = ["DEFAULT_BATCH_FRAMES", "DEFAULT_BEAM", "DEFAULT_LM_BEAM", "OUTPUTS", "DecodeOptions", "DecodeResult",
+           "DecodeSpeed", "JobResult", "JobSpec", "check_languages", "decode_data_dir", "run_job"]

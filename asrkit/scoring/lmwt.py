@@ -123,7 +123,7 @@ def score_lm_weights(ref: Mapping[str, list[str]], decode_dir: str | os.PathLike
     earlier = _earlier_sweep(decode_dir)
     names = [sweep_name(w, p) for w in lm_weights for p in word_penalties] + [BEST_WER]
     for name in names:
-        if (decode_dir / name).is_file() and not _is_ours(decode_dir / name, earlier.get(name)):
+        if (decode_dir / name).is_file() and not (name in earlier and _is_ours(decode_dir / name, earlier[name])):
             raise ConfigError(f"{decode_dir / name}: not written by asrkit score (or changed since), and the "
                               "sweep would replace it; move it away first")
     # Recorded before writing: a sweep cut off midway leaves every file it may have written listed.
@@ -182,10 +182,11 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _is_ours(path: Path, digest: str | None) -> bool:
-    """Whether `path` holds what asrkit wrote: the recorded digest; where none was recorded (a sweep
-    cut off before it wrote the file, or one from before the record), asrkit's format: compute-wer's
-    three lines for `wer_<W>_<P>`, and for `best_wer` one %WER line naming a sweep file of this dir."""
+def _is_ours(path: Path, digest: str) -> bool:
+    """Whether a file of the sweep's record still holds what asrkit wrote: its recorded digest; where
+    none was recorded ("": a sweep cut off before it wrote the file, or a dir scored before the
+    record), asrkit's format: compute-wer's three lines for `wer_<W>_<P>`, and for `best_wer` one
+    %WER line naming a sweep file of this dir."""
     if digest:
         return _digest(path.read_bytes()) == digest
     lines = path.read_text(errors="replace").splitlines()
@@ -199,11 +200,13 @@ def _is_ours(path: Path, digest: str | None) -> bool:
 
 def _earlier_sweep(decode_dir: Path) -> dict[str, str]:
     """`{name: digest}` of the earlier sweep ("" where it was listed but not yet written); without a
-    record, the `wer_<W>_<P>` files in asrkit's format (scored before the record was kept)."""
+    record, the `wer_<W>_<P>` files and `best_wer` in asrkit's format (scored before the record was
+    kept). A file not listed here is never asrkit's to replace or remove."""
     path = decode_dir / SWEEP_RECORD
     if not path.is_file():
-        return {p.name: "" for p in decode_dir.glob("wer_*_*") if _SWEEP_NAME.fullmatch(p.name) and p.is_file()
-                and _is_ours(p, "")}
+        found = [p for p in (*decode_dir.glob("wer_*_*"), decode_dir / BEST_WER)
+                 if (p.name == BEST_WER or _SWEEP_NAME.fullmatch(p.name)) and p.is_file()]
+        return {p.name: "" for p in found if _is_ours(p, "")}
     out = {}
     for line in path.read_text().splitlines():
         digest, _, name = line.partition(" ")

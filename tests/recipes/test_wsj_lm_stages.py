@@ -118,11 +118,12 @@ def test_lm_stages_decode_dev93_and_eval92_with_both_lms(wsj_lm_run):
 
 def test_lm_stage_needs_an_lm_source(tmp_path):
     shutil.copytree(REPO / "recipes" / "utils", tmp_path / "utils")
-    shutil.copytree(REPO / "recipes" / "wsj", tmp_path / "wsj", symlinks=True, ignore=shutil.ignore_patterns("data", "exp"))
+    shutil.copytree(REPO / "recipes" / "wsj", tmp_path / "wsj", symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "exp"))
     (tmp_path / "wsj" / "data" / "lang_bpe200").mkdir(parents=True)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO))
     proc = subprocess.run(["./run.sh", "--stage", "11", "--stop-stage", "11"], cwd=tmp_path / "wsj", env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == ("./run.sh: stage 11 needs --nist-lm DIR (Kaldi's data/local/nist_lm) "
-                                                    "or --wsj1 DIR (the LMs on disk 13-32.1)")
+    assert proc.stderr.strip().splitlines()[-1] == ("./run.sh: stage 11 needs --nist-lm DIR (Kaldi's "
+                                                    "data/local/nist_lm) or --wsj1 DIR (the LMs on disk 13-32.1)")

@@ -115,6 +115,10 @@ def test_a_new_grid_removes_only_the_sweep_files_asrkit_wrote(tmp_path):
         score_decode_dir(data, decode, lm_weights=(7.0, 0.5), word_penalties=(0.0,))
     assert {p.name: p.read_text() for p in decode.iterdir() if p.is_file() and p.name not in ("wer", "per_utt")} == \
         {k: v for k, v in before.items() if k not in ("wer", "per_utt")}
+    # the record lists what asrkit wrote: a copy of its output under another grid name is the user's
+    (decode / "wer_2_0").write_text((decode / "wer_0.5_0").read_text())
+    with pytest.raises(ConfigError, match=r"wer_2_0: not written by asrkit score"):
+        score_decode_dir(data, decode, lm_weights=(2.0,), word_penalties=(0.0,))
 
 
 def test_a_decode_without_nbest_lists_drops_the_earlier_sweep(tmp_path):

@@ -16,7 +16,7 @@
 #       lexicon spelling its words in the BPE tokens; CTC lexicon beam search with shallow fusion
 #       (asrkit decode --lm), scored over LM weights (asrkit score's wer_<W>_<P>, best_wer).
 #
-#   ./run.sh --wsj0 /corpora/LDC93S6B --wsj1 /corpora/LDC94S13B              # (a), and (c) with tgpr
+#   ./run.sh --wsj0 /corpora/LDC93S6B --wsj1 /corpora/LDC94S13B              # (a) [+ (c) tgpr with IRSTLM]
 #   ./run.sh --wsj0 ... --wsj1 ... --ali-dir ~/kaldi/egs/wsj/s5/exp/tri4b_ali_si284 \
 #            --graph-dir ~/kaldi/egs/wsj/s5/exp/tri4b/graph_bd_tgpr          # (a) and (b)
 #   ./run.sh ... --dict ~/kaldi/egs/wsj/s5/data/local/dict_nosp/lexicon.txt \
@@ -43,6 +43,7 @@
 #      IRSTLM's prune-lm 1e-7); its lexicon keeps the words of --dict (a CMU dict or Kaldi lexicon),
 #      as wsj_format_data.sh's G keeps only lexicon words. bd_tgpr: --bd-lm FILE (Kaldi's
 #      wsj_train_lms.sh output, whose vocabulary is its extended dictionary's), skipped without it.
+#      A full run without an LM source skips the LM stages (asking for stage 11 itself is an error).
 #  12  decode test_dev93 / test_eval92 with each LM (--lm, --lm-beam, --nbest), score over LM weights
 #  13  results table of every decode dir (asrkit results), also in exp/RESULTS.md
 #
@@ -243,19 +244,25 @@ if stage_on 11; then
   log "stage 11: word LMs tgpr and bd_tgpr in the tokens of $lang"
   [ -d "$lang" ] || die "$lang not found: run stage 3 first"
   tgpr_arpa=${nist_lm:-data/local/nist_lm}/lm_tgpr.arpa.gz
-  if [ ! -f "$tgpr_arpa" ]; then
-    [ -z "$nist_lm" ] || die "$tgpr_arpa not found (--nist-lm must hold Kaldi's lm_tgpr.arpa.gz)"
-    [ -n "$wsj1" ] || die "stage 11 needs --nist-lm DIR (Kaldi's data/local/nist_lm) or --wsj1 DIR (the LMs on disk 13-32.1)"
+  [ -z "$nist_lm" ] || [ -f "$tgpr_arpa" ] || die "$tgpr_arpa not found (--nist-lm must hold Kaldi's lm_tgpr.arpa.gz)"
+  if [ ! -f "$tgpr_arpa" ] && [ -n "$wsj1" ]; then
     ./local/wsj_nist_lm.sh "$wsj1" data/local/nist_lm
-    [ -f "$tgpr_arpa" ] || die "no $tgpr_arpa: install IRSTLM (prune-lm) or give --nist-lm DIR from a Kaldi WSJ setup"
   fi
-  words_opts=()
-  if [ -n "$dict" ]; then
-    mkdir -p data/local
-    ./local/lm_words.sh "$tgpr_arpa" "$dict" data/local/lm_tgpr_words.txt
-    words_opts=(--words data/local/lm_tgpr_words.txt)
+  if [ -f "$tgpr_arpa" ]; then
+    words_opts=()
+    if [ -n "$dict" ]; then
+      mkdir -p data/local
+      ./local/lm_words.sh "$tgpr_arpa" "$dict" data/local/lm_tgpr_words.txt
+      words_opts=(--words data/local/lm_tgpr_words.txt)
+    fi
+    asrkit make-lm --arpa "$tgpr_arpa" "${words_opts[@]}" "$lang" "${lang}_tgpr_lm"
+  else
+    why="stage 11 needs --nist-lm DIR (Kaldi's data/local/nist_lm) or --wsj1 DIR (the LMs on disk 13-32.1)"
+    [ -z "$wsj1" ] || why="no $tgpr_arpa: install IRSTLM (prune-lm) or give --nist-lm DIR from a Kaldi WSJ setup"
+    # Asking for the LM stages without an LM source is a mistake; a full run goes on to the results.
+    [ "$stage" -lt 11 ] || die "$why"
+    log "tgpr skipped: $why"
   fi
-  asrkit make-lm --arpa "$tgpr_arpa" "${words_opts[@]}" "$lang" "${lang}_tgpr_lm"
   if [ -n "$bd_lm" ]; then
     asrkit make-lm --arpa "$bd_lm" "$lang" "${lang}_bd_tgpr_lm"
   else

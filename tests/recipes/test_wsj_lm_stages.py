@@ -116,7 +116,7 @@ def test_lm_stages_decode_dev93_and_eval92_with_both_lms(wsj_lm_run):
             assert f"| conformer_ctc | avg5_{lm}_{test_set} |" in (recipe / "exp" / "RESULTS.md").read_text()
 
 
-def test_lm_stage_needs_an_lm_source(tmp_path):
+def test_lm_stage_needs_an_lm_source_or_is_skipped(tmp_path):
     shutil.copytree(REPO / "recipes" / "utils", tmp_path / "utils")
     shutil.copytree(REPO / "recipes" / "wsj", tmp_path / "wsj", symlinks=True,
                     ignore=shutil.ignore_patterns("data", "exp"))
@@ -127,3 +127,8 @@ def test_lm_stage_needs_an_lm_source(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == ("./run.sh: stage 11 needs --nist-lm DIR (Kaldi's "
                                                     "data/local/nist_lm) or --wsj1 DIR (the LMs on disk 13-32.1)")
+    # a run that takes in the LM stages on its way (here from stage 10 on) skips them instead
+    proc = subprocess.run(["./run.sh", "--stage", "10", "--stop-stage", "12"], cwd=tmp_path / "wsj", env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "tgpr skipped: stage 11 needs --nist-lm DIR" in proc.stderr and "no --bd-lm: bd_tgpr skipped" in proc.stderr

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Decoding speed: real-time factor of CTC greedy and prefix beam (8) search, on CPU and on a GPU.
+"""Decoding speed: real-time factor of CTC greedy and prefix beam (8) search, on CPU and on a GPU,
+and of the lexicon search with a word trigram (`decode --lm`, beam 50) on CPU.
 
 Builds a synthetic test set (`asrkit prepare synth` for 2 languages, then 80-dim fbank with
 `make_feats`; if eSpeak NG synthesis is unavailable, random 80-dim features of 2-12 s), a
@@ -14,8 +15,18 @@ Each configuration runs `decode_data_dir` (the library call behind `asrkit decod
 gives the real-time factor (RTF = decoding seconds / audio seconds), the speed as x real time, and
 beam against greedy on the same device. A script that prints a table, not a test.
 
+The LM rows (CPU only: flashlight's search runs on the CPU whatever the model's device) decode the
+same subset with `lm=` one LM dir per language: a Kneser-Ney trigram (`make_lm_dir`, Kaldi's
+make_kn_lm.py estimation) of --lm-sentences sentences drawn by the synth corpus' text generator
+(seed 1234, not the test set's seed: the speed of a search over a vocabulary the test set does not
+all fit, as with a real LM), at --lm-beams; the row names the LM's size (n-grams per order and
+lexicon words) and the time is against greedy in the same run. KenLM reading the ARPA file is not
+timed, like model loading; its time is printed. A randomly initialised model gives flat posteriors,
+so the lexicon search keeps a full beam on every frame: the LM rows are a worst case for its speed.
+
 Usage:
-    .venv/bin/python benchmarks/bench_decode.py [--minutes 3] [--gpu-minutes 60] [--write-docs]
+    .venv/bin/python benchmarks/bench_decode.py [--minutes 3] [--gpu-minutes 60] [--lm-sentences 20000]
+        [--lm-beams 50] [--write-docs]
 """
 
 from __future__ import annotations
@@ -102,10 +113,62 @@ def make_model(work: Path, data: Path, size: str) -> Path:
     return path
 
 
-def time_decode(model: Path, data: Path, out: Path, device: str, search: str, repeat: int):
+def make_lms(work: Path, data: Path, sentences: int) -> dict[str, Path]:
+    """One LM dir per language of `data`: a trigram of `sentences` generated sentences (the synth
+    text generator), or of the data's own transcripts when the test set is not synth."""
+    from asrkit.kaldi.textio import read_table
+    from asrkit.text.lmdir import make_lm_dir
+
+    langs = sorted(set(read_table(data / "utt2lang").values()))
+    lms = {}
+    for lang in langs:
+        text = work / f"lm_text_{lang}.txt"
+        try:
+            import numpy as np
+
+            from asrkit.corpora.synth.text import load_lexicon, make_sentence
+
+            lexicon, rng = load_lexicon(lang), np.random.default_rng(1234)
+            text.write_text("".join(make_sentence(rng, lexicon) + "\n" for _ in range(sentences)))
+            lm = make_lm_dir(work / f"lm_{lang}", work / "lang", language=lang, text=text, order=3)
+        except Exception as e:  # a random test set's token sets cannot spell the generator's words
+            print(f"# LM for {lang} from the test set's transcripts ({e})", file=sys.stderr)
+            lm = make_lm_dir(work / f"lm_{lang}", work / "lang", language=lang, data_dirs=[data], order=3)
+        lms[lang] = lm.path
+    return lms
+
+
+def describe_lms(lms: dict[str, Path]) -> str:
+    """`3-gram, en 2,345/9,876/12,345 n-grams 1,987 words; de ...` from the LM dirs' lm.yaml."""
+    from asrkit.text.lmdir import LmDir
+
+    parts = []
+    for lang, path in sorted(lms.items()):
+        m = LmDir.load(path).manifest
+        parts.append(f"{lang} {'/'.join(f'{n:,}' for n in m['counts'])} n-grams, {m['lexicon_words']:,} words")
+    return f"{max(len(LmDir.load(p).manifest['counts']) for p in lms.values())}-gram: " + "; ".join(parts)
+
+
+def time_lm_load(lms: dict[str, Path], model: Path) -> float:
+    """Seconds for KenLM to read every LM (what each decode job does before it starts timing)."""
+    from asrkit.decoding.lm import LexiconSearch
+    from asrkit.models.modelfile import read_model_meta
+    from asrkit.text.lmdir import LmDir
+
+    tokenizers = read_model_meta(model).tokenizers()
+    t0 = time.time()
+    for lang, path in lms.items():
+        LexiconSearch(LmDir.load(path), tokenizers[lang].pieces(), beam=50)
+    return time.time() - t0
+
+
+def time_decode(model: Path, data: Path, out: Path, device: str, search: str | None, repeat: int, *,
+                beam: int = 8, lms: dict[str, Path] | None = None, lm_weight: float = 0.5):
     from asrkit.decoding.decoder import decode_data_dir
 
-    kwargs = dict(search=search, beam=8, device=device, overwrite=True)
+    kwargs = dict(search=search, beam=beam, device=device, overwrite=True)
+    if lms:
+        kwargs.update(lm=[f"{lang}={path}" for lang, path in sorted(lms.items())], lm_weight=lm_weight)
     decode_data_dir(model, data, out, **kwargs)  # warm-up
     best = None
     for _ in range(repeat):
@@ -159,6 +222,9 @@ def main() -> None:
     parser.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="demo")
     parser.add_argument("--model", type=Path, help="a trained model file instead of a random-init one")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--lm-sentences", type=int, default=20000,
+                        help="generated sentences per language for the LM rows' trigram (0: no LM rows)")
+    parser.add_argument("--lm-beams", default="50", help="comma-separated beams of the LM rows")
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
@@ -179,14 +245,26 @@ def main() -> None:
     runs = [("cpu", subset(data, args.minutes, work / "cpu_subset"))]
     if gpu:
         runs.append(("cuda", data))
+    lms, lm_notes = {}, []
+    if args.lm_sentences > 0:
+        t0 = time.time()
+        lms = make_lms(work, data, args.lm_sentences)
+        lm_notes.append(f"LM rows: {describe_lms(lms)} (Kneser-Ney from {args.lm_sentences:,} generated sentences "
+                        f"per language, made in {time.time() - t0:.0f} s), lm-weight 0.5, reading the ARPA files "
+                        f"{time_lm_load(lms, model):.2f} s (not timed, like model loading).")
+        print(f"# {lm_notes[-1]}", file=sys.stderr)
     rows = []
     for device, d in runs:
         greedy_rtf = None
+        name = torch.cuda.get_device_name(0) if device == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
         for search in ("greedy", "beam"):
             r = time_decode(model, d, work / f"decode_{device}_{search}", device, search, args.repeat)
             greedy_rtf = greedy_rtf or r.rtf
-            name = torch.cuda.get_device_name(0) if device == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
             rows.append((device, name, "greedy" if search == "greedy" else "beam 8", r.num_utts, r.audio_seconds,
+                         r.decode_seconds, r.rtf, 1.0 / r.rtf, r.rtf / greedy_rtf))
+        for beam in ([int(b) for b in args.lm_beams.split(",")] if lms and device == "cpu" else []):
+            r = time_decode(model, d, work / f"decode_{device}_lm{beam}", device, None, args.repeat, beam=beam, lms=lms)
+            rows.append((device, name, f"lexicon + 3-gram LM, beam {beam}", r.num_utts, r.audio_seconds,
                          r.decode_seconds, r.rtf, 1.0 / r.rtf, r.rtf / greedy_rtf))
     header = "| device | search | utts | audio (s) | decode (s) | RTF | x real time | time vs greedy |"
     lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -199,7 +277,7 @@ def main() -> None:
         notes = [f"`make bench-decode` (`benchmarks/bench_decode.py`), {time.strftime('%Y-%m-%d')}: `decode_data_dir` "
                  f"on {what}, {model_desc}. Best of {args.repeat} runs after a warm-up; decoding time includes "
                  "reading features, the forward pass and the search, not model loading. Issue target on one "
-                 "H100/H200: greedy >= 2,000x real time, beam (8) >= 300x."]
+                 "H100/H200: greedy >= 2,000x real time, beam (8) >= 300x.", *lm_notes]
         load = os.getloadavg()[0]
         if load > (os.cpu_count() or 1):
             notes.append(f"The machine was shared (load average {load:.1f} on {os.cpu_count()} cores): CPU rows are "

@@ -14,9 +14,11 @@ import click
               help="Data dir with feats.scp (cmvn.scp, utt2lang, utt2dur used when present).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Decode dir, e.g. exp/NAME/decode_SET: gets text (or loglikes.scp), log/, num_jobs.")
-@click.option("--search", type=click.Choice(["greedy", "beam"]), default="greedy", show_default=True,
-              help="Best path, or prefix beam search (CTC) / beam search (RNN-T).")
-@click.option("--beam", type=click.IntRange(min=1), default=8, show_default=True, help="Beam size for --search beam.")
+@click.option("--search", type=click.Choice(["greedy", "beam"]),
+              help="Best path (the default), or prefix beam search (CTC) / beam search (RNN-T). Not with --lm, "
+                   "which is its own search.")
+@click.option("--beam", type=click.IntRange(min=1),
+              help="Hypotheses kept: for --search beam (default 8), or per frame with --lm (default 50).")
 @click.option("--lang", default="auto", show_default=True,
               help="Language of every utterance, or auto: utt2lang (or the model's only language).")
 @click.option("--device", default="cpu", show_default=True,
@@ -46,8 +48,8 @@ import click
 @click.option("--nbest", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --lm: hypotheses per utterance in OUT_DIR/nbest/ (for rescoring over LM weights).")
 @click.option("--overwrite", is_flag=True, help="Decode again even if this decode already finished.")
-def decode(model_path: Path, data_dir: Path, out_dir: Path, search: str, beam: int, lang: str, device: str,
-           nj: int, batch_frames: int, output: str, priors: Path | None, priors_from_ali: str | None,
+def decode(model_path: Path, data_dir: Path, out_dir: Path, search: str | None, beam: int | None, lang: str,
+           device: str, nj: int, batch_frames: int, output: str, priors: Path | None, priors_from_ali: str | None,
            priors_from_data: Path | None, streaming: bool, lm: tuple[str, ...], lm_weight: float, word_penalty: float,
            nbest: int, overwrite: bool) -> None:
     """Decode DATA with MODEL into OUT_DIR/text (Kaldi text, C-sorted); the log gives the real-time factor.

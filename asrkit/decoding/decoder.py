@@ -47,6 +47,11 @@ from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model
 from asrkit.models.pathways import build_decode_hook
 
 OUTPUTS = ("text", "loglikes")
+# Beam sizes when --beam is not given: prefix beam search gains little past 8 hypotheses; the
+# lexicon search with a word LM wants far more (50 gained 4.6 points of WER over 20 on the demo,
+# at the same speed: docs/decoding.md).
+DEFAULT_BEAM = 8
+DEFAULT_LM_BEAM = 50
 # Padded input frames per batch: a few thousand keep a CPU's caches warm; a GPU wants many.
 DEFAULT_BATCH_FRAMES = {"cpu": 20_000, "cuda": 400_000}
 DONE_FILE = ".done"
@@ -138,8 +143,8 @@ class DecodeResult(DecodeSpeed):
 # ------------------------------------------------------------------------------------------------
 
 def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                    search: str = "greedy", beam: int = 8, lang: str = "auto", device: str = "cpu", nj: int = 1,
-                    batch_frames: int = 0, output: str = "text", priors: str | os.PathLike | None = None,
+                    search: str | None = None, beam: int | None = None, lang: str = "auto", device: str = "cpu",
+                    nj: int = 1, batch_frames: int = 0, output: str = "text", priors: str | os.PathLike | None = None,
                     streaming: bool = False, lm: tuple[str, ...] | list[str] = (), lm_weight: float = 1.0,
                     word_penalty: float = 0.0, nbest: int = 1, overwrite: bool = False,
                     command: str | None = None) -> DecodeResult:
@@ -151,8 +156,10 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         data_dir: data dir with `feats.scp` (+ `cmvn.scp`/`utt2spk` for CMVN, `utt2lang` for the
             language of each utterance, `utt2dur` for the real-time factor).
         out_dir: the decode dir (created).
-        search: "greedy" or "beam" (what the model's backend offers).
-        beam: beam size for "beam".
+        search: "greedy" or "beam" (what the model's backend offers); None: greedy. With `lm` it
+            must be None: the LM decode is its own search.
+        beam: beam size for "beam" and for `lm`; None: 8 (`DEFAULT_BEAM`), with `lm` 50
+            (`DEFAULT_LM_BEAM`).
         lang: "auto" (each utterance's `utt2lang`, or the model's only language) or a language
             tag used for every utterance.
         device: "cpu", "cuda" or "cuda:N".
@@ -185,6 +192,12 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     command = command or command_line()
     device = check_device(device)
+    if lm and search is not None:
+        raise ConfigError(f"--search {search} does not go with --lm: --lm decodes with its own search (lexicon beam "
+                          "search with the word LM, --beam hypotheses per frame); leave --search out")
+    search = search or "greedy"
+    if beam is None:
+        beam = DEFAULT_LM_BEAM if lm else DEFAULT_BEAM
     if search not in SEARCHES:
         raise ConfigError(f"unknown search '{search}' (choose from {', '.join(SEARCHES)})")
     if beam < 1:
@@ -449,5 +462,5 @@ def _decode_job(spec: JobSpec, log, on_progress) -> JobResult:
     return result
 
 
-__all__ = ["DEFAULT_BATCH_FRAMES", "OUTPUTS", "DecodeOptions", "DecodeResult", "DecodeSpeed", "JobResult", "JobSpec",
-           "check_languages", "decode_data_dir", "run_job"]
+__all__ = ["DEFAULT_BATCH_FRAMES", "DEFAULT_BEAM", "DEFAULT_LM_BEAM", "OUTPUTS", "DecodeOptions", "DecodeResult",
+           "DecodeSpeed", "JobResult", "JobSpec", "check_languages", "decode_data_dir", "run_job"]

@@ -18,18 +18,30 @@ word boundary inside the first piece of each word (the "▁" prefix), and the le
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from asrkit.errors import ConfigError, DataDirError
+from asrkit.errors import ConfigError, DataDirError, FormatError
 from asrkit.kaldi.textio import write_table
 from asrkit.text.lmdir import LmDir
 from asrkit.text.tokenizer import BLANK, UNK
 
 LN10 = math.log(10.0)
+# What KenLM prints on std::cerr while it reads a text ARPA file (lm/model.cc, lm/read_arpa.cc,
+# util/file_piece.cc): the advice to build a binary, the file name and a progress bar, and the
+# notice that a file without <unk> gets log10 p(<unk>) = -100. flashlight-text's KenLM(path, dict)
+# has no option to quiet it (its Config's `messages` stream is not exposed), so `read_kenlm_quietly`
+# catches it at the file descriptor and keeps only what matters in one log line.
+_KENLM_NOISE = ("Loading the LM will be faster if you build a binary file.", "Reading ", "----5---10---15",
+                "****")
+_KENLM_MISSING_UNK = "missing <unk>"
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,54 @@ def _ctc_decoder():
     return ctc_decoder
 
 
+@contextlib.contextmanager
+def _stderr_captured(out: list[str]):
+    """Send the process' file descriptor 2 to a temporary file for the block (C++ writes there,
+    under Python's sys.stderr); `out` gets the captured text when the block ends."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                tmp.seek(0)
+                out.append(tmp.read().decode("utf-8", errors="replace"))
+    finally:
+        os.close(saved)
+
+
+def read_kenlm_quietly(load, arpa: Path) -> tuple[object, str]:
+    """Call `load()` (which makes KenLM read `arpa`) with KenLM's loading messages caught.
+
+    Returns:
+        what `load` returned, and one line saying what KenLM reported about the file ("" when it
+        said nothing of note). Anything else written to stderr meanwhile is written out again.
+
+    Raises:
+        FormatError: KenLM could not read the file (its reason, in one line).
+    """
+    captured: list[str] = []
+    try:
+        with _stderr_captured(captured):
+            result = load()
+    except RuntimeError as e:  # KenLM's exception text: where in its source, then what was wrong
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise FormatError(arpa, f"KenLM cannot read this ARPA file: {reason}") from None
+    notes, other = [], []
+    for line in captured[0].splitlines():
+        if _KENLM_MISSING_UNK in line:
+            notes.append(f"{arpa} has no <unk>: KenLM gives words outside the LM log10 probability -100 "
+                         "(the lexicon search proposes only LM words)")
+        elif line.strip() and not line.startswith(_KENLM_NOISE):
+            other.append(line)
+    if other:
+        sys.stderr.write("\n".join(other) + "\n")
+    return result, "; ".join(notes)
+
+
 class LexiconSearch:
     """Beam search of one language's CTC outputs with its LM dir.
 
@@ -78,9 +138,12 @@ class LexiconSearch:
                               "make it with the model's lang dir")
         ctc_decoder = _ctc_decoder()
         self.lm_dir, self.lm_weight, self.word_penalty, self.nbest = lm, lm_weight, word_penalty, nbest
-        self._decoder = ctc_decoder(lexicon=str(lm.lexicon), tokens=list(tokens), lm=str(lm.arpa), nbest=nbest,
-                                    beam_size=beam, lm_weight=lm_weight * LN10, word_score=-word_penalty,
-                                    sil_score=0.0, blank_token=BLANK, sil_token=BLANK, unk_word=UNK)
+        # KenLM reads the ARPA file here; `kenlm_note` keeps what it said of note (for the job's log).
+        self._decoder, self.kenlm_note = read_kenlm_quietly(
+            lambda: ctc_decoder(lexicon=str(lm.lexicon), tokens=list(tokens), lm=str(lm.arpa), nbest=nbest,
+                                beam_size=beam, lm_weight=lm_weight * LN10, word_score=-word_penalty,
+                                sil_score=0.0, blank_token=BLANK, sil_token=BLANK, unk_word=UNK),
+            lm.arpa)
 
     def search(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[LmHypothesis]]:
         """`log_probs (B, T, V)` CTC log posteriors, `lens (B,)` -> per utterance up to `nbest`
@@ -148,6 +211,8 @@ class LmTextOutput:
                                                     word_penalty=word_penalty, beam=beam, nbest=nbest)
                 log.info("LM for '%s': %s (order %s), lm-weight %g, word-penalty %g, beam %d, nbest %d", lang, path,
                          self.searches[lang].lm_dir.manifest["order"], lm_weight, word_penalty, beam, nbest)
+                if self.searches[lang].kenlm_note:
+                    log.info("LM for '%s': %s", lang, self.searches[lang].kenlm_note)
         self.text, self.nbest_files = text, nbest_files
         self.hyps: dict[str, list[LmHypothesis]] = {}
         text.parent.mkdir(parents=True, exist_ok=True)
@@ -180,4 +245,4 @@ def write_nbest(hyps: dict[str, list[LmHypothesis]], text: Path, ac_cost: Path, 
 
 
 __all__ = ["LN10", "LexiconSearch", "LmHypothesis", "LmTextOutput", "check_lm_languages", "parse_lm_options",
-           "write_nbest"]
+           "read_kenlm_quietly", "write_nbest"]

@@ -14,6 +14,7 @@ decode's beam found with its own weight, so far-away weights can only choose amo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +30,10 @@ NBEST_DIR = "nbest"
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 DEFAULT_WORD_PENALTIES = (0.0, 0.5, 1.0)
 BEST_WER = "best_wer"
-# The sweep files of an earlier grid, so that a smaller grid does not leave stale scores behind.
+# What the last sweep wrote (`<sha256> <name>` lines), so that the next one removes exactly those
+# files, and only while they still hold what asrkit wrote: a Kaldi sweep's wer_10_0.5, or a file a
+# user put there under such a name, is never removed.
+SWEEP_RECORD = ".wer_sweep"
 _SWEEP_NAME = re.compile(r"wer_-?\d+(?:\.\d+)?_-?\d+(?:\.\d+)?")
 
 
@@ -111,12 +115,20 @@ def score_lm_weights(ref: Mapping[str, list[str]], decode_dir: str | os.PathLike
 
     Raises:
         FormatError: bad n-best tables (see `read_nbest`).
+        ConfigError: a file of the grid's names (or `best_wer`) that asrkit did not write is in the
+            way (nothing is written then).
     """
     decode_dir = Path(decode_dir)
     nbest = read_nbest(decode_dir / NBEST_DIR)
-    for old in decode_dir.iterdir():
-        if _SWEEP_NAME.fullmatch(old.name):
-            old.unlink()
+    earlier = _earlier_sweep(decode_dir)
+    names = [sweep_name(w, p) for w in lm_weights for p in word_penalties] + [BEST_WER]
+    for name in names:
+        if (decode_dir / name).is_file() and not (name in earlier and _is_ours(decode_dir / name, earlier[name])):
+            raise ConfigError(f"{decode_dir / name}: not written by asrkit score (or changed since), and the "
+                              "sweep would replace it; move it away first")
+    # Recorded before writing: a sweep cut off midway leaves every file it may have written listed.
+    _write_sweep_record(decode_dir, {**earlier, **{n: "" for n in names}})
+    written: dict[str, str] = {}
     best: tuple[str, ErrorStats] | None = None
     for weight in lm_weights:
         for penalty in word_penalties:
@@ -126,14 +138,86 @@ def score_lm_weights(ref: Mapping[str, list[str]], decode_dir: str | os.PathLike
             stats = compute_wer(ref, {k: split_words(v) for k, v in hyp.items()}, mode=mode,
                                 hyp_name=str(decode_dir / NBEST_DIR / "text"))
             name = sweep_name(weight, penalty)
-            atomic_write_text(decode_dir / name, stats.compute_wer_output())
+            written[name] = _write(decode_dir / name, stats.compute_wer_output())
             if best is None or stats.wer < best[1].wer:
                 best = (name, stats)
     name, stats = best
     line = stats.compute_wer_output().split("\n", 1)[0]
-    atomic_write_text(decode_dir / BEST_WER, f"{line} {(decode_dir / name).as_posix()}\n")
+    written[BEST_WER] = _write(decode_dir / BEST_WER, f"{line} {(decode_dir / name).as_posix()}\n")
+    remove_sweep(decode_dir, keep=written)
     return best
 
 
+def remove_sweep(decode_dir: str | os.PathLike, *, keep: Mapping[str, str] | None = None) -> list[str]:
+    """Remove what an earlier sweep of asrkit wrote into `decode_dir` (`wer_<W>_<P>`, `best_wer`), except
+    the names in `keep`, and record `keep` (`{name: sha256 of its content}`) as the sweep now in place.
+    Returns the names removed.
+
+    Only asrkit's own files go: those its record lists with the content it wrote (a file changed
+    since stays). A decode dir scored before asrkit kept the record has its `wer_<W>_<P>` files
+    recognised by their content (compute-wer's three lines, which Kaldi's sweep files do not start
+    with: they start with the command line).
+    """
+    decode_dir = Path(decode_dir)
+    keep = dict(keep or {})
+    removed = []
+    for name, digest in sorted(_earlier_sweep(decode_dir).items()):
+        path = decode_dir / name
+        if name not in keep and path.is_file() and _is_ours(path, digest):
+            path.unlink()
+            removed.append(name)
+    if keep:
+        _write_sweep_record(decode_dir, keep)
+    else:
+        (decode_dir / SWEEP_RECORD).unlink(missing_ok=True)
+    return removed
+
+
+def _write(path: Path, text: str) -> str:
+    atomic_write_text(path, text)
+    return _digest(text.encode())
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_ours(path: Path, digest: str) -> bool:
+    """Whether a file of the sweep's record still holds what asrkit wrote: its recorded digest; where
+    none was recorded ("": a sweep cut off before it wrote the file, or a dir scored before the
+    record), asrkit's format: compute-wer's three lines for `wer_<W>_<P>`, and for `best_wer` one
+    %WER line naming a sweep file of this dir."""
+    if digest:
+        return _digest(path.read_bytes()) == digest
+    lines = path.read_text(errors="replace").splitlines()
+    if path.name == BEST_WER:
+        head, _, named = lines[0].rpartition(" ") if len(lines) == 1 else ("", "", "")
+        return (head.startswith("%WER ") and Path(named).parent == path.parent
+                and _SWEEP_NAME.fullmatch(Path(named).name) is not None)
+    return (len(lines) == 3 and lines[0].startswith("%WER ") and lines[1].startswith("%SER ")
+            and lines[2].startswith("Scored "))
+
+
+def _earlier_sweep(decode_dir: Path) -> dict[str, str]:
+    """`{name: digest}` of the earlier sweep ("" where it was listed but not yet written); without a
+    record, the `wer_<W>_<P>` files and `best_wer` in asrkit's format (scored before the record was
+    kept). A file not listed here is never asrkit's to replace or remove."""
+    path = decode_dir / SWEEP_RECORD
+    if not path.is_file():
+        found = [p for p in (*decode_dir.glob("wer_*_*"), decode_dir / BEST_WER)
+                 if (p.name == BEST_WER or _SWEEP_NAME.fullmatch(p.name)) and p.is_file()]
+        return {p.name: "" for p in found if _is_ours(p, "")}
+    out = {}
+    for line in path.read_text().splitlines():
+        digest, _, name = line.partition(" ")
+        if name == BEST_WER or _SWEEP_NAME.fullmatch(name):  # never a path outside the decode dir
+            out[name] = "" if digest == "-" else digest
+    return out
+
+
+def _write_sweep_record(decode_dir: Path, entries: Mapping[str, str]) -> None:
+    atomic_write_text(decode_dir / SWEEP_RECORD, "".join(f"{d or '-'} {n}\n" for n, d in sorted(entries.items())))
+
+
 __all__ = ["BEST_WER", "DEFAULT_LM_WEIGHTS", "DEFAULT_WORD_PENALTIES", "NbestEntry", "best_hypotheses",
-           "parse_grid", "read_nbest", "score_lm_weights", "sweep_name"]
+           "parse_grid", "read_nbest", "remove_sweep", "score_lm_weights", "sweep_name"]

@@ -19,7 +19,13 @@ from asrkit.errors import AsrkitError, DataDirError, FormatError
 from asrkit.fileio import atomic_write_text
 from asrkit.kaldi.textio import read_table
 from asrkit.logutil import get_logger
-from asrkit.scoring.lmwt import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_PENALTIES, NBEST_DIR, score_lm_weights
+from asrkit.scoring.lmwt import (
+    DEFAULT_LM_WEIGHTS,
+    DEFAULT_WORD_PENALTIES,
+    NBEST_DIR,
+    remove_sweep,
+    score_lm_weights,
+)
 from asrkit.scoring.wer import (
     ErrorStats,
     alignment_ops,
@@ -155,6 +161,9 @@ def score_decode_dir(data_dir: str | os.PathLike, decode_dir: str | os.PathLike,
         reports[name] = stats
         _log.info("n-best over %d LM weights x %d word penalties: best %s", len(lm_weights), len(word_penalties),
                   name)
+    else:  # decoded again without --lm: an earlier sweep's scores would pass for this decode's
+        for stale in remove_sweep(decode_dir):
+            _log.info("removed %s of an earlier decode with n-best lists", decode_dir / stale)
     wer = reports["wer"]
     _log.info("scored %d utterances of %s: %s", wer.num_sent, decode_dir, wer.compute_wer_output().split("\n")[0])
     return reports

@@ -11,9 +11,16 @@
 #       Kaldi: asrkit writes log-likelihoods, latgen-faster-mapped searches your HCLG, and
 #       steps/score_kaldi.sh scores the lattices.
 #
-#   ./run.sh --wsj0 /corpora/LDC93S6B --wsj1 /corpora/LDC94S13B              # (a) only
+#   (c) word LMs for (a), as Kaldi decodes WSJ: the NIST 20k trigram pruned (tgpr) and the
+#       trigram of the WSJ LM training text with the extended dictionary (bd_tgpr), each with a
+#       lexicon spelling its words in the BPE tokens; CTC lexicon beam search with shallow fusion
+#       (asrkit decode --lm), scored over LM weights (asrkit score's wer_<W>_<P>, best_wer).
+#
+#   ./run.sh --wsj0 /corpora/LDC93S6B --wsj1 /corpora/LDC94S13B              # (a) [+ (c) tgpr with IRSTLM]
 #   ./run.sh --wsj0 ... --wsj1 ... --ali-dir ~/kaldi/egs/wsj/s5/exp/tri4b_ali_si284 \
 #            --graph-dir ~/kaldi/egs/wsj/s5/exp/tri4b/graph_bd_tgpr          # (a) and (b)
+#   ./run.sh ... --dict ~/kaldi/egs/wsj/s5/data/local/dict_nosp/lexicon.txt \
+#            --bd-lm ~/kaldi/egs/wsj/s5/data/local/local_lm/3gram-mincount/lm_pr6.0.gz   # (c) as Kaldi's
 #
 # Stages (each one or a few `asrkit` commands; any stage re-runs alone from its files on disk):
 #   0  data dirs: train_si284, test_dev93, test_eval92 (+ si84, 5k and eval93 sets) from the LDC disks
@@ -29,7 +36,16 @@
 #   9  small DNN student (kl to the posteriors + 0.2 ce), and the same DNN on the hard targets (ce)
 #  10  log-likelihoods (posteriors / priors counted from the alignments) -> latgen-faster-mapped with
 #      --graph-dir -> steps/score_kaldi.sh, for the teacher and both DNNs (local/decode_kaldi.sh)
-#  11  results table of every decode dir (asrkit results), also in exp/RESULTS.md
+#   --- word LMs (c) ---
+#  11  LM dirs data/lang_bpe<N>_tgpr_lm and _bd_tgpr_lm (asrkit make-lm --arpa ... --words ...). tgpr:
+#      --nist-lm DIR/lm_tgpr.arpa.gz (Kaldi's data/local/nist_lm), else made from the corpus as
+#      Kaldi's wsj_data_prep.sh does (local/wsj_nist_lm.sh: disk 13-32.1's tcb20onp.z, pruned with
+#      IRSTLM's prune-lm 1e-7); its lexicon keeps the words of --dict (a CMU dict or Kaldi lexicon),
+#      as wsj_format_data.sh's G keeps only lexicon words. bd_tgpr: --bd-lm FILE (Kaldi's
+#      wsj_train_lms.sh output, whose vocabulary is its extended dictionary's), skipped without it.
+#      A full run without an LM source skips the LM stages (asking for stage 11 itself is an error).
+#  12  decode test_dev93 / test_eval92 with each LM (--lm, --lm-beam, --nbest), score over LM weights
+#  13  results table of every decode dir (asrkit results), also in exp/RESULTS.md
 #
 # Hybrid features must have the alignments' frame rate: the fbank here uses Kaldi's 25 ms / 10 ms
 # frames with snip-edges, as Kaldi's MFCCs do, and the hybrid models never subsample.
@@ -41,7 +57,7 @@ cd "$(dirname "$0")"
 . ./utils/recipe_functions.sh
 
 stage=0
-stop_stage=11
+stop_stage=13
 nj=8                 # parallel jobs for data prep, features, posteriors, decoding and lattice generation
 device=auto          # auto|cpu|cuda: training, posteriors and decoding
 ngpu=1               # >1: data-parallel training over this many GPUs (asrkit train --ngpu)
@@ -55,8 +71,14 @@ beam=8
 ali_dir=             # Kaldi alignment dir of train_si284 (final.mdl, tree, ali.*.gz), e.g. exp/tri4b_ali_si284
 graph_dir=           # Kaldi decoding graph (HCLG.fst, words.txt) of the same tree, e.g. exp/tri4b/graph_bd_tgpr
 kaldi_egs=           # Kaldi egs dir with steps/ and utils/ for scoring [default: $KALDI_ROOT/egs/wsj/s5]
+nist_lm=             # folder with lm_tgpr.arpa.gz (Kaldi's data/local/nist_lm) [default: made from --wsj1 into data/local/nist_lm]
+bd_lm=               # the bd_tgpr ARPA (Kaldi's data/local/local_lm/3gram-mincount/lm_pr6.0.gz); none: no bd_tgpr
+dict=                # CMU dict / Kaldi lexicon.txt: tgpr's lexicon keeps only its words (none: every LM word)
+lm_weight=0.5        # decoding LM weight (stage 12); the scoring sweep tries others on the n-best lists
+lm_beam=50           # hypotheses per frame of the LM search
+nbest=10             # hypotheses per utterance kept for the LM-weight sweep
 help_message="Usage: $0 [options]
-  --stage N --stop-stage N   run stages N..M (default 0..11; see the top of this script)
+  --stage N --stop-stage N   run stages N..M (default 0..13; see the top of this script)
   --wsj0 DIR --wsj1 DIR      folders holding the LDC WSJ0 / WSJ1 disks (stage 0)
   --nj N                     parallel jobs (default 8)
   --device auto|cpu|cuda     (default auto)       --ngpu N   GPUs for training (default 1)
@@ -64,12 +86,17 @@ help_message="Usage: $0 [options]
   --avg N                    checkpoints to average for decoding (default 5)
   --ali-dir DIR              Kaldi exp/tri4b_ali_si284: enables the hybrid stages 7-10
   --graph-dir DIR            Kaldi graph (HCLG.fst, words.txt) for stage 10, e.g. exp/tri4b/graph_bd_tgpr
-  --kaldi-egs DIR            where steps/score_kaldi.sh is (default \$KALDI_ROOT/egs/wsj/s5)"
+  --kaldi-egs DIR            where steps/score_kaldi.sh is (default \$KALDI_ROOT/egs/wsj/s5)
+  --nist-lm DIR              folder with lm_tgpr.arpa.gz (default: made from --wsj1 into data/local/nist_lm)
+  --bd-lm FILE               bd_tgpr ARPA, e.g. Kaldi's data/local/local_lm/3gram-mincount/lm_pr6.0.gz
+  --dict FILE                CMU dict or Kaldi lexicon.txt whose words tgpr's lexicon keeps
+  --lm-weight W --lm-beam N --nbest N   LM decoding (stage 12; default 0.5, 50, 10)"
 . ./utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
 
 wsj0=$(abspath "$wsj0"); wsj1=$(abspath "$wsj1"); ali_dir=$(abspath "$ali_dir")
 graph_dir=$(abspath "$graph_dir"); kaldi_egs=$(abspath "$kaldi_egs")
+nist_lm=$(abspath "$nist_lm"); bd_lm=$(abspath "$bd_lm"); dict=$(abspath "$dict")
 
 # On a GPU one decoding/posterior job uses it whole; on CPU, --nj processes share the cores.
 [ "$device" = cuda ] && job_nj=1 || job_nj=$nj
@@ -214,6 +241,53 @@ if $stage_hybrid && stage_on 10; then
 fi
 
 if stage_on 11; then
-  log "stage 11: results"
+  log "stage 11: word LMs tgpr and bd_tgpr in the tokens of $lang"
+  [ -d "$lang" ] || die "$lang not found: run stage 3 first"
+  tgpr_arpa=${nist_lm:-data/local/nist_lm}/lm_tgpr.arpa.gz
+  [ -z "$nist_lm" ] || [ -f "$tgpr_arpa" ] || die "$tgpr_arpa not found (--nist-lm must hold Kaldi's lm_tgpr.arpa.gz)"
+  if [ ! -f "$tgpr_arpa" ] && [ -n "$wsj1" ]; then
+    ./local/wsj_nist_lm.sh "$wsj1" data/local/nist_lm
+  fi
+  if [ -f "$tgpr_arpa" ]; then
+    words_opts=()
+    if [ -n "$dict" ]; then
+      mkdir -p data/local
+      ./local/lm_words.sh "$tgpr_arpa" "$dict" data/local/lm_tgpr_words.txt
+      words_opts=(--words data/local/lm_tgpr_words.txt)
+    fi
+    asrkit make-lm --arpa "$tgpr_arpa" "${words_opts[@]}" "$lang" "${lang}_tgpr_lm"
+  else
+    why="stage 11 needs --nist-lm DIR (Kaldi's data/local/nist_lm) or --wsj1 DIR (the LMs on disk 13-32.1)"
+    [ -z "$wsj1" ] || why="no $tgpr_arpa: install IRSTLM (prune-lm) or give --nist-lm DIR from a Kaldi WSJ setup"
+    # Asking for the LM stages without an LM source is a mistake; a full run goes on to the results.
+    [ "$stage" -lt 11 ] || die "$why"
+    log "tgpr skipped: $why"
+  fi
+  if [ -n "$bd_lm" ]; then
+    asrkit make-lm --arpa "$bd_lm" "$lang" "${lang}_bd_tgpr_lm"
+  else
+    log "no --bd-lm: bd_tgpr skipped (Kaldi's local/wsj_train_lms.sh makes data/local/local_lm/3gram-mincount/lm_pr6.0.gz)"
+  fi
+fi
+
+if stage_on 12; then
+  log "stage 12: decode with the word LMs, score over LM weights"
+  for exp in exp/conformer_ctc exp/blstm_ctc; do
+    [ -f "$exp/avg$avg.pt" ] || { log "$exp/avg$avg.pt not found (stage 6 makes it): skipped"; continue; }
+    for lm in tgpr bd_tgpr; do
+      [ -f "${lang}_${lm}_lm/lm.yaml" ] || { log "${lang}_${lm}_lm not found (stage 11): $lm skipped"; continue; }
+      for set in $test_sets; do
+        dir=$exp/decode_avg${avg}_${lm}_${set#test_}
+        $decode_cmd asrkit decode --model "$exp/avg$avg.pt" --data "data/$set" --out-dir "$dir" \
+          --lm "${lang}_${lm}_lm" --lm-weight "$lm_weight" --beam "$lm_beam" --nbest "$nbest" \
+          --nj "$job_nj" --device "$device"
+        asrkit score --data "data/$set" --decode-dir "$dir" --filter local/wer_output_filter
+      done
+    done
+  done
+fi
+
+if stage_on 13; then
+  log "stage 13: results"
   asrkit results exp --markdown | tee exp/RESULTS.md
 fi

@@ -211,6 +211,7 @@ def test_decode_cli_with_lm_and_score_over_weights(toy):
     assert result.exit_code == 0, result.output
     log = (out / "log" / "decode.log").read_text()
     assert "lexicon beam with a word LM" in log and "lm-weight 0.5, word-penalty 0.5, nbest 4" in log
+    assert "beam 8" in log  # as asked, not the --lm default
     result = CliRunner().invoke(cli, ["score", "--data", str(test), "--decode-dir", str(out), "--lm-weights", "0,0.5,1",
                                       "--word-penalties", "0,0.5"])
     assert result.exit_code == 0, result.output
@@ -228,3 +229,45 @@ def test_lm_decode_in_two_jobs_equals_one(toy):
     two = decode_data_dir(model, test, root / "decode_nj2", nj=2, **args)
     for name in ("text", "nbest/text", "nbest/ac_cost", "nbest/lm_cost"):
         assert (two.out_dir / name).read_text() == (one.out_dir / name).read_text(), name
+
+
+def test_kenlm_loading_messages_become_one_note(tmp_path, capfd):
+    lm = write_lm_dir(tmp_path / "lm", GRAMMAR)  # a text ARPA without <unk>
+    capfd.readouterr()
+    search = LexiconSearch(lm, TOKENS, beam=4)
+    err = capfd.readouterr().err
+    assert "Loading the LM" not in err and "----5---10" not in err and "<unk>" not in err, err
+    assert search.kenlm_note == (f"{lm.arpa} has no <unk>: KenLM gives words outside the LM log10 probability "
+                                 "-100 (the lexicon search proposes only LM words)")
+    # an ARPA file with <unk> leaves nothing to say
+    with_unk = GRAMMAR.replace("ngram 1=8", "ngram 1=9").replace("\\1-grams:\n", "\\1-grams:\n-10.0\t<unk>\n")
+    assert LexiconSearch(write_lm_dir(tmp_path / "lm_unk", with_unk), TOKENS, beam=4).kenlm_note == ""
+    assert "Loading the LM" not in capfd.readouterr().err
+
+
+def test_kenlm_errors_are_one_line(tmp_path):
+    from asrkit.errors import FormatError
+
+    unigram = "\\data\\\nngram 1=3\n\n\\1-grams:\n-99\t<s>\t0\n-0.5\t</s>\n-0.5\ta\t0\n\n\\end\\\n"
+    lm = write_lm_dir(tmp_path / "lm", unigram, words={"a": "▁ a"})
+    with pytest.raises(FormatError, match=r"lm.arpa: KenLM cannot read this ARPA file: This ngram implementation "
+                                          r"assumes at least a bigram model\. Byte: \d+$"):
+        LexiconSearch(lm, TOKENS)
+
+
+def test_decode_cli_lm_beam_default_and_search_refused(toy):
+    from click.testing import CliRunner
+
+    from asrkit.cli.main import cli
+
+    model, test, lms, root = toy
+    out = root / "decode_cli_default_beam"
+    args = ["decode", "--model", str(model), "--data", str(test), "--out-dir", str(out), "--lm", str(lms["en"]),
+            "--lm", str(lms["de"])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "search lexicon beam with a word LM, beam 50," in (out / "log" / "decode.log").read_text()
+    result = CliRunner().invoke(cli, [*args, "--search", "beam", "--overwrite"])
+    assert result.exit_code != 0
+    assert "--search beam does not go with --lm: --lm decodes with its own search" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -46,7 +46,6 @@ def test_score_writes_the_sweep_and_best_wer(tmp_path):
     (data / "text").write_text(REF)
     (decode / "text").write_text("u1 the cat sad\nu2 hello world\n")
     write_nbest(decode, NBEST)
-    (decode / "wer_9_9").write_text("stale\n")
     reports = score_decode_dir(data, decode, lm_weights=(0.0, 0.5, 1.0), word_penalties=(0.0, 0.5))
     sweep = sorted(p.name for p in decode.glob("wer_*_*"))
     assert sweep == ["wer_0.5_0", "wer_0.5_0.5", "wer_0_0", "wer_0_0.5", "wer_1_0", "wer_1_0.5"]
@@ -60,13 +59,19 @@ def test_score_writes_the_sweep_and_best_wer(tmp_path):
     assert best.value == 0.0 and best.path.name == "wer_0.5_0"
 
 
-def test_score_cli_prints_the_best_weight(tmp_path, asrkit_cli):
+def scored_dir(tmp_path):
+    """(data dir, decode dir with text and n-best lists) of REF and NBEST."""
     data, decode = tmp_path / "data", tmp_path / "decode_test"
     data.mkdir()
     decode.mkdir()
     (data / "text").write_text(REF)
     (decode / "text").write_text("u1 the cat sad\nu2 hello world\n")
     write_nbest(decode, NBEST)
+    return data, decode
+
+
+def test_score_cli_prints_the_best_weight(tmp_path, asrkit_cli):
+    data, decode = scored_dir(tmp_path)
     proc = asrkit_cli("score", "--data", data, "--decode-dir", decode, "--lm-weights", "0,0.5", "--word-penalties", "0")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == f"%WER 0.00 [ 0 / 5, 0 ins, 0 del, 0 sub ] {decode.as_posix()}/wer_0.5_0"
@@ -84,3 +89,54 @@ def test_bad_nbest_tables(tmp_path):
         read_nbest(tmp_path / "nbest")
     with pytest.raises(ConfigError, match="no values"):
         parse_grid(" , ", "--lm-weights")
+
+
+def sweep_files(decode) -> list[str]:
+    return sorted(p.name for p in decode.glob("wer_*_*"))
+
+
+def test_a_new_grid_removes_only_the_sweep_files_asrkit_wrote(tmp_path):
+    data, decode = scored_dir(tmp_path)
+    kaldi = "compute-wer --text --mode=present ark:test_filt.txt ark,p:-\n%WER 9.00 [ 9 / 100, 0 ins, 0 del, 9 sub ]\n"
+    (decode / "wer_10_0.5").write_text(kaldi)  # a Kaldi sweep's file
+    (decode / "wer_7_0").write_text("my notes\n")  # a user's file of a sweep name
+    score_decode_dir(data, decode, lm_weights=(0.0, 0.5, 1.0), word_penalties=(0.0, 0.5))
+    assert sweep_files(decode) == ["wer_0.5_0", "wer_0.5_0.5", "wer_0_0", "wer_0_0.5", "wer_10_0.5", "wer_1_0",
+                                   "wer_1_0.5", "wer_7_0"]
+    (decode / "wer_1_0.5").write_text("edited by hand\n")  # asrkit's once, changed since: the user's now
+    score_decode_dir(data, decode, lm_weights=(0.5,), word_penalties=(0.0,))
+    assert sweep_files(decode) == ["wer_0.5_0", "wer_10_0.5", "wer_1_0.5", "wer_7_0"]
+    assert (decode / "wer_10_0.5").read_text() == kaldi and (decode / "wer_7_0").read_text() == "my notes\n"
+    assert (decode / "wer_1_0.5").read_text() == "edited by hand\n"
+    # a grid that would replace a file asrkit did not write: refused before anything is written
+    before = {p.name: p.read_text() for p in decode.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=r"wer_7_0: not written by asrkit score \(or changed since\), and the "
+                                          r"sweep would replace it; move it away first"):
+        score_decode_dir(data, decode, lm_weights=(7.0, 0.5), word_penalties=(0.0,))
+    assert {p.name: p.read_text() for p in decode.iterdir() if p.is_file() and p.name not in ("wer", "per_utt")} == \
+        {k: v for k, v in before.items() if k not in ("wer", "per_utt")}
+    # the record lists what asrkit wrote: a copy of its output under another grid name is the user's
+    (decode / "wer_2_0").write_text((decode / "wer_0.5_0").read_text())
+    with pytest.raises(ConfigError, match=r"wer_2_0: not written by asrkit score"):
+        score_decode_dir(data, decode, lm_weights=(2.0,), word_penalties=(0.0,))
+
+
+def test_a_decode_without_nbest_lists_drops_the_earlier_sweep(tmp_path):
+    import shutil
+
+    data, decode = scored_dir(tmp_path)
+    score_decode_dir(data, decode, lm_weights=(0.0, 1.0), word_penalties=(0.0,))
+    (decode / "wer_10_0.5").write_text("compute-wer --text ...\n%WER 9.00 [ 9 / 100, 0 ins, 0 del, 9 sub ]\n")
+    shutil.rmtree(decode / "nbest")  # decoded again without --lm
+    reports = score_decode_dir(data, decode)
+    assert set(reports) == {"wer"} and sweep_files(decode) == ["wer_10_0.5"]
+    assert not (decode / "best_wer").exists() and not (decode / ".wer_sweep").exists()
+
+
+def test_sweep_files_from_before_the_record_are_recognised_by_their_format(tmp_path):
+    data, decode = scored_dir(tmp_path)
+    score_decode_dir(data, decode, lm_weights=(0.0, 1.0), word_penalties=(0.0, 0.5))
+    (decode / ".wer_sweep").unlink()  # as a decode dir scored by an asrkit that kept no record
+    (decode / "wer_3_0").write_text("a user's file\n")
+    score_decode_dir(data, decode, lm_weights=(0.5,), word_penalties=(0.0,))
+    assert sweep_files(decode) == ["wer_0.5_0", "wer_3_0"]

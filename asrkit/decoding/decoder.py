@@ -35,14 +35,15 @@ import torch
 from asrkit import jobs
 from asrkit.data.dataset import batch_loader
 from asrkit.data.sampler import inference_batches
-from asrkit.decoding.inputs import audio_seconds, check_languages, warn_feature_mismatch
+from asrkit.decoding.inputs import audio_seconds, check_languages, count_unspellable, warn_feature_mismatch
 from asrkit.decoding.lm import LmTextOutput, check_lm_languages, parse_lm_options
 from asrkit.decoding.loglikes import LoglikesOutput, check_prior_dim, log_priors_from_counts, read_priors
-from asrkit.decoding.search import SEARCHES, TextOutput
+from asrkit.decoding.search import SEARCHES, TextOutput, model_type
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.fileio import atomic_write_text, check_not_an_input, dir_lock
 from asrkit.kaldi.writer import merge_scp
 from asrkit.logutil import check_device, command_line, get_logger, job_log, versions
+from asrkit.models.ctc import UnalignableCount
 from asrkit.models.modelfile import ModelMeta, load_model, open_data, read_model_meta
 from asrkit.models.pathways import build_decode_hook
 
@@ -122,9 +123,12 @@ class DecodeSpeed:
 
 @dataclass
 class JobResult(DecodeSpeed):
-    """What a job did: its utterances, seconds of audio and decoding time."""
+    """What a job did: its utterances, seconds of audio and decoding time; for a CTC model's text,
+    how many of its utterances with a reference could not be spelled in the model's output frames."""
 
     job: int
+    unspellable: UnalignableCount = field(default_factory=UnalignableCount)
+    subsampling: int | None = None  # the model's input frames per output frame, for the message
 
 
 @dataclass
@@ -136,6 +140,7 @@ class DecodeResult(DecodeSpeed):
     skipped: bool = False
     jobs_run: list[int] = field(default_factory=list)
     jobs_reused: list[int] = field(default_factory=list)
+    unspellable: UnalignableCount = field(default_factory=UnalignableCount)  # of the jobs run now (JobResult)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,9 +278,17 @@ def _decode_into(model_path: Path, data_dir: Path, out_dir: Path, opts: DecodeOp
             where = specs[failures[0].job - 1].log
             raise AsrkitError(f"{len(failures)} / {len(specs)} decode jobs failed, log is in {where}: "
                               f"{failures[0].message}")
+        unspellable = result.unspellable
         for r in results.values():
             result.num_utts += r.num_utts
             result.audio_seconds += r.audio_seconds
+            unspellable.lost += r.unspellable.lost
+            unspellable.total += r.unspellable.total
+            unspellable.first = unspellable.first or r.unspellable.first
+        if unspellable.lost:  # the training start-up check says the same for the training data
+            subsampling = next(iter(results.values())).subsampling
+            log.warning("decode: %s (references in %s): no CTC search can output them",
+                        unspellable.describe(subsampling), data_dir / "text")
         wall = time.time() - start
         # One job: its own decoding time (model loading excluded); several: the wall time of all.
         result.decode_seconds = results[1].decode_seconds if nj == 1 and results else wall
@@ -433,6 +446,9 @@ def _decode_job(spec: JobSpec, log, on_progress) -> JobResult:
                             log=log)
     result = JobResult(spec.job, num_utts=len(dataset.utts),
                        audio_seconds=sum(seconds.get(u.key, 0.0) for u in dataset.utts))
+    if opts.output == "text" and model_type(model, meta) == "ctc":
+        result.unspellable = count_unspellable(spec.data_dir, dataset, meta, model)
+        result.subsampling = meta.frame_subsampling
     start = time.time()
     next_report = start + 30.0
     done = 0

@@ -14,6 +14,7 @@ from asrkit.data.dataset import AsrDataset
 from asrkit.data.features_info import feature_differences, feature_settings
 from asrkit.errors import DataDirError
 from asrkit.kaldi.textio import read_table
+from asrkit.models.ctc import UnalignableCount, count_unalignable
 from asrkit.models.modelfile import ModelMeta
 
 DEFAULT_FRAME_SHIFT_MS = 10.0
@@ -67,6 +68,22 @@ def audio_seconds(data_dir: Path, dataset: AsrDataset, meta: ModelMeta) -> dict[
     return {u.key: u.num_frames * shift / 1000.0 for u in dataset.utts}
 
 
+def count_unspellable(data_dir: Path, dataset: AsrDataset, meta: ModelMeta, model) -> UnalignableCount:
+    """The utterances of a CTC decode whose reference (`data_dir/text`, when there is one) has more
+    tokens than the model gives output frames: no CTC search can produce their reference, so their
+    errors are the token unit's or the frame rate's, not the search's. Utterances without a
+    reference are not counted."""
+    path = data_dir / "text"
+    tokenizers = meta.tokenizers()
+    if not path.is_file() or not tokenizers:
+        return UnalignableCount()
+    text = read_table(path)
+    default = next(iter(tokenizers.values()))
+    utts = ((u.key, u.num_frames, tokenizers.get(u.lang, default).encode(text[u.key]))
+            for u in dataset.utts if u.key in text)
+    return count_unalignable(utts, model.output_lengths)
+
+
 def warn_feature_mismatch(data_dir: Path, meta: ModelMeta, log) -> None:
     """Warn when the data's features were made with other settings than the model's training data."""
     trained = meta.features
@@ -77,4 +94,4 @@ def warn_feature_mismatch(data_dir: Path, meta: ModelMeta, log) -> None:
                     data_dir, "; ".join(differences))
 
 
-__all__ = ["DEFAULT_FRAME_SHIFT_MS", "audio_seconds", "check_languages", "warn_feature_mismatch"]
+__all__ = ["DEFAULT_FRAME_SHIFT_MS", "audio_seconds", "check_languages", "count_unspellable", "warn_feature_mismatch"]

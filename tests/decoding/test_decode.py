@@ -189,6 +189,25 @@ def test_missing_cmvn_for_a_per_speaker_cmvn_model_is_refused(trained, tmp_path)
         open_data(nocmvn, meta)  # the jobs of decode and dump-posteriors read through this
 
 
+def test_references_longer_than_the_output_frames_are_counted(trained, tmp_path):
+    # Issue 21.1: training counted them; decode said nothing, and their errors looked like the search's.
+    model, test, root = trained
+    data = tmp_path / "long"
+    shutil.copytree(test, data)
+    text = read_table(data / "text")
+    key = sorted(text)[0]
+    frames = kaldiio.load_mat(read_table(data / "feats.scp")[key]).shape[0]
+    letters = "".join(sorted({c for line in text.values() for c in line if c.isalpha()}))
+    text[key] = " ".join([letters * (frames // len(letters) + 2)])
+    (data / "text").write_text("".join(f"{k} {v}\n" for k, v in sorted(text.items())))
+    result = decode_data_dir(model, data, tmp_path / "out", nj=2)
+    assert (result.unspellable.lost, result.unspellable.total) == (1, len(text))
+    assert result.unspellable.first[0] == key
+    log = (tmp_path / "out" / "log" / "decode.log").read_text()
+    assert f"1 of {len(text)} utterances" in log and "no CTC search can output them" in log
+    assert decode_data_dir(model, test, tmp_path / "plain").unspellable.lost == 0
+
+
 def test_forced_language_and_missing_utt2lang(trained, tmp_path):
     model, test, root = trained
     nolang = tmp_path / "nolang"

@@ -156,3 +156,13 @@ def inference_batches(utts: Sequence[UttInfo], max_frames: int, max_utts: int = 
     validation, decoding and dumping posteriors."""
     return BatchPlan(utts, max_frames=max_frames, max_utts=max_utts, homogeneous=True, shuffle=False,
                      seed=0).global_batches(0)
+
+
+def padding_ratio(batches: Sequence[Sequence[str]], num_frames: dict[str, int]) -> float:
+    """Padded frames over real frames of a list of batches: sum(longest x count - real) / sum(real)."""
+    padded = real = 0
+    for batch in batches:
+        lengths = [num_frames[k] for k in batch]
+        padded += max(lengths, default=0) * len(lengths)
+        real += sum(lengths)
+    return (padded - real) / max(real, 1)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asrkit.data.sampler import BatchPlan, UttInfo, inference_batches, language_probs, make_batches
+from asrkit.data.sampler import (
+    BatchPlan,
+    UttInfo,
+    inference_batches,
+    language_probs,
+    make_batches,
+    padding_ratio,
+)
 from asrkit.errors import ConfigError
 
 
@@ -74,3 +81,9 @@ def test_inference_batches_are_fixed_homogeneous_and_cover_every_utterance_once(
     assert sorted(k for b in batches for k in b) == sorted(langs)
     assert inference_batches(utts, max_frames=600, max_utts=2) != batches
     assert max(len(b) for b in inference_batches(utts, max_frames=10**6, max_utts=2)) == 2
+
+
+def test_padding_ratio():
+    frames = {"a": 10, "b": 6, "c": 4}
+    assert padding_ratio([["a", "b"], ["c"]], frames) == pytest.approx(4 / 20)
+    assert padding_ratio([], frames) == 0.0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import kaldiio
 import numpy as np
 import pytest
@@ -29,8 +32,6 @@ def _train(tmp_path, toy_data, name, extra=(), epochs=3, **kw):
 
 
 def _valid_losses(out):
-    import json
-
     rows = [json.loads(line) for line in (out / "log" / "metrics.jsonl").read_text().splitlines()]
     return [r["valid_loss"] for r in rows if "valid_loss" in r]
 
@@ -41,7 +42,13 @@ def test_mtl_ctc_learns_and_writes_experiment_dir(tmp_path, toy_data):
     assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
     for name in ("config.yaml", "cmd", "log/train.log", "best.pt", "final.pt"):
         assert (out / name).exists(), name
-    assert "parameters: encoder" in (out / "log" / "train.log").read_text()
+    log = (out / "log" / "train.log").read_text()
+    assert "parameters: encoder" in log
+    assert re.search(r"batches per epoch per process \(padding \d+\.\d%\)", log)
+    assert re.search(r"step \d+: loss .* frames/s, padding \d+\.\d%, input stall \d+\.\d%", log)
+    rows = [json.loads(line) for line in (out / "log" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "frames_per_s" in r]
+    assert steps and all(r["padding_ratio"] >= 0.0 and 0.0 <= r["input_stall"] < 1.0 for r in steps)
     model, meta = load_model(final)
     assert meta.languages == ["de", "en"] and meta.objective == "ctc"
     toks = meta.tokenizers()

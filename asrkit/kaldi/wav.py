@@ -60,14 +60,19 @@ def _declared_frames(fileobj) -> int | None:
             frames, frame_bytes = w.getnframes(), w.getsampwidth() * w.getnchannels()
     except (wave.Error, EOFError, ValueError):
         return None
+    return _unless_placeholder(frames, frame_bytes)
+
+
+def _unless_placeholder(frames: int, frame_bytes: int) -> int | None:
+    """`frames`, or None where it is a streaming writer's placeholder length."""
     # The wave module gives floor(data size / frame bytes); the placeholder is a data size.
     if any(frames == size // frame_bytes for size in STREAMING_DATA_SIZES):
         return None
     return frames
 
 
-def _read_pcm16_wav(fileobj) -> tuple[np.ndarray, int, int] | None:
-    """`(samples, rate, declared frames)` of a mono 16-bit PCM WAV (Kaldi's usual input), or None
+def _read_pcm16_wav(fileobj) -> tuple[np.ndarray, int, int | None] | None:
+    """`(samples, rate, declared frames or None)` of a mono 16-bit PCM WAV (Kaldi's usual input), or None
     for anything else (soundfile decodes that). One read and one int16 -> float32 conversion:
     about 5x less CPU than soundfile's float read, scaling and second header parse, which showed
     as the largest cost of make-feats on WAV input (docs/benchmarks.md)."""
@@ -81,7 +86,8 @@ def _read_pcm16_wav(fileobj) -> tuple[np.ndarray, int, int] | None:
     except (wave.Error, EOFError, ValueError):
         return None
     whole = len(data) - len(data) % 2  # a file truncated inside a sample: drop the half sample
-    return np.frombuffer(data, dtype="<i2", count=whole // 2).astype(np.float32), rate, declared
+    samples = np.frombuffer(data, dtype="<i2", count=whole // 2).astype(np.float32)
+    return samples, rate, _unless_placeholder(declared, 2)
 
 
 def _decode(source, key: str, what: str, *, from_pipe: bool = False) -> tuple[np.ndarray, int]:

@@ -372,7 +372,7 @@ def _run_training(conf: TrainConfig, *, train_dirs, valid_dirs, lang_dir: str | 
     plan = BatchPlan(train_ds.utts, max_frames=dconf.max_frames, max_utts=dconf.max_utts,
                      lang_sampling=dconf.lang_sampling, lang_alpha=dconf.lang_alpha,
                      homogeneous=dconf.language_homogeneous, shuffle=dconf.shuffle,
-                     seed=tconf.seed, rank=ctx.rank, world_size=ctx.world_size)
+                     seed=tconf.seed, rank=ctx.rank, world_size=ctx.world_size, max_padding=dconf.max_padding)
     steps_per_epoch = math.ceil(plan.num_batches(0) / tconf.accum_grad)
     total_steps = tconf.max_steps or tconf.epochs * steps_per_epoch
     padding = padding_ratio(plan.epoch_batches(0), {u.key: u.num_frames for u in train_ds.utts})

@@ -249,7 +249,7 @@ def time_size(data: Path, out: Path, repeat: int, baseline: Path | None) -> dict
 
         methods["kaldi-native-fbank loop"] = lambda: run_knf_loop(data, out / "knf")
     except ImportError:
-        print("# kaldi-native-fbank loop skipped: pip install kaldi-native-fbank", file=sys.stderr)
+        print("# kaldi-native-fbank loop skipped: not installed (make install)", file=sys.stderr)
     if torch.cuda.is_available():
         methods["make_feats() in-process --device cuda"] = lambda: run_make_feats(data, out / "cuda", 1, "cuda")
     return time_rounds(methods, repeat)

@@ -78,9 +78,10 @@ def length_buckets(lengths: Sequence[int], *, max_frames: int, max_utts: int,
     """Where to cut ascending `lengths` into batches: the end index of each.
 
     First each batch is filled up to max_frames / max_utts. If that pads more than `max_padding`
-    of the real frames (None: no bound), the cuts are those of the fewest batches that stay within
-    it: a shortest-path search over the cut points in which a batch costs its padded frames plus a
-    fixed price, the price bisected to the largest that keeps the padding within the bound.
+    of the real frames (None: no bound), the cuts are those of a shortest-path search over the cut
+    points in which a batch costs its padded frames plus a fixed price, the price bisected to the
+    largest that keeps the padding within the bound: few batches within it (a price per batch can
+    miss the exact minimum count; on the synth demo's languages it gives exactly the minimum).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.size == 0:

@@ -10,7 +10,7 @@ PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 
-.PHONY: install lock sysdeps test lint clean help demo bench bench-feats bench-train bench-decode
+.PHONY: install lock sysdeps test lint clean help demo bench bench-feats bench-train bench-decode bench-gpu
 
 help:
 	@echo "make install   create $(VENV) and install asrkit with its dev tools, exactly as $(LOCK) says"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint      ruff over the package and the tests"
 	@echo "make demo      run recipes/synth/run.sh --size demo: every stage on the offline corpus, then a WER table"
 	@echo "make bench     feature, training and decoding benchmarks, one summary table"
+	@echo "make bench-gpu every GPU figure (features, training MFU/stall, decoding, memory) into docs/benchmarks.md"
 
 install: $(STAMP)
 
@@ -68,6 +69,10 @@ bench-train: install
 
 bench-decode: install
 	$(PY) benchmarks/bench_decode.py --write-docs
+
+# On a CUDA machine: <= 8 minutes, writes its table into docs/benchmarks.md. The tests run its --dry-run.
+bench-gpu: install
+	$(PY) benchmarks/bench_gpu.py
 
 bench: install
 	$(PY) benchmarks/run_all.py

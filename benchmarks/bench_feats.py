@@ -1,25 +1,31 @@
 #!/usr/bin/env python3
-"""Feature extraction speed: `asrkit make-feats` against a plain torchaudio loop and kaldi-native-fbank.
+"""Feature extraction speed: the whole `asrkit make-feats` command against Kaldi-equivalent work.
 
-Makes >= 10 minutes of audio (`asrkit prepare synth`, or noise+tone wav files if that fails or with
-`--audio tones`), then times, in one run and on the same files, 80-dim Kaldi fbank with file I/O
-(read the audio, compute, write a Kaldi ark):
+Makes 16 kHz WAV data dirs of 10 minutes and 1 hour (`asrkit prepare synth` speech converted to WAV,
+the hour made of the same recordings under new utterance ids; noise+tone files if synth fails or
+with `--audio tones`), then times, in one run and on the same files, 80-dim Kaldi fbank with file
+I/O (read the audio, compute, write a Kaldi ark + scp):
 
-  * `make_feats()` with nj=1 (1 torch thread per job, the default; and 2 threads) and nj=2 (the
-    library call behind `asrkit make-feats`), and the `asrkit make-feats --nj 1` command itself
-    (adds interpreter start-up and imports);
+  * the `asrkit make-feats --nj 1` command as a subprocess: the whole command, interpreter start-up
+    and imports included (what a Kaldi user compares with `compute-fbank-feats`);
+  * with `--baseline DIR`, the same command from another checkout (e.g. main before a change), so
+    before/after come from one run under the same load;
+  * `make_feats()` in-process (the library call, without start-up), and `python -c "import torch"`
+    (the start-up floor every torch-based command pays);
   * a plain loop: soundfile.read -> torchaudio.compliance.kaldi.fbank -> kaldiio ark, one utterance
-    at a time, torch's default thread count (the reference, ratio 1.00), and the same with 1 thread;
+    at a time, 1 torch thread (the reference, ratio 1.00);
   * a kaldi-native-fbank loop (skipped with a message if `kaldi_native_fbank` is not installed);
   * `make_feats(device="cuda")` when a GPU is present.
 
 Every method runs once per round, --repeat rounds after one untimed warm-up round (which also fills
-the page cache), so all see the same machine load; the best wall time is reported as seconds of
-audio per second of wall time, with ratios against the torchaudio loop, and the CPU seconds (user +
-system, worker processes included) of that run. This is a script that prints a table, not a test: nothing fails on a threshold.
+the page cache), so all see the same machine load; the best wall time is reported with its CPU
+seconds (user + system, subprocesses included), as x real time, as seconds per hour of audio and as a
+ratio to the torchaudio loop. Kaldi is not installed on these machines: docs/benchmarks.md sets the
+seconds per hour beside Kaldi's, via the ratios once measured against it. This is a script that
+prints a table, not a test: nothing fails on a threshold.
 
 Usage:
-    .venv/bin/python benchmarks/bench_feats.py [--minutes 12] [--audio synth|tones] [--repeat 3]
+    .venv/bin/python benchmarks/bench_feats.py [--minutes 10 60] [--repeat 3] [--baseline /path/to/old/checkout]
 """
 
 from __future__ import annotations
@@ -96,6 +102,37 @@ def audio_seconds(data: Path) -> float:
                for line in (data / "wav.scp").read_text().splitlines())
 
 
+def wav_data_dir(src: Path, dst: Path, copies: int) -> Path:
+    """A data dir of 16 kHz 16-bit WAV files with `src`'s recordings, each listed `copies` times
+    (under utterance ids `<spk>-c<copy>-<rest>`, so a 10-minute corpus makes an hour)."""
+    import soundfile as sf
+
+    audio = dst.parent / "wav"
+    audio.mkdir(parents=True, exist_ok=True)
+    dst.mkdir(parents=True, exist_ok=True)
+    utt2spk = dict(line.split() for line in (src / "utt2spk").read_text().splitlines())
+    wav_scp, new_utt2spk = [], []
+    for line in (src / "wav.scp").read_text().splitlines():
+        utt, path = line.split(maxsplit=1)
+        wav = audio / f"{utt}.wav"
+        if not wav.exists():
+            samples, rate = sf.read(path.strip(), dtype="int16")
+            sf.write(wav, samples, rate, subtype="PCM_16")
+        spk = utt2spk[utt]
+        for c in range(copies):
+            new = f"{spk}-c{c}{utt[len(spk):]}"
+            wav_scp.append(f"{new} {wav}\n")
+            new_utt2spk.append((new, spk))
+    (dst / "wav.scp").write_text("".join(sorted(wav_scp)))
+    new_utt2spk.sort()
+    (dst / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in new_utt2spk))
+    spk2utt: dict[str, list[str]] = {}
+    for u, s in new_utt2spk:
+        spk2utt.setdefault(s, []).append(u)
+    (dst / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    return dst
+
+
 def run_make_feats(data: Path, out: Path, nj: int, device: str = "cpu", threads: int | None = None) -> None:
     import torch
 
@@ -109,10 +146,16 @@ def run_make_feats(data: Path, out: Path, nj: int, device: str = "cpu", threads:
         torch.set_num_threads(saved)
 
 
-def run_make_feats_cli(data: Path, out: Path) -> None:
-    cmd = [sys.executable, "-m", "asrkit", "make-feats", "--opt", FBANK_OPTS[0], "--nj", "1", "--overwrite",
+def run_make_feats_cli(data: Path, out: Path, tree: Path = REPO, nj: int = 1) -> None:
+    """The whole `asrkit make-feats` command of the checkout `tree`, as a user runs it."""
+    cmd = [sys.executable, "-m", "asrkit", "make-feats", "--opt", FBANK_OPTS[0], "--nj", str(nj), "--overwrite",
            "--feat-dir", str(out), str(data)]
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True)
+
+
+def run_import_torch() -> None:
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
 
 
 def run_torchaudio_loop(data: Path, out: Path, threads: int | None = None) -> None:
@@ -188,19 +231,39 @@ def time_rounds(methods: dict, repeat: int) -> dict[str, tuple[float, float]]:
     return best
 
 
-def startup_seconds() -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import asrkit.features.make_feats, asrkit.features.batched"],
-                   cwd=REPO, check=True)
-    return time.perf_counter() - start
+def time_size(data: Path, out: Path, repeat: int, baseline: Path | None) -> dict[str, tuple[float, float]]:
+    """Time every method on one data dir (see the module doc); returns `{method: (wall s, CPU s)}`."""
+    import torch
+
+    methods = {
+        "torchaudio loop, 1 thread (reference)": lambda: run_torchaudio_loop(data, out / "ta1", threads=1),
+        "asrkit make-feats --nj 1 (whole command)": lambda: run_make_feats_cli(data, out / "cli"),
+    }
+    if baseline is not None:
+        methods[f"  same command, {baseline}"] = lambda: run_make_feats_cli(data, out / "base", baseline)
+    methods["asrkit make-feats --nj 2 (whole command)"] = lambda: run_make_feats_cli(data, out / "cli2", nj=2)
+    methods["make_feats() in-process, nj=1"] = lambda: run_make_feats(data, out / "nj1", 1)
+    methods["python -c 'import torch' (start-up floor)"] = run_import_torch
+    try:
+        import kaldi_native_fbank  # noqa: F401
+
+        methods["kaldi-native-fbank loop"] = lambda: run_knf_loop(data, out / "knf")
+    except ImportError:
+        print("# kaldi-native-fbank loop skipped: not installed (make install)", file=sys.stderr)
+    if torch.cuda.is_available():
+        methods["make_feats() in-process --device cuda"] = lambda: run_make_feats(data, out / "cuda", 1, "cuda")
+    return time_rounds(methods, repeat)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=12.0, help="minutes of audio (at least 10 recommended)")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 60.0],
+                        help="sizes in minutes of audio (each above 10 repeats the 10-minute recordings)")
     parser.add_argument("--audio", choices=["synth", "tones"], default="synth",
                         help="eSpeak NG speech via `asrkit prepare synth` (falls back to tones), or tones")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per row; the best is reported")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another asrkit checkout whose make-feats command is timed in the same run")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the audio and outputs here")
     args = parser.parse_args()
 
@@ -208,49 +271,33 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_feats."))
     work.mkdir(parents=True, exist_ok=True)
+    base_minutes = min(10.0, min(args.minutes))
     try:
-        data = None
-        if args.audio == "synth":
-            data = make_synth(work, args.minutes)
-        if data is None:
-            data = make_tones(work, args.minutes)
-        seconds = audio_seconds(data)
-        load_before = os.getloadavg()[0]
-        num_utts = len((data / "wav.scp").read_text().splitlines())
-        out = work / "out"
-        methods = {
-            "torchaudio.compliance.kaldi.fbank loop": lambda: run_torchaudio_loop(data, out / "ta"),
-            "torchaudio loop, 1 thread": lambda: run_torchaudio_loop(data, out / "ta1", threads=1),
-            "asrkit make-feats nj=1": lambda: run_make_feats(data, out / "nj1", 1),
-            "asrkit make-feats nj=1, 2 threads": lambda: run_make_feats(data, out / "nj1t2", 1, threads=2),
-            "asrkit make-feats nj=2": lambda: run_make_feats(data, out / "nj2", 2),
-            "asrkit make-feats nj=1 (command, incl. start-up)": lambda: run_make_feats_cli(data, out / "cli"),
-        }
-        skipped: dict[str, str] = {}
-        try:
-            import kaldi_native_fbank  # noqa: F401
-
-            methods["kaldi-native-fbank loop"] = lambda: run_knf_loop(data, out / "knf")
-        except ImportError:
-            skipped["kaldi-native-fbank loop"] = "skipped: pip install kaldi-native-fbank"
-        if torch.cuda.is_available():
-            methods["asrkit make-feats nj=1 --device cuda"] = lambda: run_make_feats(data, out / "cuda", 1, "cuda")
-        else:
-            skipped["asrkit make-feats --device cuda"] = "skipped: no CUDA device"
-        best = time_rounds(methods, args.repeat)
-
-        reference = seconds / best["torchaudio.compliance.kaldi.fbank loop"][0]
+        source = make_synth(work, base_minutes) if args.audio == "synth" else None
+        if source is None:
+            source = make_tones(work, base_minutes)
+        base_seconds = audio_seconds(source)
         cpu = platform.processor() or platform.machine()
-        print(f"\n80-dim fbank with file I/O: {seconds / 60:.1f} min of audio, {num_utts} utterances, "
-              f"{os.cpu_count()} CPU(s) ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"best of {args.repeat} rounds, load average before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}")
-        print(f"{'method':50s} {'wall s':>7s} {'CPU s':>7s} {'audio s / wall s':>17s} {'vs torchaudio':>14s}")
-        for name, (wall, cpu_s) in best.items():
-            speed = seconds / wall
-            print(f"{name:50s} {wall:7.2f} {cpu_s:7.2f} {speed:17.0f} {speed / reference:13.2f}x")
-        for name, note in skipped.items():
-            print(f"{name:50s} {'-':>7s} {'-':>7s} {'-':>17s} {'-':>14s}  {note}")
-        print(f"(python start-up + imports of asrkit.features: {startup_seconds():.2f} s)")
+        print(f"80-dim fbank with file I/O (16 kHz WAV in, ark+scp out), {os.cpu_count()} CPU(s) ({cpu}), "
+              f"torch {torch.__version__}, best of {args.repeat} rounds")
+        for minutes in args.minutes:
+            copies = max(1, round(minutes * 60 / base_seconds))
+            data = wav_data_dir(source, work / f"wav{minutes:g}" / "data", copies)
+            seconds = audio_seconds(data)
+            num_utts = len((data / "wav.scp").read_text().splitlines())
+            load_before = os.getloadavg()
+            best = time_size(data, work / f"out{minutes:g}", args.repeat, args.baseline)
+            load_after = os.getloadavg()
+            reference = best["torchaudio loop, 1 thread (reference)"][0]
+            print(f"\n{seconds / 60:.1f} min of audio ({num_utts} utterances); load average (1, 5, 15 min) "
+                  f"before {', '.join(f'{x:.1f}' for x in load_before)}, after "
+                  f"{', '.join(f'{x:.1f}' for x in load_after)}")
+            print(f"| {'method':50s} | {'wall s':>7s} | {'CPU s':>7s} | {'x real time':>11s} | {'wall s / hour':>13s} "
+                  f"| {'vs torchaudio loop':>18s} |")
+            print(f"|{'-' * 52}|{'-' * 8}:|{'-' * 8}:|{'-' * 12}:|{'-' * 14}:|{'-' * 19}:|")
+            for name, (wall, cpu_s) in best.items():
+                print(f"| {name:50s} | {wall:7.2f} | {cpu_s:7.2f} | {seconds / wall:11.0f} | "
+                      f"{wall * 3600 / seconds:13.2f} | {reference / wall:17.2f}x |")
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

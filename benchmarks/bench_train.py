@@ -13,7 +13,9 @@ is a fixed random feature pattern held for a few frames, plus noise; no audio), 
 Every run sees the same total number of samples (2 processes split each epoch between them).
 Reported per run: frames/s over all processes in the last epoch (rank 0's frames/s x processes;
 ranks get equal batch counts), its ratio to the 1-process run, the share of rank 0's step time
-spent in synchronisation (strategies other than plain allreduce time it themselves), and the
+spent in synchronisation (strategies other than plain allreduce time it themselves), the padding
+ratio (padded / real input frames - 1) and input stall (time waiting for the next batch / step
+time) averaged over the logged intervals, and the
 validation loss of final.pt and ema.pt (computed here on the held-out set, with its ratio to the
 1-process final.pt). A script that prints a table, not a test: nothing fails on a threshold.
 
@@ -114,8 +116,11 @@ def valid_loss(model_path: Path, work: Path) -> float:
 
 def summarise(out: Path, work: Path, nproc: int) -> dict:
     rows = [json.loads(line) for line in (out / "log" / "metrics.jsonl").read_text().splitlines()]
-    last = [r for r in rows if "frames_per_s" in r][-1]
+    steps = [r for r in rows if "frames_per_s" in r]
+    last = steps[-1]
     return {"fps": last["frames_per_s"] * nproc, "comm": last.get("comm_share"),
+            "padding": sum(r["padding_ratio"] for r in steps) / len(steps),
+            "stall": sum(r["input_stall"] for r in steps) / len(steps),
             "final": valid_loss(out / "final.pt", work), "ema": valid_loss(out / "ema.pt", work)}
 
 
@@ -170,12 +175,14 @@ def main() -> None:
         results.append((label, strategy, summarise(out, work, nproc)))
         print(f"# done: {label} {strategy}", file=sys.stderr, flush=True)
     ref = results[0][2]
-    print("| run | strategy | frames/s | vs 1 proc | comm share | valid loss final | vs 1 proc | valid loss EMA |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| run | strategy | frames/s | vs 1 proc | comm share | valid loss final | vs 1 proc | valid loss EMA "
+          "| padding | input stall |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, strategy, r in results:
         comm = "-" if r["comm"] is None else f"{100 * r['comm']:.1f}%"
         print(f"| {label} | {strategy} | {r['fps']:.0f} | {r['fps'] / ref['fps']:.2f} | {comm} | {r['final']:.4f} | "
-              f"{r['final'] / ref['final']:.3f} | {r['ema']:.4f} |")
+              f"{r['final'] / ref['final']:.3f} | {r['ema']:.4f} | {100 * r['padding']:.1f}% | "
+              f"{100 * r['stall']:.1f}% |")
     if tmp is not None:
         tmp.cleanup()
 

@@ -17,8 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 BENCHES = [
-    ("features", "bench_feats.py", [], r"^asrkit make-feats nj=1\s+[\d.]+\s+[\d.]+\s+\d+\s+([\d.]+)x",
-     "make-feats nj=1 vs the torchaudio loop"),
+    ("features", "bench_feats.py", [], r"^\|\s*asrkit make-feats --nj 1 \(whole command\)\s*\|(?:[^|]*\|){4}\s*([\d.]+)x",
+     "make-feats whole command vs the torchaudio loop, 1 h of audio"),
     ("training", "bench_train.py", [], r"^\|\s*2 procs CPU gloo\s*\|\s*allreduce\s*\|\s*\d+\s*\|\s*([\d.]+)",
      "2 processes (allreduce) vs 1, frames/s"),
     ("decoding", "bench_decode.py", [], r"^\|[^|]*\|\s*beam \d+\s*\|(?:[^|]*\|){4}\s*([\d,.]+)\s*\|",

@@ -297,9 +297,14 @@ class Batch:
         return self.langs[0] if len(set(self.langs)) == 1 else None
 
     def to(self, device) -> Batch:
-        def move(t):
-            return t.to(device, non_blocking=True)
+        return self._apply(lambda t: t.to(device, non_blocking=True))
 
+    def pin_memory(self) -> Batch:
+        """A copy in page-locked memory (DataLoader's pin_memory calls this), so that `to(cuda)`
+        copies asynchronously."""
+        return self._apply(lambda t: t.pin_memory())
+
+    def _apply(self, move) -> Batch:
         return Batch(self.keys, self.langs, move(self.feats), move(self.feat_lens),
                      {k: (move(v), move(n)) for k, (v, n) in self.targets.items()})
 
@@ -341,11 +346,12 @@ class _BatchListDataset(torch.utils.data.Dataset):
         return collate([self.dataset.load(k) for k in self.batches[i]])
 
 
-def batch_loader(dataset: AsrDataset, batches: list[list[str]], *, num_workers: int = 0):
-    """Iterate padded Batches of a batch list in order (workers load whole batches)."""
+def batch_loader(dataset: AsrDataset, batches: list[list[str]], *, num_workers: int = 0, pin_memory: bool = False):
+    """Iterate padded Batches of a batch list in order (workers load whole batches; with
+    `pin_memory`, in page-locked memory for asynchronous copies to a GPU)."""
     ds = _BatchListDataset(dataset, batches)
     # An own generator: a DataLoader otherwise draws its worker seed from the global RNG, and a resumed
     # run (which creates its loader mid-epoch) would then see different dropout/SpecAugment noise.
     return torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers,
                                        persistent_workers=False, prefetch_factor=2 if num_workers else None,
-                                       generator=torch.Generator())
+                                       pin_memory=pin_memory, generator=torch.Generator())

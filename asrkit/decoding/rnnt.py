@@ -1,6 +1,7 @@
 """RNN-T search for asrkit.models.transducer.TransducerModel: greedy and beam, full-utterance or streaming.
 
-Greedy search is batched here; beam search is torchaudio's `RNNTBeamSearch`, run on a per-language
+Greedy search is batched here, label-looping (each utterance at its own frame, one joint call per
+step for the whole batch); beam search is torchaudio's `RNNTBeamSearch`, run on a per-language
 view of the model (torchaudio's search takes the last output as blank, asrkit's token sets have blank
 0, so the view rotates the outputs). Streaming runs the Emformer segment by segment with its state
 carried (`EmformerEncoder.stream`) and continues the search on each segment's frames; it sees the
@@ -32,23 +33,41 @@ class _GreedyCarry:
 def _greedy_frames(model, enc: Tensor, enc_lens: Tensor, lang: str, carry: _GreedyCarry,
                    max_symbols: int = MAX_SYMBOLS_PER_FRAME) -> _GreedyCarry:
     """Advance greedy search over `enc (B, T, E)` frames (`enc_lens (B,)` valid), at most `max_symbols`
-    tokens per frame."""
+    tokens per frame, label-looping: each utterance keeps its own frame index, and every step runs
+    the joint once for the whole batch, each utterance at its frame; an utterance that emits a
+    token stays on its frame, one that emits blank (or reached max_symbols) moves to its next
+    frame. The loop ends when every utterance is past its last frame: about max(T_i + U_i) steps
+    for the batch, with no per-frame loop and no per-token host copy (the tokens stay on the device
+    until the end). Per utterance the decisions are those of frame-by-frame greedy search.
+    """
     blank = model.blank
-    for t in range(enc.shape[1]):
-        active = t < enc_lens
-        frame = enc[:, t: t + 1]
-        for _ in range(max_symbols):
-            best = model.joint(frame, carry.pred_out, lang)[:, 0, 0].argmax(-1)  # (B,)
-            emit = active & (best != blank)
-            if not bool(emit.any()):
-                break
+    batch, num_frames = enc.shape[0], enc.shape[1]
+    device = enc.device
+    rows = torch.arange(batch, device=device)
+    enc_lens = enc_lens.to(device)
+    frame_index = torch.zeros(batch, dtype=torch.long, device=device)
+    symbols = torch.zeros(batch, dtype=torch.long, device=device)  # emitted at the current frame
+    steps: list[tuple[Tensor, Tensor]] = []  # (best (B,), emitted (B,)) per step
+    active = frame_index < enc_lens
+    while bool(active.any()):
+        frame = enc[rows, frame_index.clamp(max=num_frames - 1)].unsqueeze(1)  # (B, 1, E)
+        best = model.joint(frame, carry.pred_out, lang)[:, 0, 0].argmax(-1)  # (B,)
+        emit = active & (best != blank) & (symbols < max_symbols)
+        if bool(emit.any()):
             out, (h, c) = model.predict(best.unsqueeze(1), lang, carry.pred_state)
             carry.pred_out = torch.where(emit.view(-1, 1, 1), out, carry.pred_out)
             keep = emit.view(1, -1, 1)
             carry.pred_state = (torch.where(keep, h, carry.pred_state[0]), torch.where(keep, c, carry.pred_state[1]))
-            for i in emit.nonzero().flatten().tolist():
-                carry.hyps[i].append(int(best[i]))
-            active = emit
+            steps.append((best, emit))
+        advance = active & ~emit
+        frame_index = frame_index + advance.long()
+        symbols = torch.where(advance, torch.zeros_like(symbols), symbols + emit.long())
+        active = frame_index < enc_lens
+    if steps:
+        tokens = torch.stack([b for b, _ in steps], dim=1).cpu()  # (B, steps)
+        emitted = torch.stack([e for _, e in steps], dim=1).cpu()
+        for i in range(batch):
+            carry.hyps[i].extend(tokens[i][emitted[i]].tolist())
     return carry
 
 

@@ -60,14 +60,60 @@ def _declared_frames(fileobj) -> int | None:
             frames, frame_bytes = w.getnframes(), w.getsampwidth() * w.getnchannels()
     except (wave.Error, EOFError, ValueError):
         return None
+    return _unless_placeholder(frames, frame_bytes)
+
+
+def _unless_placeholder(frames: int, frame_bytes: int) -> int | None:
+    """`frames`, or None where it is a streaming writer's placeholder length."""
     # The wave module gives floor(data size / frame bytes); the placeholder is a data size.
     if any(frames == size // frame_bytes for size in STREAMING_DATA_SIZES):
         return None
     return frames
 
 
+def _read_pcm16_wav(fileobj) -> tuple[np.ndarray, int, int | None] | None:
+    """`(samples, rate, declared frames or None)` of a mono 16-bit PCM WAV (Kaldi's usual input), or None
+    for anything else (soundfile decodes that). One read and one int16 -> float32 conversion:
+    about 5x less CPU than soundfile's float read, scaling and second header parse, which showed
+    as the largest cost of make-feats on WAV input (docs/benchmarks.md)."""
+    try:
+        with wave.open(fileobj) as w:
+            if w.getnchannels() != 1 or w.getsampwidth() != 2:
+                return None
+            declared = w.getnframes()
+            data = w.readframes(declared)
+            rate = w.getframerate()
+    except (wave.Error, EOFError, ValueError):
+        return None
+    whole = len(data) - len(data) % 2  # a file truncated inside a sample: drop the half sample
+    samples = np.frombuffer(data, dtype="<i2", count=whole // 2).astype(np.float32)
+    return samples, rate, _unless_placeholder(declared, 2)
+
+
 def _decode(source, key: str, what: str, *, from_pipe: bool = False) -> tuple[np.ndarray, int]:
-    """Decode a file path or bytes with soundfile; check mono, non-empty and not truncated."""
+    """Decode a file path or bytes (plain 16-bit WAV directly, the rest with soundfile); check mono,
+    non-empty and not truncated."""
+    if isinstance(source, bytes):
+        wav = _read_pcm16_wav(io.BytesIO(source))
+    else:
+        with open(source, "rb") as f:
+            wav = _read_pcm16_wav(f)
+    if wav is not None:
+        samples, rate, declared = wav
+        if samples.shape[0] == 0:
+            raise AudioError(f"{key}: {what} has no samples (empty audio)")
+    else:
+        samples, rate, declared = _decode_soundfile(source, key, what)
+    if declared is not None and samples.shape[0] < declared:
+        msg = f"{key}: {what} is truncated: the header says {declared} samples, found {samples.shape[0]}"
+        if not from_pipe:
+            raise AudioError(msg)
+        # sox writing to a pipe cannot fix up the header length; Kaldi warns and reads what came.
+        log.warning(msg)
+    return samples, int(rate)
+
+
+def _decode_soundfile(source, key: str, what: str) -> tuple[np.ndarray, int, int | None]:
     blob = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         samples, rate = soundfile.read(blob, dtype="float32", always_2d=True)
@@ -83,13 +129,7 @@ def _decode(source, key: str, what: str, *, from_pipe: bool = False) -> tuple[np
     else:
         with open(source, "rb") as f:
             declared = _declared_frames(f)
-    if declared is not None and samples.shape[0] < declared:
-        msg = f"{key}: {what} is truncated: the header says {declared} samples, found {samples.shape[0]}"
-        if not from_pipe:
-            raise AudioError(msg)
-        # sox writing to a pipe cannot fix up the header length; Kaldi warns and reads what came.
-        log.warning(msg)
-    return samples[:, 0] * np.float32(INT16_SCALE), int(rate)
+    return samples[:, 0] * np.float32(INT16_SCALE), rate, declared
 
 
 def _from_kaldiio(obj, key: str, what: str) -> tuple[np.ndarray, int]:

@@ -1,9 +1,11 @@
-"""Training curves: JSON lines in `EXP/log/metrics.jsonl` (what `asrkit plot` reads) and TensorBoard scalars."""
+"""Training curves: JSON lines in `EXP/log/metrics.jsonl` (what `asrkit plot` reads) and TensorBoard scalars,
+and the input-stall timer of the training loop."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 log = logging.getLogger("asrkit.train")
@@ -37,3 +39,23 @@ class MetricsLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+class InputTimer:
+    """Iterates a batch loader and adds up the seconds spent waiting for its next batch (the
+    input stall: time the model is not computing because the data is not ready)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+        self.wait_seconds = 0.0
+
+    def __iter__(self):
+        it = iter(self.loader)
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            self.wait_seconds += time.perf_counter() - start
+            yield batch

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from asrkit.data.dataset import AsrDataset, Batch, batch_loader
 from asrkit.data.features_info import feature_settings
-from asrkit.data.sampler import BatchPlan, inference_batches
+from asrkit.data.sampler import BatchPlan, inference_batches, padding_ratio
 from asrkit.errors import AsrkitError, ConfigError
 from asrkit.fileio import atomic_write_text, dir_lock
 from asrkit.logutil import check_device, command_line, setup_logging, versions
@@ -57,7 +57,7 @@ from asrkit.training.distributed import (
 )
 from asrkit.training.ema import ModelEma, build_ema
 from asrkit.training.inputs import build_datasets, vocab_sizes_for
-from asrkit.training.metrics import MetricsLog
+from asrkit.training.metrics import InputTimer, MetricsLog
 from asrkit.training.objectives import build_objective, check_ctc_lengths, objective_loss
 from asrkit.training.schedule import build_scheduler, scaled_lr
 from asrkit.training.strategies import build_strategy
@@ -372,12 +372,14 @@ def _run_training(conf: TrainConfig, *, train_dirs, valid_dirs, lang_dir: str | 
     plan = BatchPlan(train_ds.utts, max_frames=dconf.max_frames, max_utts=dconf.max_utts,
                      lang_sampling=dconf.lang_sampling, lang_alpha=dconf.lang_alpha,
                      homogeneous=dconf.language_homogeneous, shuffle=dconf.shuffle,
-                     seed=tconf.seed, rank=ctx.rank, world_size=ctx.world_size)
+                     seed=tconf.seed, rank=ctx.rank, world_size=ctx.world_size, max_padding=dconf.max_padding)
     steps_per_epoch = math.ceil(plan.num_batches(0) / tconf.accum_grad)
     total_steps = tconf.max_steps or tconf.epochs * steps_per_epoch
-    log.info("%d training utterances in %d languages (%s); %d batches per epoch per process; %d steps planned",
-             len(train_ds.utts), len(train_ds.languages), ", ".join(f"{k} {v:.2f}" for k, v in plan.lang_probs.items()),
-             plan.num_batches(0), total_steps)
+    padding = padding_ratio(plan.epoch_batches(0), {u.key: u.num_frames for u in train_ds.utts})
+    log.info("%d training utterances in %d languages (%s); %d batches per epoch per process (padding %.1f%%); "
+             "%d steps planned", len(train_ds.utts), len(train_ds.languages),
+             ", ".join(f"{k} {v:.2f}" for k, v in plan.lang_probs.items()), plan.num_batches(0), 100 * padding,
+             total_steps)
     optimizer = build_optimizer(conf, model, world_size=ctx.world_size)
     scheduler = build_scheduler(optimizer, conf.scheduler, total_steps)
     ema = build_ema(tconf.ema, model)
@@ -466,12 +468,14 @@ def train_epoch(run: Run, state: TrainState) -> bool:
     objective = build_objective(run.conf.objective)
     batches = run.plan.epoch_batches(state.epoch)
     start = state.batch_in_epoch
-    loader = batch_loader(run.dataset, batches[start:], num_workers=run.conf.data.num_workers)
+    loader = InputTimer(batch_loader(run.dataset, batches[start:], num_workers=run.conf.data.num_workers,
+                                     pin_memory=run.device.type == "cuda"))
     progress = _progress(len(batches), start, run.ctx, tconf.progress, desc=f"epoch {state.epoch + 1}")
-    window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter(), "comm": strategy.comm_seconds()}
+    window = _new_window(strategy, loader)
     lost, stopped = UnalignableCount(), False
     wrapped.train()
     for i, batch in enumerate(loader, start=start):
+        window["padded"] += batch.feats.shape[0] * batch.feats.shape[1]
         batch = batch.to(run.device)
         if run.specaug is not None:
             batch.feats = run.specaug(batch.feats, batch.feat_lens)
@@ -513,14 +517,16 @@ def train_epoch(run: Run, state: TrainState) -> bool:
             values = {"epoch": state.epoch, "loss": window["loss"] / max(window["count"], 1e-9),
                       "lr": run.scheduler.get_last_lr()[0], "frames_per_s": window["frames"] / elapsed,
                       "grad_norm": float(grad_norm)}
+            values["padding_ratio"] = window["padded"] / max(window["frames"], 1) - 1.0
+            values["input_stall"] = (loader.wait_seconds - window["wait"]) / elapsed
             if strategy.comm_seconds():
                 values["comm_s"] = strategy.comm_seconds()
                 values["comm_share"] = (values["comm_s"] - window["comm"]) / elapsed
-            log.info("epoch %d step %d: loss %.4f, lr %.3g, %.0f frames/s", state.epoch + 1, state.step,
-                     values["loss"], values["lr"], values["frames_per_s"])
+            log.info("epoch %d step %d: loss %.4f, lr %.3g, %.0f frames/s, padding %.1f%%, input stall %.1f%%",
+                     state.epoch + 1, state.step, values["loss"], values["lr"], values["frames_per_s"],
+                     100 * values["padding_ratio"], 100 * values["input_stall"])
             run.metrics.write(state.step, values)
-            window = {"loss": 0.0, "count": 0.0, "frames": 0, "time": time.perf_counter(),
-                      "comm": strategy.comm_seconds()}
+            window = _new_window(strategy, loader)
         if tconf.save_interval and state.step % tconf.save_interval == 0:
             save_checkpoint(run, state)
         if tconf.max_steps and state.step >= tconf.max_steps:
@@ -531,6 +537,12 @@ def train_epoch(run: Run, state: TrainState) -> bool:
     if lost.lost:  # the start-up check accepted them (objective.max_unalignable); say so every epoch
         log.warning("epoch %d: %s; their CTC loss is 0", state.epoch + 1, lost.describe(model.frame_subsampling))
     return stopped
+
+
+def _new_window(strategy, loader: InputTimer) -> dict:
+    """The running sums of one logging interval."""
+    return {"loss": 0.0, "count": 0.0, "frames": 0, "padded": 0, "time": time.perf_counter(),
+            "comm": strategy.comm_seconds(), "wait": loader.wait_seconds}
 
 
 def _call(hooks, name: str, *args) -> None:

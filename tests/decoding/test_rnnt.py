@@ -149,3 +149,28 @@ def test_asrkit_decode_of_a_pathway_transducer_streaming_and_full(tmp_path):
         log = (out / "log" / "decode.log").read_text()
         assert "algorithmic latency 80 ms" in log
     assert texts[False] == texts[True] and len(texts[True]) == 4
+
+
+def _frame_by_frame_greedy(model, enc, length, lang, max_symbols):
+    """Textbook greedy search of one utterance: frame by frame, up to max_symbols tokens each."""
+    pred_out, state = model.predict(torch.full((1, 1), model.blank, dtype=torch.long), lang)
+    hyp = []
+    for t in range(length):
+        for _ in range(max_symbols):
+            best = int(model.joint(enc[:, t: t + 1], pred_out, lang)[0, 0, 0].argmax())
+            if best == model.blank:
+                break
+            hyp.append(best)
+            pred_out, state = model.predict(torch.tensor([[best]]), lang, state)
+    return hyp
+
+
+@pytest.mark.parametrize("max_symbols", [1, 2, 10])
+def test_label_looping_equals_frame_by_frame_search_per_utterance(model, batch, max_symbols):
+    feats, lens = batch
+    with torch.inference_mode():
+        enc, enc_lens = model.encode(feats, lens)
+        batched = _greedy_frames(model, enc, enc_lens, "de", _GreedyCarry(model, 3, "de", "cpu"), max_symbols).hyps
+        singles = [_frame_by_frame_greedy(model, enc[i: i + 1], int(enc_lens[i]), "de", max_symbols) for i in range(3)]
+    assert batched == singles
+    assert max_symbols > 1 or all(len(h) <= int(n) for h, n in zip(batched, enc_lens))

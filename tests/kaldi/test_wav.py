@@ -276,3 +276,28 @@ def test_emulated_speed_is_detected_and_warned_once(in_fixtures, tmp_path, monke
     read_audio(f"sox wav/{UTT}.wav -t wav - |", UTT)  # no speed: nothing to say
     assert warnings == [f"sox is not installed: speed perturbation ('sox wav/{UTT}.wav -t wav - speed 0.9 |' and "
                         "the like) is emulated in-process; samples differ from sox's by a few int16 steps"]
+
+
+def test_pcm16_wav_fast_path_equals_soundfile(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    samples = rng.integers(-32768, 32767, 16001, dtype=np.int16)
+    path = tmp_path / "x.wav"
+    soundfile.write(path, samples, 16000, subtype="PCM_16")
+    got, rate = read_audio(str(path), "u")
+    assert rate == 16000 and got.dtype == np.float32
+    np.testing.assert_array_equal(got, samples.astype(np.float32))
+    # Other WAV encodings are soundfile's, on the same int16 scale.
+    for subtype in ("PCM_24", "FLOAT", "PCM_U8"):
+        soundfile.write(tmp_path / "y.wav", samples / 32768.0, 16000, subtype=subtype)
+        other, _ = read_audio(str(tmp_path / "y.wav"), "u")
+        tolerance = 256 if subtype == "PCM_U8" else 0
+        np.testing.assert_allclose(other, samples.astype(np.float32), atol=tolerance)
+    # Cut inside a sample: the half sample is dropped and the file is truncated, as soundfile says.
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(path.read_bytes()[:44 + 2 * 1000 + 1])
+    with pytest.raises(AudioError, match=r"the header says 16001 samples, found 1000"):
+        read_audio(str(cut), "u")
+    # The same bytes through a pipe: a warning, and the samples that came.
+    monkeypatch.setattr(wav, "_have", lambda program: True)
+    piped, _ = read_audio(f"cat {cut} |", "u")
+    np.testing.assert_array_equal(piped, samples[:1000].astype(np.float32))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import kaldiio
 import numpy as np
 import pytest
@@ -13,8 +16,10 @@ from asrkit.text.tokenizer import make_lang_dir
 from asrkit.training.config import load_config
 from asrkit.training.trainer import run_training
 
+# data.max_padding=null: the toy utterances (6-40 frames) would otherwise make batches of a few
+# utterances, and the learning and resume checks below are tuned to batches filled to max_frames.
 DNN = ["model.encoder={type: dnn, hidden_dims: [48, 48], context: 2}", "data.max_frames=250",
-       "training.log_interval=2", "optim.lr=5e-3", "scheduler.warmup_steps=5"]
+       "data.max_padding=null", "training.log_interval=2", "optim.lr=5e-3", "scheduler.warmup_steps=5"]
 
 
 def _train(tmp_path, toy_data, name, extra=(), epochs=3, **kw):
@@ -29,8 +34,6 @@ def _train(tmp_path, toy_data, name, extra=(), epochs=3, **kw):
 
 
 def _valid_losses(out):
-    import json
-
     rows = [json.loads(line) for line in (out / "log" / "metrics.jsonl").read_text().splitlines()]
     return [r["valid_loss"] for r in rows if "valid_loss" in r]
 
@@ -41,7 +44,13 @@ def test_mtl_ctc_learns_and_writes_experiment_dir(tmp_path, toy_data):
     assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
     for name in ("config.yaml", "cmd", "log/train.log", "best.pt", "final.pt"):
         assert (out / name).exists(), name
-    assert "parameters: encoder" in (out / "log" / "train.log").read_text()
+    log = (out / "log" / "train.log").read_text()
+    assert "parameters: encoder" in log
+    assert re.search(r"batches per epoch per process \(padding \d+\.\d%\)", log)
+    assert re.search(r"step \d+: loss .* frames/s, padding \d+\.\d%, input stall \d+\.\d%", log)
+    rows = [json.loads(line) for line in (out / "log" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "frames_per_s" in r]
+    assert steps and all(r["padding_ratio"] >= 0.0 and 0.0 <= r["input_stall"] < 1.0 for r in steps)
     model, meta = load_model(final)
     assert meta.languages == ["de", "en"] and meta.objective == "ctc"
     toks = meta.tokenizers()

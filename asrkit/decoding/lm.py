@@ -14,11 +14,23 @@ local/score.sh over LM weights and insertion penalties).
 
 The blank token doubles as flashlight's word-boundary "silence": sentencepiece tokens carry their
 word boundary inside the first piece of each word (the "▁" prefix), and the lexicon spells it so.
+
+A word token set (`make-lang --type word`: every lexicon word is one token, the word itself) is
+searched with flashlight's lexicon-free decoder instead, the LM scoring each token as its word.
+The word penalty
+then ranks the final beam (that decoder has no word score). Flashlight's lexicon decoder cannot keep
+a one-token word over repeated frames: after the word it is
+back at the lexicon root, where staying costs the "silence" token's score, so a word token emitted
+on three frames comes out as the word twice (`[blk NO NO NO blk]` -> "NO NO"). The same holds for
+one-piece words of a BPE or char lexicon; CTC models that emit a token on one frame (the usual
+peaky outputs) do not meet it, models that hold a token over several frames (frame-rate DNNs on
+word tokens) do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import sys
@@ -138,12 +150,32 @@ class LexiconSearch:
                               "make it with the model's lang dir")
         ctc_decoder = _ctc_decoder()
         self.lm_dir, self.lm_weight, self.word_penalty, self.nbest = lm, lm_weight, word_penalty, nbest
+        self.tokens = list(tokens)
+        # Word tokens: the lexicon-free decoder (see the module doc for why not the lexicon one).
+        self.word_tokens = _spells_words_as_tokens(lm.lexicon)
         # KenLM reads the ARPA file here; `kenlm_note` keeps what it said of note (for the job's log).
-        self._decoder, self.kenlm_note = read_kenlm_quietly(
-            lambda: ctc_decoder(lexicon=str(lm.lexicon), tokens=list(tokens), lm=str(lm.arpa), nbest=nbest,
-                                beam_size=beam, lm_weight=lm_weight * LN10, word_score=-word_penalty,
-                                sil_score=0.0, blank_token=BLANK, sil_token=BLANK, unk_word=UNK),
-            lm.arpa)
+        with tempfile.TemporaryDirectory(prefix="asrkit-lm-") as tmp:
+            lm_dict = None
+            if self.word_tokens:
+                # The lexicon-free decoder hands the LM token ids; torchaudio's own word dict for it is
+                # not in token order (so "NO" would be scored as another word): give it the tokens.
+                lm_dict = Path(tmp) / "lm_dict.txt"
+                lm_dict.write_text("".join(f"{t}\n" for t in self.tokens), encoding="utf-8")
+            self._decoder, self.kenlm_note = read_kenlm_quietly(
+                lambda: ctc_decoder(lexicon=None if self.word_tokens else str(lm.lexicon), tokens=self.tokens,
+                                    lm=str(lm.arpa), lm_dict=None if lm_dict is None else str(lm_dict), nbest=nbest,
+                                    beam_size=beam, lm_weight=lm_weight * LN10, word_score=-word_penalty,
+                                    sil_score=0.0, blank_token=BLANK, sil_token=BLANK, unk_word=UNK),
+                lm.arpa)
+
+    def _words(self, result) -> tuple[str, ...]:
+        """The words of one flashlight result: its word ids, or for word tokens its collapsed CTC tokens."""
+        if not self.word_tokens:
+            word_dict = self._decoder.word_dict
+            return tuple(word_dict.get_entry(w) for w in result.words if w >= 0)
+        blank = self.tokens.index(BLANK)
+        ids = [i for i, _ in itertools.groupby(result.tokens) if i != blank]
+        return tuple(self.tokens[i] for i in ids)
 
     def search(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[LmHypothesis]]:
         """`log_probs (B, T, V)` CTC log posteriors, `lens (B,)` -> per utterance up to `nbest`
@@ -151,20 +183,29 @@ class LexiconSearch:
         emissions = log_probs.detach().to("cpu", torch.float32).contiguous()
         lens = lens.cpu()
         flashlight = self._decoder.decoder
-        word_dict = self._decoder.word_dict
         out = []
         for b in range(emissions.shape[0]):
             results = flashlight.decode(emissions[b].data_ptr(), int(lens[b]), emissions.shape[2])
             hyps: dict[tuple[str, ...], LmHypothesis] = {}
             for r in results:  # the final beam, best first; one word sequence may come with several alignments
-                words = tuple(word_dict.get_entry(w) for w in r.words if w >= 0)
-                if words not in hyps:
-                    hyps[words] = LmHypothesis(words, float(r.emittingModelScore), float(r.lmScore) * LN10,
-                                               float(r.score))
-                if len(hyps) == self.nbest:
+                words = self._words(r)
+                if words in hyps:
+                    continue
+                am, lm = float(r.emittingModelScore), float(r.lmScore) * LN10
+                # The lexicon-free decoder has no word score: the penalty ranks its final beam here.
+                score = am + self.lm_weight * lm - self.word_penalty * len(words) if self.word_tokens else float(r.score)
+                hyps[words] = LmHypothesis(words, am, lm, score)
+                if len(hyps) == self.nbest and not self.word_tokens:
                     break
-            out.append(list(hyps.values()))
+            out.append(sorted(hyps.values(), key=lambda h: -h.score)[:self.nbest])
         return out
+
+
+def _spells_words_as_tokens(lexicon: Path) -> bool:
+    """Whether every line of `lexicon` spells its word as one token, the word itself (a word token set)."""
+    with open(lexicon, encoding="utf-8") as f:
+        lines = [line.split() for line in f if line.strip()]
+    return bool(lines) and all(len(fields) == 2 and fields[0] == fields[1] for fields in lines)
 
 
 def parse_lm_options(values: tuple[str, ...] | list[str]) -> dict[str, LmDir]:

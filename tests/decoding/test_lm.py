@@ -271,3 +271,33 @@ def test_decode_cli_lm_beam_default_and_search_refused(toy):
     assert result.exit_code != 0
     assert "--search beam does not go with --lm: --lm decodes with its own search" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+YESNO = ["<blk>", "<unk>", "YES", "NO"]
+
+
+def test_word_tokens_held_over_frames_are_one_word(tmp_path):
+    # Flashlight's lexicon decoder read a one-token word held for 3 frames as the word twice
+    # ([blk NO NO NO blk YES YES blk] -> "NO NO YES"; found on yesno): word token sets are searched
+    # lexicon-free, so CTC's collapse rule holds.
+    words = {"YES": "YES", "NO": "NO"}
+    flat = arpa({"<s>": (-99, 0.0), "</s>": (-math.log10(3), None), "YES": (-math.log10(3), 0.0),
+                 "NO": (-math.log10(3), 0.0)}, {"<s> NO": -math.log10(2), "<s> YES": -math.log10(2)})
+    lm = write_lm_dir(tmp_path / "lm", flat, words=words, tokens=YESNO)
+    b, y, n = 0, 2, 3
+
+    def frames(ids):
+        out = torch.full((1, len(ids), len(YESNO)), math.log(0.02))
+        for t, i in enumerate(ids):
+            out[0, t, i] = math.log(0.94)
+        return out
+
+    search = LexiconSearch(lm, YESNO, lm_weight=1.0, word_penalty=0.5, beam=20, nbest=3)
+    ids = [b, n, n, n, b, y, y, y, y, b]
+    hyps = search.search(frames(ids), torch.tensor([len(ids)]))[0]
+    assert hyps[0].words == ("NO", "YES")
+    for h in hyps:
+        assert h.score == pytest.approx(h.am_score + h.lm_score - 0.5 * len(h.words), abs=1e-4)
+    assert hyps[0].lm_score == pytest.approx(math.log(1 / 2) + 2 * math.log(1 / 3), abs=1e-4)
+    ids = [n, b, n, y]  # a blank between two equal tokens: two words, as CTC reads it
+    assert search.search(frames(ids), torch.tensor([len(ids)]))[0][0].words == ("NO", "NO", "YES")

@@ -137,9 +137,14 @@ class EmformerEncoderConfig(_AttentionEncoderConfig):
 @dataclass
 class HeadConfig(Section):
     """Options every output head has: `num_classes` is the output size for ce/kl training without
-    token sets (the trainer reads it; the model's sizes come from `vocab_sizes`)."""
+    token sets (the trainer reads it; the model's sizes come from `vocab_sizes`); `blank_bias` is the
+    initial bias of output 0 (the CTC blank) of every output layer (null: PyTorch's initialisation)."""
 
     num_classes: int | None = option(None, optional(POSITIVE_INT), omit_none=True)
+    # A CTC model that starts out emitting blank on every frame learns words as spikes with blanks
+    # between them; from an even start a frame-level model can settle on emitting a word on every
+    # frame of a run of equal words, where CTC reads one word (docs/training.md, yesno).
+    blank_bias: float | None = option(None, optional(number()), omit_none=True)
 
 
 @dataclass
@@ -238,8 +243,12 @@ def _build_encoder(conf: Section, feat_dim: int) -> nn.Module:
 
 def _build_head(conf: HeadConfig, input_dim: int, vocab_sizes: Mapping[str, int]) -> Head:
     if isinstance(conf, LrmfHeadConfig):
-        return LrmfHead(input_dim, vocab_sizes, conf.rank)
-    return (LinearHead if conf.type == "linear" else MtlHead)(input_dim, vocab_sizes)
+        head = LrmfHead(input_dim, vocab_sizes, conf.rank)
+    else:
+        head = (LinearHead if conf.type == "linear" else MtlHead)(input_dim, vocab_sizes)
+    if conf.blank_bias is not None:
+        head.init_blank_bias(conf.blank_bias)
+    return head
 
 
 def build_model(model_conf: Mapping | ModelConfig | None, *, feat_dim: int,

@@ -63,6 +63,13 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
     def add_languages(self, vocab_sizes: Mapping[str, int]) -> None:
         """See the class docstring."""
 
+    def init_blank_bias(self, value: float) -> None:
+        """Set the bias of output 0 (the CTC blank) of every output layer to `value`."""
+        with torch.no_grad():
+            for layer in self.modules():
+                if isinstance(layer, nn.Linear) and layer.bias is not None:
+                    layer.bias[0] = value
+
     def _new_languages(self, vocab_sizes: Mapping[str, int]) -> dict[str, int]:
         vocab_sizes = _check_vocab_sizes(vocab_sizes)
         clash = [lang for lang in vocab_sizes if lang in self.vocab_sizes]

@@ -57,6 +57,26 @@ def test_resolved_config_and_defaults():
     assert model_config_defaults({"head": None, "predictor": None}) == defaults
 
 
+@pytest.mark.parametrize("head", [{"type": "linear"}, {"type": "mtl"}, {"type": "lrmf", "rank": 4}])
+def test_blank_bias_starts_every_output_layer_at_blank(head):
+    # Every frame starts out as blank (output 0) with most of the probability; the other outputs keep
+    # PyTorch's initialisation, and the resolved config keeps the option so decode rebuilds the same.
+    torch.manual_seed(0)
+    vocabs = {"en": 7, "de": 7} if head["type"] == "linear" else VOCABS
+    model = build_model({"encoder": TINY["dnn"], "head": {**head, "blank_bias": 6.0}}, feat_dim=10,
+                        vocab_sizes=vocabs)
+    assert model.conf["head"]["blank_bias"] == 6.0
+    for lang in vocabs:
+        posteriors = model(torch.randn(2, 30, 10), torch.tensor([30, 30]), lang)[0].softmax(-1)
+        assert posteriors[..., 0].min() > 0.9
+    torch.manual_seed(0)
+    plain = build_model({"encoder": TINY["dnn"], "head": head}, feat_dim=10, vocab_sizes=vocabs)
+    assert "blank_bias" not in plain.conf["head"]
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, plain.state_dict()[k])]
+    assert changed and all(k.endswith(".bias") for k in changed)
+    assert all(torch.equal(model.state_dict()[k][1:], plain.state_dict()[k][1:]) for k in changed)
+
+
 @pytest.mark.parametrize("conf, message", [
     ({"encoder": {"type": "tdnn"}}, r"model.encoder.type: unknown type 'tdnn' \(choose from dnn, lstm, conformer, emformer\)"),
     ({"encoder": {"type": "lstm", "hiden_dim": 3}}, r"model.encoder: unknown option\(s\) 'hiden_dim' for type 'lstm'"),

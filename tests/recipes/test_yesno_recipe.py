@@ -1,8 +1,9 @@
 """recipes/yesno/run.sh end to end on the real corpus (../shared/corpora/yesno; skipped without it).
 
-It trains for one epoch: every stage runs, the numbers mean nothing. The issue-18 target (0.00% WER
-with the shipped settings, 3 seeds) is not reached yet (recipes/yesno/RESULTS.md); a test of it comes
-with the settings that reach it, not as an expected failure that costs CI a whole recipe run.
+`test_every_stage_runs` trains for one epoch: every stage runs, the numbers mean nothing.
+`test_shipped_recipe_results` runs the recipe as shipped (three seeds) and holds it to its
+RESULTS.md table: the issue-18 target (0 errors for each seed) is reached by seeds 1 and 2; seed 3
+makes 2 errors, so the test allows at most 2 errors per seed and 2 in all until the target is met.
 """
 
 from __future__ import annotations
@@ -30,14 +31,28 @@ def run_recipe(tmp_path: Path, *args: str) -> tuple[Path, subprocess.CompletedPr
     return tmp_path / "yesno", proc
 
 
-@pytest.mark.slow  # ten asrkit commands (a torch import each): about a minute on a quiet 2-core CPU
+@pytest.mark.slow  # a dozen asrkit commands (a torch import each): about a minute on a quiet 2-core CPU
 def test_every_stage_runs(tmp_path):
-    recipe, proc = run_recipe(tmp_path, "--epochs", "1", "--nj", "1")
+    recipe, proc = run_recipe(tmp_path, "--epochs", "1", "--nj", "1", "--seeds", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len((recipe / "data" / "test_yesno" / "text").read_text().splitlines()) == 30
-    assert (recipe / "data" / "lang_word" / "he" / "tokens.txt").read_text().split()[::2] == ["<blk>", "<unk>",
-                                                                                             "▁NO", "▁YES"]
-    wer = (recipe / "exp" / "dnn_word_seed1" / "decode_test_yesno" / "wer").read_text()
-    assert wer.startswith("%WER ") and "/ 240," in wer
-    assert "| dnn_word_seed1 | test_yesno |" in (recipe / "exp" / "RESULTS.md").read_text()
+    assert (recipe / "data" / "lang_char" / "he" / "tokens.txt").read_text().split()[::2] == [
+        "<blk>", "<unk>", "▁", "N", "O", "E", "S", "Y"]
+    assert (recipe / "data" / "lang_char_lm" / "lexicon.txt").read_text().splitlines() == ["NO ▁ N O", "YES ▁ Y E S"]
+    for decode in ("decode_test_yesno", "decode_test_yesno_lm"):
+        wer = (recipe / "exp" / "dnn_char_seed1" / decode / "wer").read_text()
+        assert wer.startswith("%WER ") and "/ 240," in wer
+    assert "| dnn_char_seed1 | test_yesno |" in (recipe / "exp" / "RESULTS.md").read_text()
 
+
+@pytest.mark.slow  # the whole recipe as shipped, three seeds: about 5 minutes under load 8, less when quiet
+def test_shipped_recipe_results(tmp_path):
+    # With the recipe's own defaults (bigram decoding; the greedy rows are reported, not held to it).
+    recipe, proc = run_recipe(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    errors = {}
+    for seed in (1, 2, 3):
+        wer = (recipe / "exp" / f"dnn_char_seed{seed}" / "decode_test_yesno_lm" / "wer").read_text().split()
+        assert wer[0] == "%WER" and wer[5] == "240,", wer
+        errors[seed] = int(wer[3])
+    assert max(errors.values()) <= 2 and sum(errors.values()) <= 2, errors

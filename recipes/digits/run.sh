@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # asrkit on the Free Spoken Digit Dataset with whole speakers held out: for each speaker S, train
 # on the other speakers and test on S (4 folds for ../shared/corpora/fsdd4), a WER per fold and the
-# mean. Every setting is chosen on each fold's dev split (takes 0-4 of the training speakers),
-# never on the test speaker. CTC over one token per word, without a language model.
+# mean, decoded without and with a grammar LM. Settings were chosen on held-out-speaker data inside
+# the training speakers, never on a test speaker (RESULTS.md says how).
 #
 #   ./run.sh --corpus /path/to/fsdd                  # holds recordings/ (../shared/corpora/fsdd4)
 #   ./run.sh --corpus /path/to/fsdd --folds "george lucas" --seed 2
 #
 # Stages (each one or a few `asrkit` commands; any stage re-runs alone from its files on disk):
-#   0  data dirs: data/fsdd/all and data/fsdd/fold_<S>/{train,dev,test} (asrkit prepare fsdd)
-#   1  40-bin fbank at 8 kHz + per-speaker CMVN on all files once; the fold dirs take their lines
-#   2  word tokens (zero ... nine) from each fold's training text (asrkit make-lang --type word)
-#   3  train one model per fold (conf/dnn_word.yaml), validated on the fold's dev split
-#   4  decode (greedy CTC) and score each fold's held-out speaker
-#   5  results table (asrkit results, exp/RESULTS.md) and the mean WER over the folds
+#   0  data dirs: data/fsdd/all and data/fsdd/fold_<S>/{train,dev,test} (asrkit prepare fsdd), and
+#      data/fsdd/all_sp: every file again at each --speed-perturb factor (asrkit data perturb-speed)
+#   1  13 MFCCs at 8 kHz (conf/mfcc.conf) + per-speaker CMVN once for all_sp (a speed copy is a
+#      speaker of its own); the fold dirs take their lines from it, train with its speed copies:
+#      data/<S>/train_sp
+#   2  word tokens (zero ... nine) and the grammar of each fold: an ARPA bigram that allows exactly
+#      one word of the training text per utterance (asrkit make-lm --arpa)
+#   3  train one model per fold ($config), validated on the fold's dev split
+#   4  decode each fold's held-out speaker: greedy CTC, and with the grammar (asrkit decode --lm)
+#   5  results table (asrkit results, exp/RESULTS.md) and the mean WER over the folds of each decode
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")"
@@ -28,55 +32,97 @@ corpus=
 folds=                        # empty: every speaker found
 seed=0
 epochs=                       # empty: the config's
-help_message="Usage: $0 --corpus DIR [--folds \"S1 S2\"] [--seed N] [--epochs N] [--stage N] [--stop-stage N] [--nj N]"
+config=conf/blstm_word.yaml
+speed_perturb=0.9,1.0,1.1     # speed factors of the training copies; 1.0 alone: none
+lm_weight=1.0                 # every sentence of the grammar is equally likely: any weight > 0 decodes the same
+help_message="Usage: $0 --corpus DIR [--folds \"S1 S2\"] [--seed N] [--epochs N] [--config FILE]
+  [--speed-perturb F1,F2,..] [--lm-weight W] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
+name=$(basename "$config" .yaml)
 train_opts=(--set training.device=cpu --set "training.seed=$seed")
 [ -n "$epochs" ] && train_opts+=(--set "training.epochs=$epochs")
 
 if stage_on 0; then
   [ -n "$corpus" ] || { echo "$0: give --corpus DIR (the folder holding recordings/)" >&2; exit 1; }
   corpus=$(abspath "$corpus")
-  log "stage 0: data dirs from $corpus"
+  log "stage 0: data dirs from $corpus, speed factors $speed_perturb"
   asrkit prepare fsdd "$corpus" data/fsdd
+  rm -rf data/fsdd/all_sp  # this stage's own output: made again, with new features in stage 1
+  asrkit data perturb-speed --factors "$speed_perturb" data/fsdd/all data/fsdd/all_sp
 fi
 [ -n "$folds" ] || folds=$(cd data/fsdd && ls -d fold_* | sed 's/^fold_//')
 
 if stage_on 1; then
-  log "stage 1: fbank features and CMVN"
-  make_fbank_cmvn data/fsdd/all
+  log "stage 1: MFCC features and CMVN"
+  asrkit make-feats data/fsdd/all_sp --type mfcc --conf conf/mfcc.conf --nj "$nj" --feat-dir mfcc
+  asrkit compute-cmvn data/fsdd/all_sp --feat-dir mfcc
   for s in $folds; do
     for part in train dev test; do
-      asrkit data subset --utt-list data/fsdd/fold_$s/$part/text data/fsdd/all "data/$s/$part"
+      asrkit data subset --overwrite --utt-list data/fsdd/fold_$s/$part/text data/fsdd/all_sp "data/$s/$part"
     done
+    # The training utterances and their speed copies (ids sp<f>-<utt>, as perturb-speed names them).
+    asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 data/fsdd/fold_$s/train/text |
+      awk -v f="$speed_perturb" 'BEGIN { n = split(f, fs, ",") }
+        { for (i = 1; i <= n; i++) print (fs[i] + 0 == 1 ? $1 : "sp" fs[i] "-" $1) }') \
+      data/fsdd/all_sp "data/$s/train_sp"
   done
 fi
 
+grammar_arpa() {  # grammar_arpa TEXT: an ARPA bigram in which an utterance is one of the words of TEXT (one word
+  # per utterance there), each equally likely
+  # `make-lm --order 2` over the same text backs off to two words or none (a deletion costs little
+  # against the acoustics); here every unigram has log10 probability -99, so only "<s> w </s>" is
+  # reachable: the grammar Kaldi's egs/yesno and connected-digit tasks decode with.
+  cut -d' ' -f2- "$1" | sort -u | awk '
+    { w[++n] = $0 }
+    END {
+      printf "\\data\\\nngram 1=%d\nngram 2=%d\n\n\\1-grams:\n-99\t</s>\n-99\t<s>\t0\n", n + 2, 2 * n
+      for (i = 1; i <= n; i++) printf "-99\t%s\t0\n", w[i]
+      printf "\n\\2-grams:\n"
+      for (i = 1; i <= n; i++) printf "%.6f\t<s> %s\n", -log(n) / log(10), w[i]
+      for (i = 1; i <= n; i++) printf "0\t%s </s>\n", w[i]
+      printf "\n\\end\\\n"
+    }'
+}
+
 if stage_on 2; then
-  log "stage 2: word tokens"
-  for s in $folds; do asrkit make-lang --type word "data/$s/train" "data/$s/lang_word"; done
+  log "stage 2: word tokens and the grammar LM"
+  for s in $folds; do
+    asrkit make-lang --type word "data/$s/train" "data/$s/lang_word"
+    grammar_arpa "data/$s/train/text" > "data/$s/grammar.arpa.tmp"
+    mv "data/$s/grammar.arpa.tmp" "data/$s/grammar.arpa"
+    asrkit make-lm --arpa "data/$s/grammar.arpa" "data/$s/lang_word" "data/$s/lang_word_lm"
+  done
 fi
 
 if stage_on 3; then
   for s in $folds; do
-    log "stage 3: training exp/dnn_word_$s (test speaker $s held out)"
-    $train_cmd asrkit train --config conf/dnn_word.yaml --train-data "data/$s/train" --valid-data "data/$s/dev" \
-      --lang "data/$s/lang_word" --out-dir "exp/dnn_word_$s" "${train_opts[@]}"
+    log "stage 3: training exp/${name}_$s (test speaker $s held out)"
+    $train_cmd asrkit train --config "$config" --train-data "data/$s/train_sp" --valid-data "data/$s/dev" \
+      --lang "data/$s/lang_word" --out-dir "exp/${name}_$s" "${train_opts[@]}"
   done
 fi
 
 if stage_on 4; then
   log "stage 4: decode and score the held-out speakers"
   for s in $folds; do
-    $decode_cmd asrkit decode --model "exp/dnn_word_$s/final.pt" --data "data/$s/test" \
-      --out-dir "exp/dnn_word_$s/decode_test_$s" --search greedy --nj "$nj" --device cpu
-    asrkit score --data "data/$s/test" --decode-dir "exp/dnn_word_$s/decode_test_$s"
+    exp=exp/${name}_$s
+    $decode_cmd asrkit decode --model "$exp/final.pt" --data "data/$s/test" \
+      --out-dir "$exp/decode_test_$s" --search greedy --nj "$nj" --device cpu
+    asrkit score --data "data/$s/test" --decode-dir "$exp/decode_test_$s"
+    $decode_cmd asrkit decode --model "$exp/final.pt" --data "data/$s/test" --out-dir "$exp/decode_test_${s}_lm" \
+      --lm "data/$s/lang_word_lm" --lm-weight "$lm_weight" --nj "$nj" --device cpu
+    asrkit score --data "data/$s/test" --decode-dir "$exp/decode_test_${s}_lm"
   done
 fi
 
 if stage_on 5; then
   log "stage 5: results"
   asrkit results exp --markdown | tee exp/RESULTS.md
-  for s in $folds; do head -n 1 "exp/dnn_word_$s/decode_test_$s/wer"; done |
-    awk '{ sum += $2; n++ } END { if (n) printf "mean WER over %d folds: %.2f%%\n", n, sum / n }' | tee -a exp/RESULTS.md
+  for lm in "" _lm; do
+    for s in $folds; do head -n 1 "exp/${name}_$s/decode_test_$s$lm/wer"; done |
+      awk -v what="${lm:+with the grammar LM}" '{ sum += $2; n++ }
+        END { if (n) printf "mean WER over %d folds %s: %.2f%%\n", n, what ? what : "(greedy, no LM)", sum / n }'
+  done | tee -a exp/RESULTS.md
 fi

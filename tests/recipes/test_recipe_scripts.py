@@ -532,7 +532,9 @@ def test_training_config_loads_and_builds(config):
     if re.search(r"^\s+mix:\s*\{\s*type:\s*ce", text, re.M):  # and a frame CE mix, its alignment
         overrides += ["objective.mix.targets=ali.scp", "objective.mix.valid_targets=ali.scp"]
     conf = load_config(config, overrides)
-    feat_dim = load_feature_options("fbank", config.parent / "fbank.conf").num_mel_bins
+    fbank = config.parent / "fbank.conf"  # the recipe's features: fbank, or MFCCs (recipes/digits)
+    feat_dim = (load_feature_options("fbank", fbank).num_mel_bins if fbank.is_file()
+                else load_feature_options("mfcc", config.parent / "mfcc.conf").num_ceps)
     model = build_model(conf.model, feat_dim=feat_dim, vocab_sizes={"aa": 40, "bb": 40})
     assert sum(p.numel() for p in model.parameters()) > 0
 

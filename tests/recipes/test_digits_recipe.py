@@ -1,0 +1,49 @@
+"""recipes/digits/run.sh end to end on the real corpus (../shared/corpora/fsdd4; skipped without it).
+
+One fold, takes 0-9 of each speaker (dev: takes 0-4, train: takes 5-9 and their speed copies), one
+epoch: every stage runs, the numbers mean nothing (recipes/digits/RESULTS.md holds the real ones).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, real_corpus
+
+
+@pytest.mark.slow  # ~15 asrkit commands (a torch import each) and 1,200 feature files: 1-2 minutes
+def test_every_stage_runs(tmp_path):
+    wavs = real_corpus("fsdd4") / "recordings"
+    small = tmp_path / "fsdd" / "recordings"
+    small.mkdir(parents=True)
+    for f in wavs.glob("*_[0-9].wav"):  # takes 0-9 of every digit and speaker: 400 files
+        (small / f.name).symlink_to(f)
+    shutil.copytree(REPO / "recipes" / "utils", tmp_path / "utils")
+    shutil.copytree(REPO / "recipes" / "digits", tmp_path / "digits", symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "exp", "fbank"))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(REPO))
+    proc = subprocess.run(["./run.sh", "--corpus", str(small.parent), "--folds", "george", "--epochs", "1",
+                           "--nj", "1"], cwd=tmp_path / "digits", env=env, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recipe = tmp_path / "digits"
+    assert len((recipe / "data" / "george" / "test" / "text").read_text().splitlines()) == 100
+    train_sp = (recipe / "data" / "george" / "train_sp" / "text").read_text().splitlines()
+    assert len(train_sp) == 3 * 150 and sum(ln.startswith("sp0.9-jackson-") for ln in train_sp) == 50
+    exp = recipe / "exp" / "blstm_word_george"
+    for decode in ("decode_test_george", "decode_test_george_lm"):
+        wer = (exp / decode / "wer").read_text()
+        assert wer.startswith("%WER ") and "/ 100," in wer
+    # The grammar allows exactly one digit word per utterance: every LM hypothesis is one word.
+    hyps = (exp / "decode_test_george_lm" / "text").read_text().splitlines()
+    assert len(hyps) == 100 and all(len(ln.split()) == 2 for ln in hyps)
+    results = (recipe / "exp" / "RESULTS.md").read_text()
+    assert "mean WER over 1 folds (greedy, no LM):" in results
+    assert "mean WER over 1 folds with the grammar LM:" in results

@@ -17,8 +17,11 @@ import click
               help="Cut LANG's training set to HOURS hours (dev/test keep their size). Repeatable.")
 @click.option("--speakers-per-lang", type=int, default=12, show_default=True,
               help="Speakers per language, one eSpeak voice variant each; 1/6 each go to dev and test.")
+@click.option("--text", "text_mode", type=click.Choice(["open", "closed"]), default="open", show_default=True,
+              help="open: sentences from each language's frequent words; closed: numbers, times, dates and "
+                   "short commands from a small word list (en, de, fr, es, it), as in connected-digit tasks.")
 @click.option("--vocab-size", type=int, default=2000, show_default=True,
-              help="Most frequent usable words per language that sentences are drawn from.")
+              help="Most frequent usable words per language that open sentences are drawn from.")
 @click.option("--noise-snr", default=None, metavar="LOW:HIGH",
               help="Add white/pink/brown noise at an SNR drawn from LOW..HIGH dB per utterance, e.g. 10:30.")
 @click.option("--reverb", is_flag=True, help="Add synthetic room reverberation (RT60 0.2-0.7 s) to every utterance.")
@@ -29,8 +32,8 @@ import click
 @click.option("--backend", type=click.Choice(["auto", "library", "binary"]), default="auto", show_default=True,
               help="eSpeak NG from the espeakng-loader package (library) or an espeak-ng program (binary).")
 @click.option("--overwrite", is_flag=True, help="Rebuild even if OUT_DIR already holds a finished corpus.")
-def synth(out_dir, langs, utts_per_lang, hours_per_lang, low_resource, speakers_per_lang, vocab_size, noise_snr,
-          reverb, seed, nj, relative, backend, overwrite) -> None:
+def synth(out_dir, langs, utts_per_lang, hours_per_lang, low_resource, speakers_per_lang, text_mode, vocab_size,
+          noise_snr, reverb, seed, nj, relative, backend, overwrite) -> None:
     """Synthesise a multilingual speech corpus with eSpeak NG into OUT_DIR.
 
     Writes OUT_DIR/audio/<lang>/<spk>/<utt>.flac (16 kHz, 16-bit) and the Kaldi data dirs
@@ -51,7 +54,7 @@ def synth(out_dir, langs, utts_per_lang, hours_per_lang, low_resource, speakers_
     config = SynthConfig(
         langs=parse_langs(langs), utts_per_lang=utts_per_lang, hours_per_lang=hours_per_lang,
         low_resource=tuple(parse_low_resource(x) for x in low_resource), speakers_per_lang=speakers_per_lang,
-        vocab_size=vocab_size, noise_snr=parse_snr_range(noise_snr) if noise_snr is not None else None,
+        vocab_size=vocab_size, text=text_mode, noise_snr=parse_snr_range(noise_snr) if noise_snr is not None else None,
         reverb=reverb, seed=seed, relative=relative, backend=backend)
     log = setup_logging(Path(out_dir) / "log" / "prepare_synth.log")
     log.info("%s", command_line())

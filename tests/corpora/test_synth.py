@@ -195,8 +195,10 @@ def test_number_words():
         "dix sept", "vingt et un", "soixante et onze", "quatre vingts", "quatre vingt un", "quatre vingt dix neuf"]
     assert [synth.number_to_words(n, "es") for n in (16, 22, 30, 45)] == [
         "dieciséis", "veintidós", "treinta", "cuarenta y cinco"]
-    with pytest.raises(ConfigError, match="no number speller for language 'it'"):
-        synth.number_to_words(3, "it")
+    assert [synth.number_to_words(n, "it") for n in (17, 21, 23, 28, 30, 83)] == [
+        "diciassette", "ventuno", "ventitré", "ventotto", "trenta", "ottantatré"]
+    with pytest.raises(ConfigError, match="no number speller for language 'nl'"):
+        synth.number_to_words(3, "nl")
 
 
 def test_word_filter_keeps_only_letters_of_the_language():

@@ -23,10 +23,10 @@ from asrkit.corpora.synth.plan import (
     UttPlan,
     check_config,
     estimated_seconds,
+    load_sentences,
     make_speakers,
     plan_utterance,
 )
-from asrkit.corpora.synth.text import load_lexicon
 from asrkit.errors import ConfigError
 from asrkit.fileio import atomic_write_text
 from asrkit.kaldi.datadir import write_data_dir as write_kaldi_data_dir
@@ -69,6 +69,11 @@ def _stamp(config: SynthConfig, backend_version: str) -> dict:
     stamp["langs"] = list(config.langs)
     stamp["low_resource"] = [list(x) for x in config.low_resource]
     stamp["noise_snr"] = list(config.noise_snr) if config.noise_snr is not None else None
+    if config.text == "open":
+        # Corpora stamped before --text existed are open ones: their stamps must still match.
+        del stamp["text"]
+    else:
+        del stamp["vocab_size"]  # the closed word lists do not depend on it
     if config.relative:
         stamp["relative_to"] = os.getcwd()
     return stamp
@@ -157,7 +162,7 @@ def _plan_corpus(config: SynthConfig, out_dir: Path, nj: int) -> tuple[list[UttP
     """Plan and synthesise every utterance; returns the kept plans and their sample counts."""
     audio_dir = (out_dir / "audio").resolve()
     variants = espeak.available_variants(config.backend)
-    lexicons = {lang: load_lexicon(lang, config.vocab_size) for lang in config.langs}
+    lexicons = {lang: load_sentences(config, lang) for lang in config.langs}
     speakers = {lang: make_speakers(lang, config.speakers_per_lang, config.seed, variants) for lang in config.langs}
     targets = _targets(config)
 

@@ -14,13 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from asrkit.corpora import espeak
-from asrkit.corpora.synth.text import DEFAULT_VOCAB_SIZE, Lexicon, make_sentence
+from asrkit.corpora.synth.closed import ClosedGrammar, closed_grammar
+from asrkit.corpora.synth.text import DEFAULT_VOCAB_SIZE, Lexicon, load_lexicon, make_sentence
 from asrkit.errors import ConfigError
 
 DEFAULT_LANGS = ("en", "de", "fr", "es")
 DEFAULT_UTTS_PER_LANG = 300
 DEFAULT_SPEAKERS_PER_LANG = 12
 SPLITS = ("train", "dev", "test")
+#: `--text`: open-vocabulary sentences from word lists (text.py), or closed-vocabulary ones (closed.py).
+TEXT_MODES = ("open", "closed")
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -32,7 +35,8 @@ class SynthConfig:
         hours_per_lang: hours of audio per language over train+dev+test (exclusive with utts_per_lang).
         low_resource: `(lang, hours)` pairs: that language's train set is cut to `hours` hours.
         speakers_per_lang: speakers per language, one voice variant each (3..number of variants).
-        vocab_size: most frequent usable words per language to sample from.
+        vocab_size: most frequent usable words per language to sample from (open text only).
+        text: "open" (wordfreq sentences) or "closed" (numbers, times, dates, commands; closed.py).
         noise_snr: `(low_db, high_db)` to add noise at an SNR drawn per utterance, or None.
         reverb: convolve with a synthetic room response (RT60 0.2..0.7 s) per utterance.
         seed: the corpus seed.
@@ -46,6 +50,7 @@ class SynthConfig:
     low_resource: tuple[tuple[str, float], ...] = ()
     speakers_per_lang: int = DEFAULT_SPEAKERS_PER_LANG
     vocab_size: int = DEFAULT_VOCAB_SIZE
+    text: str = "open"
     noise_snr: tuple[float, float] | None = None
     reverb: bool = False
     seed: int = 0
@@ -113,6 +118,11 @@ def check_config(config: SynthConfig, languages: Sequence[str] | None = None) ->
             raise ConfigError(f"--noise-snr {low:g}:{high:g}: LOW is greater than HIGH")
     if not config.langs:
         raise ConfigError("--langs: no language given")
+    if config.text not in TEXT_MODES:
+        raise ConfigError(f"--text {config.text}: must be one of {', '.join(TEXT_MODES)}")
+    if config.text == "closed":
+        for lang in config.langs:
+            closed_grammar(lang)
     known = set(languages if languages is not None else espeak.available_languages(config.backend))
     for lang in config.langs:
         if lang not in known:
@@ -217,16 +227,23 @@ class UttPlan:
     audio_path: str
 
 
-def plan_utterance(config: SynthConfig, lexicon: Lexicon, speakers: Sequence[Speaker], split: str, index: int,
+def load_sentences(config: SynthConfig, lang: str) -> Lexicon | ClosedGrammar:
+    """What `lang`'s sentences are drawn from under `config.text`."""
+    return closed_grammar(lang) if config.text == "closed" else load_lexicon(lang, config.vocab_size)
+
+
+def plan_utterance(config: SynthConfig, lexicon: Lexicon | ClosedGrammar, speakers: Sequence[Speaker], split: str, index: int,
                    audio_dir: Path) -> UttPlan:
     """Plan utterance `index` of `split` in `lexicon.lang`: a function of (seed, lang, split, index) only.
+
+    `lexicon` is what `load_sentences` gives for the corpus's text mode.
 
     Speakers take turns (`index % len(speakers)`). The text and voice are drawn before the effects,
     so adding --noise-snr or --reverb changes the audio but not what is said or by whom.
     """
     lang = lexicon.lang
     rng = np.random.default_rng([config.seed, _lang_key(lang), 2, SPLITS.index(split), index])
-    text = make_sentence(rng, lexicon)
+    text = lexicon.sentence(rng) if isinstance(lexicon, ClosedGrammar) else make_sentence(rng, lexicon)
     spk = speakers[index % len(speakers)]
     voice = espeak.Voice(lang=lang, variant=spk.variant,
                          rate=int(rng.integers(spk.rate[0], spk.rate[1] + 1)),

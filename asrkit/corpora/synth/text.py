@@ -1,9 +1,10 @@
 """synth text: what the synthetic speakers say — word lists, numbers spelled out, phrases, normalisation.
 
 Transcripts are exactly what eSpeak is given: the text is normalised (lower case, punctuation
-removed) *before* synthesis, and numbers are spelled out here (0..99 for en, de, fr, es) rather than
-left to eSpeak, so every transcript word is a spoken word. Languages without a number speller get
-no number sentences.
+removed) *before* synthesis, and numbers are spelled out here (0..99 for en, de, fr, es, it) rather
+than left to eSpeak, so every transcript word is a spoken word. Open-vocabulary sentences use
+numbers in en, de, fr and es only (`OPEN_NUMBER_LANGS`); the closed-vocabulary sentences (closed.py)
+use them in all five.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ _ES_ONES = ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "o
             "veinte", "veintiuno", "veintidós", "veintitrés", "veinticuatro", "veinticinco", "veintiséis",
             "veintisiete", "veintiocho", "veintinueve"]
 _ES_TENS = ["", "", "veinte", "treinta", "cuarenta", "cincuenta", "sesenta", "setenta", "ochenta", "noventa"]
+_IT_ONES = ["zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove", "dieci", "undici",
+            "dodici", "tredici", "quattordici", "quindici", "sedici", "diciassette", "diciotto", "diciannove"]
+_IT_TENS = ["", "", "venti", "trenta", "quaranta", "cinquanta", "sessanta", "settanta", "ottanta", "novanta"]
 
 
 def _en_number(n: int) -> str:
@@ -99,8 +103,22 @@ def _es_number(n: int) -> str:
     return _ES_TENS[tens] + (f" y {_ES_ONES[ones]}" if ones else "")
 
 
+def _it_number(n: int) -> str:
+    if n < 20:
+        return _IT_ONES[n]
+    tens, ones = divmod(n, 10)
+    if ones == 0:
+        return _IT_TENS[tens]
+    if ones in (1, 8):  # the tens lose their vowel before a vowel: ventuno, trentotto
+        return _IT_TENS[tens][:-1] + _IT_ONES[ones]
+    return _IT_TENS[tens] + ("tré" if ones == 3 else _IT_ONES[ones])
+
+
 #: Number spellers for 0..99, already in normalised transcript form (hyphens are spaces).
-NUMBER_WORDS = {"en": _en_number, "de": _de_number, "fr": _fr_number, "es": _es_number}
+NUMBER_WORDS = {"en": _en_number, "de": _de_number, "fr": _fr_number, "es": _es_number, "it": _it_number}
+#: The languages whose open-vocabulary sentences include numbers. Italian got its speller later (for
+#: the closed sentences) and stays out: the open corpus must not change under the same options.
+OPEN_NUMBER_LANGS = ("en", "de", "fr", "es")
 
 #: Short everyday phrases, normalised. Languages without a list get one- to three-word snippets.
 PHRASES: dict[str, list[str]] = {
@@ -116,7 +134,7 @@ PHRASES: dict[str, list[str]] = {
 
 
 def number_to_words(n: int, lang: str) -> str:
-    """Spell `n` (0..99) as normalised words in `lang` (en, de, fr, es), e.g. `(71, "fr")` -> `soixante et onze`.
+    """Spell `n` (0..99) as normalised words in `lang` (en, de, fr, es, it), e.g. `(71, "fr")` -> `soixante et onze`.
 
     Raises:
         ConfigError: no speller for `lang`, or `n` out of range.
@@ -219,7 +237,7 @@ def load_lexicon(lang: str, vocab_size: int = DEFAULT_VOCAB_SIZE) -> Lexicon:
     weights = 1.0 / np.sqrt(np.arange(1, len(words) + 1))
     base = lang.split("-")[0]
     return Lexicon(lang=lang, words=words, probs=weights / weights.sum(), phrases=list(PHRASES.get(base, [])),
-                   has_numbers=base in NUMBER_WORDS)
+                   has_numbers=base in OPEN_NUMBER_LANGS)
 
 
 def make_sentence(rng: np.random.Generator, lexicon: Lexicon) -> str:

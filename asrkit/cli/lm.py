@@ -17,7 +17,8 @@ import click
 @click.option("--words", type=click.Path(dir_okay=False, path_type=Path),
               help="With --arpa: the word list for the lexicon (default: the ARPA's unigrams).")
 @click.option("--language", help="The LM's language (its token set spells the words); default: the lang dir's only one.")
-@click.option("--order", type=click.IntRange(min=1), default=3, show_default=True, help="n-gram order.")
+@click.option("--order", type=click.IntRange(min=2), default=3, show_default=True,
+              help="n-gram order (at least 2: the decoder's KenLM reads no unigram-only model).")
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Leave out n-grams of order >= 2 seen fewer times than this.")
 @click.option("--interpolate", is_flag=True,

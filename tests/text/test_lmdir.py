@@ -75,6 +75,11 @@ def test_make_lm_cli(fixture_datadir, lang_dir, tmp_path):
     result = CliRunner().invoke(cli, ["make-lm", "--arpa", str(tmp_path / "nope.arpa"), "--language", "en",
                                       str(lang_dir), str(tmp_path / "lm2")])
     assert result.exit_code == 1 and "nope.arpa" in result.output and "Traceback" not in result.output
+    # A unigram-only ARPA cannot be read by the decoder's KenLM (it wrote one, then decode failed
+    # with a raw traceback): refused up front.
+    result = CliRunner().invoke(cli, ["make-lm", "--text", str(tmp_path / "corpus.txt"), "--language", "en",
+                                      "--order", "1", str(lang_dir), str(tmp_path / "lm1")])
+    assert result.exit_code == 2 and "--order" in result.output and not (tmp_path / "lm1").exists()
 
 
 def test_bpe_lexicon_spells_words_as_in_sentences(fixture_datadir, tmp_path):

@@ -15,8 +15,9 @@ local/score.sh over LM weights and insertion penalties).
 The blank token doubles as flashlight's word-boundary "silence": sentencepiece tokens carry their
 word boundary inside the first piece of each word (the "▁" prefix), and the lexicon spells it so.
 
-A word token set (`make-lang --type word`: every lexicon word is one token, the word itself) is
-searched with flashlight's lexicon-free decoder instead, the LM scoring each token as its word.
+A word token set (`make-lang --type word`: every lexicon word is one token, the word itself or, as
+make-lang writes it, the word with its "▁" boundary mark: `NO ▁NO`) is searched with flashlight's
+lexicon-free decoder instead, the LM scoring each token as the lexicon word it spells.
 The word penalty
 then ranks the final beam (that decoder has no word score). Flashlight's lexicon decoder cannot keep
 a one-token word over repeated frames: after the word it is
@@ -152,15 +153,20 @@ class LexiconSearch:
         self.lm_dir, self.lm_weight, self.word_penalty, self.nbest = lm, lm_weight, word_penalty, nbest
         self.tokens = list(tokens)
         # Word tokens: the lexicon-free decoder (see the module doc for why not the lexicon one).
-        self.word_tokens = _spells_words_as_tokens(lm.lexicon)
+        # token -> the lexicon word it spells; None unless every word is one token (a word token set).
+        self.word_of_token = _word_of_token(lm.lexicon)
+        self.word_tokens = (self.word_of_token is not None
+                            and set(self.tokens) - {BLANK, UNK} <= set(self.word_of_token))
         # KenLM reads the ARPA file here; `kenlm_note` keeps what it said of note (for the job's log).
         with tempfile.TemporaryDirectory(prefix="asrkit-lm-") as tmp:
             lm_dict = None
             if self.word_tokens:
                 # The lexicon-free decoder hands the LM token ids; torchaudio's own word dict for it is
-                # not in token order (so "NO" would be scored as another word): give it the tokens.
+                # not in token order (so "NO" would be scored as another word): give it the token ids'
+                # words, as the ARPA file spells them ("NO", not the token "▁NO", which KenLM reads as <unk>).
                 lm_dict = Path(tmp) / "lm_dict.txt"
-                lm_dict.write_text("".join(f"{t}\n" for t in self.tokens), encoding="utf-8")
+                lm_dict.write_text("".join(f"{self.word_of_token.get(t, t)}\n" for t in self.tokens),
+                                   encoding="utf-8")
             self._decoder, self.kenlm_note = read_kenlm_quietly(
                 lambda: ctc_decoder(lexicon=None if self.word_tokens else str(lm.lexicon), tokens=self.tokens,
                                     lm=str(lm.arpa), lm_dict=None if lm_dict is None else str(lm_dict), nbest=nbest,
@@ -175,7 +181,7 @@ class LexiconSearch:
             return tuple(word_dict.get_entry(w) for w in result.words if w >= 0)
         blank = self.tokens.index(BLANK)
         ids = [i for i, _ in itertools.groupby(result.tokens) if i != blank]
-        return tuple(self.tokens[i] for i in ids)
+        return tuple(self.word_of_token.get(self.tokens[i], self.tokens[i]) for i in ids)
 
     def search(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[LmHypothesis]]:
         """`log_probs (B, T, V)` CTC log posteriors, `lens (B,)` -> per utterance up to `nbest`
@@ -201,11 +207,14 @@ class LexiconSearch:
         return out
 
 
-def _spells_words_as_tokens(lexicon: Path) -> bool:
-    """Whether every line of `lexicon` spells its word as one token, the word itself (a word token set)."""
+def _word_of_token(lexicon: Path) -> dict[str, str] | None:
+    """`{token: word}` when every line of `lexicon` spells its word as one token (a word token set: the
+    word itself or "▁" + word, as `make-lang --type word` writes it), else None."""
     with open(lexicon, encoding="utf-8") as f:
         lines = [line.split() for line in f if line.strip()]
-    return bool(lines) and all(len(fields) == 2 and fields[0] == fields[1] for fields in lines)
+    if not lines or any(len(fields) != 2 or fields[1] not in (fields[0], "▁" + fields[0]) for fields in lines):
+        return None
+    return {token: word for word, token in lines}
 
 
 def parse_lm_options(values: tuple[str, ...] | list[str]) -> dict[str, LmDir]:

@@ -276,14 +276,17 @@ def test_decode_cli_lm_beam_default_and_search_refused(toy):
 YESNO = ["<blk>", "<unk>", "YES", "NO"]
 
 
-def test_word_tokens_held_over_frames_are_one_word(tmp_path):
+@pytest.mark.parametrize("mark", ["", "▁"])
+def test_word_tokens_held_over_frames_are_one_word(tmp_path, mark):
     # Flashlight's lexicon decoder read a one-token word held for 3 frames as the word twice
     # ([blk NO NO NO blk YES YES blk] -> "NO NO YES"; found on yesno): word token sets are searched
-    # lexicon-free, so CTC's collapse rule holds.
-    words = {"YES": "YES", "NO": "NO"}
+    # lexicon-free, so CTC's collapse rule holds. `make-lang --type word` writes the tokens with the
+    # word-boundary mark (lexicon `NO ▁NO`): the same search, the LM scoring the words, not <unk>.
+    words = {"YES": mark + "YES", "NO": mark + "NO"}
     flat = arpa({"<s>": (-99, 0.0), "</s>": (-math.log10(3), None), "YES": (-math.log10(3), 0.0),
                  "NO": (-math.log10(3), 0.0)}, {"<s> NO": -math.log10(2), "<s> YES": -math.log10(2)})
-    lm = write_lm_dir(tmp_path / "lm", flat, words=words, tokens=YESNO)
+    tokens = YESNO[:2] + [mark + t for t in YESNO[2:]]
+    lm = write_lm_dir(tmp_path / "lm", flat, words=words, tokens=tokens)
     b, y, n = 0, 2, 3
 
     def frames(ids):
@@ -292,7 +295,7 @@ def test_word_tokens_held_over_frames_are_one_word(tmp_path):
             out[0, t, i] = math.log(0.94)
         return out
 
-    search = LexiconSearch(lm, YESNO, lm_weight=1.0, word_penalty=0.5, beam=20, nbest=3)
+    search = LexiconSearch(lm, tokens, lm_weight=1.0, word_penalty=0.5, beam=20, nbest=3)
     ids = [b, n, n, n, b, y, y, y, y, b]
     hyps = search.search(frames(ids), torch.tensor([len(ids)]))[0]
     assert hyps[0].words == ("NO", "YES")

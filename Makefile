@@ -9,6 +9,9 @@ LOCK := requirements-lock.txt
 PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
+# The locked torch is a CUDA build: the venv takes ~5.8 GB, and pip needs room to unpack on top.
+# `make install MIN_FREE_GB=0` skips the check.
+MIN_FREE_GB ?= 7
 
 .PHONY: install lock sysdeps test lint clean help demo bench bench-feats bench-train bench-decode bench-gpu
 
@@ -30,6 +33,7 @@ install: $(STAMP)
 # pair stops here with one line. (setuptools' generic "Editable installation" warning is silenced.)
 # Re-installs only when the package metadata or the lock changes.
 $(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) scripts/check-disk.py $(VENV) $(MIN_FREE_GB)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)

@@ -78,3 +78,25 @@ def test_wrong_result_is_a_failure(monkeypatch):
 
     monkeypatch.setattr(envcheck, "CHECKS", [("torchaudio", ("torchaudio",), wrong)])
     assert "gave shape (7, 23)" in envcheck.check_environment()
+
+
+def _check_disk(venv: Path, min_free_gb: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "check-disk.py"), str(venv), min_free_gb],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_install_refuses_a_disk_without_room_in_one_line(tmp_path):
+    """A full disk stops `make install` before pip starts, with one line naming the folder and the need."""
+    result = _check_disk(tmp_path / ".venv", "1e9")  # more than any disk has
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path) in lines[0] and "MIN_FREE_GB=0" in lines[0]
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_install_disk_check_passes_with_room_or_an_existing_venv_or_when_off(tmp_path):
+    assert _check_disk(tmp_path / ".venv", "0.001").returncode == 0
+    assert _check_disk(tmp_path / ".venv", "0").returncode == 0
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").touch()
+    assert _check_disk(tmp_path / ".venv", "1e9").returncode == 0

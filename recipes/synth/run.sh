@@ -6,12 +6,12 @@
 # Stages (each is one or a few `asrkit` commands and can be re-run alone from its files on disk):
 #   0  prepare the corpus (4 languages, one of them low-resource, plus a held-out transfer language)
 #   1  fbank features + per-speaker CMVN
-#   2  sentencepiece tokens per language
+#   2  tokens per language (characters or sentencepiece), a word trigram per language
 #   3  MTL Conformer-CTC            4  LRMF Conformer-CTC          5  1-hour transfer to a new language
 #   6  distributed run (2 processes, model averaging) with an EMA model
 #   7  pathways: dense RNN-T vs language-agnostic / monolingual / pathway pruning
 #   8  distillation: BLSTM teacher -> posteriors -> DNN student, vs the same DNN on hard targets
-#   9  decode and score every model      10  results table
+#   9  decode and score every model (the CTC models also with the word trigrams)   10  results table
 # --size demo finishes on a 2-core CPU in about 25 minutes; small and full are meant for one GPU;
 # tiny runs every stage in a few minutes for the tests (its numbers mean nothing). What each size
 # changes in the models (sizes, epochs, LRMF rank, EMA decay) is in conf/size_<size>/*.yaml, laid
@@ -75,6 +75,9 @@ if stage_on 2; then
   log "stage 2: tokens"
   asrkit make-lang "${token_opts[@]}" data/train "$lang"
   asrkit make-lang "${token_opts[@]}" "data/train_$transfer_lang" "${lang}_$transfer_lang"
+  for l in "${lang_list[@]}"; do  # a word trigram of each language's training transcripts, for stage 9
+    asrkit make-lm --data data/train --language "$l" --order 3 "$lang" "${lang}_lm_$l"
+  done
 fi
 
 if stage_on 3; then
@@ -140,6 +143,14 @@ if stage_on 9; then
     if [ -f "$exp/ema.pt" ]; then decode_score "$exp/ema.pt" "data/$set" "$exp/decode_${set}_ema" --cer; fi
   done
   decode_score_monolingual decode_test --cer
+  # The CTC models of the 4 languages again with each language's word trigram (stage 2), LM weight
+  # and word penalty chosen on dev: decode_lm_dev (the sweep) and decode_lm_test (at dev's best).
+  lm_opts=()
+  for l in "${lang_list[@]}"; do lm_opts+=(--lm "$l=${lang}_lm_$l"); done
+  for exp in exp/mtl_conformer exp/lrmf_conformer exp/mtl_conformer_dist; do
+    [ -f "$exp/final.pt" ] || continue
+    decode_score_lm "$exp/final.pt" data/dev data/test decode_lm "${lm_opts[@]}"
+  done
 fi
 
 if stage_on 10; then

@@ -7,6 +7,7 @@
 #   hours                         hours_of (the --hours option of the multilingual corpus recipes)
 #   nj                            make_fbank_cmvn
 #   device, job_nj, search (default greedy), beam (default 8), $decode_cmd   decode_score
+#   device, job_nj, lm_beam (default 50), nbest (default 10), $decode_cmd     decode_score_lm
 
 log() { echo "$(date '+%F %T') $(basename "$0"): $*" >&2; }
 die() { echo "$0: $*" >&2; exit 1; }
@@ -57,6 +58,25 @@ decode_score() {  # decode_score MODEL DATA_DIR DECODE_DIR [extra asrkit score o
   $decode_cmd asrkit decode --model "$model" --data "$data" --out-dir "$dir" --search "${search:-greedy}" \
     --beam "${beam:-8}" --nj "$job_nj" --device "$device"
   asrkit score --data "$data" --decode-dir "$dir" "$@"
+}
+
+decode_score_lm() {  # decode_score_lm MODEL DEV_DIR TEST_DIR NAME --lm ... [more asrkit decode options]
+  # Word-LM decoding with the LM weight and word penalty chosen on DEV_DIR, never on the test set:
+  # DEV_DIR's n-best lists are rescored over asrkit score's grid (best_wer), and TEST_DIR is decoded
+  # with the winner and scored at that one point. Decode dirs: <model dir>/NAME_<data dir name>.
+  local model=$1 dev=$2 test=$3 name=$4; shift 4
+  local exp best weight penalty
+  exp=$(dirname "$model")
+  local dev_dir=$exp/${name}_$(basename "$dev") test_dir=$exp/${name}_$(basename "$test")
+  $decode_cmd asrkit decode --model "$model" --data "$dev" --out-dir "$dev_dir" --beam "${lm_beam:-50}" \
+    --nbest "${nbest:-10}" --nj "$job_nj" --device "$device" "$@"
+  asrkit score --data "$dev" --decode-dir "$dev_dir" >/dev/null
+  best=$(awk '{print $NF}' "$dev_dir/best_wer")  # .../wer_<W>_<P>
+  best=${best##*/wer_}; weight=${best%_*}; penalty=${best#*_}
+  log "$dev_dir: LM weight $weight, word penalty $penalty ($(cut -d' ' -f1-2 "$dev_dir/best_wer") on $(basename "$dev"))"
+  $decode_cmd asrkit decode --model "$model" --data "$test" --out-dir "$test_dir" --beam "${lm_beam:-50}" \
+    --lm-weight "$weight" --word-penalty "$penalty" --nj "$job_nj" --device "$device" "$@"
+  asrkit score --data "$test" --decode-dir "$test_dir" --lm-weights "$weight" --word-penalties "$penalty"
 }
 
 decode_score_monolingual() {  # decode_score_monolingual DECODE_NAME [extra asrkit score options...]

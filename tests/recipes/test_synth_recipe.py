@@ -45,6 +45,12 @@ def test_every_stage_runs_and_the_table_lists_every_model(tiny_recipe):
         assert f"| rnnt_mono70/{lang} |" in table
         assert (recipe / "exp" / "mtl_conformer" / "decode_test" / f"wer_{lang}").is_file()
     assert "| mtl_conformer_dist | test_ema |" in table  # the EMA model decoded beside the final one
+    # The word-trigram decode: LM weight and penalty swept on dev, test decoded at dev's best only.
+    for exp in ("mtl_conformer", "lrmf_conformer", "mtl_conformer_dist"):
+        assert f"| {exp} | lm_test |" in table
+        best = (recipe / "exp" / exp / "decode_lm_dev" / "best_wer").read_text().split()[-1].rsplit("/", 1)[-1]
+        swept = sorted(p.name for p in (recipe / "exp" / exp / "decode_lm_test").glob("wer_*_*"))
+        assert swept == [best]
     assert (recipe / "exp" / "teacher_blstm" / "post_train" / "post.scp").is_file()
     first = (recipe / "exp" / "mtl_conformer" / "decode_test" / "wer").read_text().splitlines()[0]
     assert first.startswith("%WER ")

@@ -22,12 +22,14 @@ help_message="Usage: $0 [--size tiny|demo|small|full] [--seeds \"1 2 3\"] [--nj 
 . ./utils/parse_options.sh
 
 [ -n "${seeds// /}" ] || die "--seeds is empty"
+for seed in $seeds; do
+  case "$seed" in ''|*[!0-9]*) die "--seeds: '$seed' is not a whole number" ;; esac
+done
 if [ ! -f data/train/cmvn.scp ]; then
   ./run.sh --size "$size" --stage 0 --stop-stage 2 --nj "$nj" --device "$device"
 fi
 roots=()
 for seed in $seeds; do
-  case "$seed" in ''|*[!0-9]*) die "--seeds: '$seed' is not a whole number" ;; esac
   dir=seeds/seed$seed
   roots+=("$dir/exp")
   if [ -f "$dir/exp/RESULTS.md" ]; then log "$dir: done already"; continue; fi

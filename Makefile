@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # `make install MIN_FREE_GB=0` skips the check.
 MIN_FREE_GB ?= 6
 
-.PHONY: install lock sysdeps test lint clean help demo bench bench-feats bench-train bench-decode bench-gpu
+.PHONY: install lock sysdeps test lint clean help demo demo-seeds bench bench-feats bench-train bench-decode bench-gpu
 
 help:
 	@echo "make install   create $(VENV) and install asrkit with its dev tools, exactly as $(LOCK) says"
@@ -21,6 +21,7 @@ help:
 	@echo "make test      install if needed, then run the whole test suite"
 	@echo "make lint      ruff over the package and the tests"
 	@echo "make demo      run recipes/synth/run.sh --size demo: every stage on the offline corpus, then a WER table"
+	@echo "make demo-seeds the demo's trained stages for seeds 1 2 3, then mean ± sd per system (about 3x the demo)"
 	@echo "make bench     feature, training and decoding benchmarks, one summary table"
 	@echo "make bench-gpu every GPU figure (features, training MFU/stall, decoding, memory) into docs/benchmarks.md"
 
@@ -62,6 +63,10 @@ lint: install
 
 demo: install sysdeps
 	cd recipes/synth && ./run.sh --size demo
+
+# Stages 3-10 of the demo once per seed (recipes/synth/seeds/seed<N>), then recipes/synth/seeds/RESULTS.md.
+demo-seeds: install sysdeps
+	cd recipes/synth && ./local/seeds.sh --size demo --seeds "1 2 3"
 
 # kaldi-native-fbank is a peer measured by the benchmark only, not a dependency of asrkit.
 bench-feats: install

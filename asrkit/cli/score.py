@@ -57,17 +57,29 @@ def score(data_dir: Path, decode_dir: Path, cer: bool | None, filter_cmd: str | 
 
 
 @click.command()
-@click.argument("exp_root", type=click.Path(path_type=Path))
+@click.argument("exp_roots", metavar="EXP_ROOT...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--markdown", is_flag=True, help="A Markdown table for RESULTS.md.")
 @click.option("--raw", is_flag=True, help="best_wer.sh-style lines: the %WER line and its file, one per score.")
-def results(exp_root: Path, markdown: bool, raw: bool) -> None:
-    """Table of the WER/CER of every EXP_ROOT/**/decode* dir: rows experiment x test set, a column per language."""
+def results(exp_roots: tuple[Path, ...], markdown: bool, raw: bool) -> None:
+    """Table of the WER/CER of every EXP_ROOT/**/decode* dir: rows experiment x test set, a column per language.
+
+    With several EXP_ROOTs (the same recipe trained with different seeds), each cell is the mean and
+    sample standard deviation over them, `12.34 ± 0.56`, with `(n=K)` where only K roots have it.
+    """
     from asrkit.errors import AsrkitError
     from asrkit.logutil import setup_logging
-    from asrkit.scoring.results import collect_results, format_results
+    from asrkit.scoring.results import collect_results, format_results, format_seed_results
 
     setup_logging()  # skipped files are reported on stderr
-    found = collect_results(exp_root)
-    if not found:
-        raise AsrkitError(f"{exp_root}: no scored decode dir (no decode*/wer* or cer* file with a %WER line)")
-    click.echo(format_results(found, markdown=markdown, raw=raw), nl=False)
+    runs = []
+    for root in exp_roots:
+        found = collect_results(root)
+        if not found:
+            raise AsrkitError(f"{root}: no scored decode dir (no decode*/wer* or cer* file with a %WER line)")
+        runs.append(found)
+    if len(runs) == 1:
+        click.echo(format_results(runs[0], markdown=markdown, raw=raw), nl=False)
+    elif raw:
+        raise click.UsageError("--raw takes one EXP_ROOT (its lines name their files; several roots are a table)")
+    else:
+        click.echo(format_seed_results(runs, markdown=markdown), nl=False)

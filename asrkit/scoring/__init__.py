@@ -6,7 +6,7 @@ scores under an exp/ tree into a table for RESULTS.md.
 """
 
 from asrkit.scoring.report import NO_SPACE_LANGUAGES, format_per_utt, is_no_space_language, score_decode_dir
-from asrkit.scoring.results import Result, collect_results, format_results
+from asrkit.scoring.results import Result, collect_results, format_results, format_seed_results
 from asrkit.scoring.wer import EditCounts, ErrorStats, align, compute_wer, edit_counts, to_chars
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "edit_counts",
     "format_per_utt",
     "format_results",
+    "format_seed_results",
     "is_no_space_language",
     "score_decode_dir",
     "to_chars",

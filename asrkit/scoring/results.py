@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+import statistics
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,19 +174,50 @@ def format_results(results: Iterable[Result], markdown: bool = False, raw: bool 
         return ""
     if raw:
         return "".join(f"{r.line} {r.path.as_posix()}\n" for r in results)
-    columns = _columns(results)
-    rows: dict[tuple[str, str], dict[tuple[str, str], Result]] = {}
-    for r in results:
-        rows.setdefault((r.experiment, r.test_set), {})[(r.metric, r.language)] = r
+    return _table([results], markdown, lambda cell: f"{cell[0].value:.2f}")
+
+
+def format_seed_results(runs: Sequence[Sequence[Result]], markdown: bool = False) -> str:
+    """One table over several runs of the same recipe (one exp root per training seed): each cell is
+    the mean and sample standard deviation of the runs' scores, `12.34 ± 0.56`, followed by `(n=K)`
+    when only K of the runs have that score.
+
+    Args:
+        runs: one `collect_results` list per run.
+        markdown: a Markdown table instead of aligned plain-text columns.
+
+    Returns:
+        the text, ending in a newline (empty when no run has results); as `format_results` otherwise.
+    """
+    if not any(runs):
+        return ""
+
+    def cell_text(cell: Sequence[Result]) -> str:
+        values = [r.value for r in cell]
+        sd = statistics.stdev(values) if len(values) > 1 else math.nan
+        text = f"{statistics.fmean(values):.2f} ± {sd:.2f}"
+        return text if len(values) == len(runs) else f"{text} (n={len(values)})"
+
+    return _table(runs, markdown, cell_text)
+
+
+def _table(runs: Sequence[Sequence[Result]], markdown: bool,
+           cell_text: Callable[[Sequence[Result]], str]) -> str:
+    """Rows experiment x test set, a column per (metric, language); a cell holds every run's Result."""
+    flat = sorted((r for run in runs for r in run), key=_result_order)
+    columns = _columns(flat)
+    rows: dict[tuple[str, str], dict[tuple[str, str], list[Result]]] = {}
+    for r in flat:
+        rows.setdefault((r.experiment, r.test_set), {}).setdefault((r.metric, r.language), []).append(r)
     header = ["experiment", "test set"] + [f"{metric} {lang}" for metric, lang in columns]
     body = []
     for (experiment, test_set), cells in rows.items():
         row = [experiment, test_set]
         for col in columns:
-            r = cells.get(col)
-            row.append("-" if r is None else f"{r.value:.2f}" + ("*" if r.partial else ""))
+            cell = cells.get(col)
+            row.append("-" if cell is None else cell_text(cell) + ("*" if any(r.partial for r in cell) else ""))
         body.append(row)
-    any_partial = any(r.partial for r in results)
+    any_partial = any(r.partial for r in flat)
 
     if markdown:
         lines = ["| " + " | ".join(header) + " |",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # asrkit multilingual demo on the offline synthetic corpus: every stage of the toolkit.
 #
-#   ./run.sh [--size tiny|demo|small|full] [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda]
+#   ./run.sh [--size tiny|demo|small|full] [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--seed N]
 #
 # Stages (each is one or a few `asrkit` commands and can be re-run alone from its files on disk):
 #   0  prepare the corpus (4 languages, one of them low-resource, plus a held-out transfer language)
@@ -30,8 +30,10 @@ device=auto
 langs=en,de,fr,es
 low_resource=es
 transfer_lang=it
-help_message="Usage: $0 [--size tiny|demo|small|full] [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda]"
+seed=          # training seed of every model (default: each config's training.seed); local/seeds.sh sets it
+help_message="Usage: $0 [--size tiny|demo|small|full] [--stage N] [--stop-stage N] [--nj N] [--device auto|cpu|cuda] [--seed N]"
 . ./utils/parse_options.sh
+train_opts=${seed:+--set training.seed=$seed}  # read by train (utils/recipe_functions.sh)
 
 case "$size" in
   tiny)  corpus_opts="--utts-per-lang 20"; low_hours=0.005; transfer_hours=0.005; token_type=char ;;
@@ -111,7 +113,7 @@ fi
 
 if stage_on 7; then
   log "stage 7: pathways"
-  ./local/pathways.sh --size "$size" --device "$device" --lang "$lang"
+  ./local/pathways.sh --size "$size" --device "$device" --lang "$lang" --train-opts "$train_opts"
 fi
 
 if stage_on 8; then

@@ -6,9 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from asrkit.cli.main import cli
 from asrkit.errors import AsrkitError
-from asrkit.scoring.results import collect_results, format_results, read_wer_line
+from asrkit.scoring.results import collect_results, format_results, format_seed_results, read_wer_line
 
 
 def _wer(line: str) -> str:
@@ -113,3 +115,34 @@ def test_read_wer_line_and_errors(tmp_path):
     assert read_wer_line(f) is None
     with pytest.raises(AsrkitError, match="nope: no such folder"):
         collect_results(tmp_path / "nope")
+
+
+def _seed_run(root: Path, wers: dict[str, float]) -> Path:
+    for name, value in wers.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_wer(f"%WER {value:.2f} [ {int(value)} / 100, 0 ins, 0 del, {int(value)} sub ]"))
+    return root
+
+
+def test_seed_table_gives_mean_and_sample_sd_and_counts_missing_runs(tmp_path):
+    runs = [collect_results(_seed_run(tmp_path / f"seed{s}", wers)) for s, wers in enumerate([
+        {"mtl/decode_test/wer": 10.0, "lrmf/decode_test/wer": 20.0},
+        {"mtl/decode_test/wer": 12.0, "lrmf/decode_test/wer": 26.0},
+        {"mtl/decode_test/wer": 14.0},  # the third seed's lrmf has not been decoded
+    ])]
+    assert format_seed_results(runs, markdown=True) == (
+        "| experiment | test set | WER all |\n"
+        "|---|---|---:|\n"
+        "| lrmf | test | 23.00 ± 4.24 (n=2) |\n"
+        "| mtl | test | 12.00 ± 2.00 |\n")
+    assert format_seed_results([runs[0]]).splitlines()[-1].split() == ["mtl", "test", "10.00", "±", "nan"]
+
+
+def test_results_command_with_several_roots_is_the_seed_table(tmp_path):
+    roots = [_seed_run(tmp_path / f"seed{s}", {"mtl/decode_test/wer": v}) for s, v in enumerate([10.0, 12.0, 14.0])]
+    result = CliRunner().invoke(cli, ["results", *map(str, roots)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].split() == ["mtl", "test", "12.00", "±", "2.00"]
+    raw = CliRunner().invoke(cli, ["results", "--raw", *map(str, roots)])
+    assert raw.exit_code == 2 and "--raw takes one EXP_ROOT" in raw.output

@@ -11,7 +11,8 @@ device=auto
 epochs=        # default per --size: conf/size_<size>/rnnt.yaml (tiny 1, demo 40, small 30, full 50)
 sparsity=0.7
 lang=data/lang_bpe150
-help_message="Usage: $0 [--size tiny|demo|small|full] [--device auto|cpu|cuda] [--epochs N] [--sparsity S] [--lang LANG_DIR]"
+train_opts=    # extra options of every `asrkit train` and `asrkit prune`, e.g. "--set training.seed=2"
+help_message="Usage: $0 [--size tiny|demo|small|full] [--device auto|cpu|cuda] [--epochs N] [--sparsity S] [--lang LANG_DIR] [--train-opts \"OPTS\"]"
 . ./utils/parse_options.sh
 
 # Pruning rounds, fine-tuning steps per round and joint pathway steps per --size; the dense
@@ -28,6 +29,11 @@ dense_opts=(--config "conf/size_$size/rnnt.yaml")
 tag=$(awk -v s="$sparsity" 'BEGIN { printf "%d", s * 100 + 0.5 }')
 prune_opts=(--sparsity "$sparsity" --train-data data/train --rounds "$rounds" --steps-per-round "$steps"
             --set "training.device=$device")
+# --train-opts is a string of options: split into words on purpose.
+# shellcheck disable=SC2206
+extra_opts=($train_opts)
+dense_opts+=("${extra_opts[@]}")
+prune_opts+=("${extra_opts[@]}")
 
 asrkit train --config conf/rnnt_emformer.yaml "${dense_opts[@]}" --train-data data/train --valid-data data/dev \
   --lang "$lang" --out-dir exp/rnnt_dense --set "training.device=$device"
@@ -37,7 +43,7 @@ asrkit train --config conf/rnnt_emformer.yaml "${dense_opts[@]}" --train-data da
 asrkit train --config exp/rnnt_dense/config.yaml --train-data data/train --valid-data data/dev \
   --lang "$lang" --out-dir exp/rnnt_dense_more --init-from exp/rnnt_dense/final.pt --set "training.device=$device" \
   --set "training.max_steps=$joint" --set "scheduler.total_steps=$joint" \
-  --set "scheduler.warmup_steps=$(( joint / 10 > 0 ? joint / 10 : 1 ))"
+  --set "scheduler.warmup_steps=$(( joint / 10 > 0 ? joint / 10 : 1 ))" "${extra_opts[@]}"
 asrkit prune --method mono --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_mono$tag" "${prune_opts[@]}"
 asrkit prune --method pathways --model exp/rnnt_dense/final.pt --out-dir "exp/rnnt_pathways$tag" \
   --masks-from "exp/rnnt_mono$tag" --joint-steps "$joint" "${prune_opts[@]}"

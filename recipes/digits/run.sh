@@ -12,11 +12,14 @@
 #      data/fsdd/all_sp: every file again at each --speed-perturb factor (asrkit data perturb-speed)
 #   1  13 MFCCs at 8 kHz (conf/mfcc.conf) + per-speaker CMVN once for all_sp (a speed copy is a
 #      speaker of its own); the fold dirs take their lines from it, train with its speed copies:
-#      data/<S>/train_sp
+#      data/<S>/train_sp. With --test-warps: every file again at each VTLN warp (local/vtln_copy.sh,
+#      ids w<W>-<utt>, a speaker of its own each) in data/fsdd/all_vtln, and data/<S>/test_vtln
 #   2  word tokens (zero ... nine) and the grammar of each fold: an ARPA bigram that allows exactly
 #      one word of the training text per utterance (asrkit make-lm --arpa)
 #   3  train one model per fold ($config), validated on the fold's dev split
-#   4  decode each fold's held-out speaker: greedy CTC, and with the grammar (asrkit decode --lm)
+#   4  decode each fold's held-out speaker: greedy CTC, and with the grammar (asrkit decode --lm);
+#      with --test-warps also the CTC posteriors averaged over the warped copies of its files
+#      (asrkit decode --output loglikes, local/warp_average.py: no labels used), greedy
 #   5  results table (asrkit results, exp/RESULTS.md) and the mean WER over the folds of each decode
 set -euo pipefail
 caller_dir=$PWD
@@ -35,8 +38,9 @@ epochs=                       # empty: the config's
 config=conf/blstm_word.yaml
 speed_perturb=0.9,1.0,1.1     # speed factors of the training copies; 1.0 alone: none
 lm_weight=1.0                 # every sentence of the grammar is equally likely: any weight > 0 decodes the same
+test_warps=0.85,0.9,0.95,1.05,1.1,1.15  # VTLN warps the test posteriors are averaged over (with 1.0); empty: none
 help_message="Usage: $0 --corpus DIR [--folds \"S1 S2\"] [--seed N] [--epochs N] [--config FILE]
-  [--speed-perturb F1,F2,..] [--lm-weight W] [--stage N] [--stop-stage N] [--nj N]"
+  [--speed-perturb F1,F2,..] [--test-warps W1,W2,..] [--lm-weight W] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
 name=$(basename "$config" .yaml)
@@ -67,6 +71,24 @@ if stage_on 1; then
         { for (i = 1; i <= n; i++) print (fs[i] + 0 == 1 ? $1 : "sp" fs[i] "-" $1) }') \
       data/fsdd/all_sp "data/$s/train_sp"
   done
+  if [ -n "$test_warps" ]; then
+    # Warped copies of the unperturbed files (only the test speakers' are decoded; computing them for all
+    # 2,000 files once is simpler than per fold and costs ~10 s per warp).
+    vtln_dirs=(data/fsdd/all_sp)  # warp 1.0: the unperturbed files there
+    for w in ${test_warps//,/ }; do
+      local/vtln_copy.sh data/fsdd/all "data/fsdd/all_w$w" "$w"
+      asrkit make-feats "data/fsdd/all_w$w" --type mfcc --conf conf/mfcc.conf --opt "vtln-warp=$w" --nj "$nj" \
+        --feat-dir mfcc --overwrite
+      asrkit compute-cmvn "data/fsdd/all_w$w" --feat-dir mfcc
+      vtln_dirs+=("data/fsdd/all_w$w")
+    done
+    asrkit data combine --overwrite data/fsdd/all_vtln "${vtln_dirs[@]}"
+    for s in $folds; do
+      asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 data/fsdd/fold_$s/test/text |
+        awk -v f="$test_warps" 'BEGIN { n = split(f, ws, ",") } { print $1; for (i = 1; i <= n; i++) print "w" ws[i] "-" $1 }') \
+        data/fsdd/all_vtln "data/$s/test_vtln"
+    done
+  fi
 fi
 
 grammar_arpa() {  # grammar_arpa TEXT: an ARPA bigram in which an utterance is one of the words of TEXT (one word
@@ -114,15 +136,27 @@ if stage_on 4; then
     $decode_cmd asrkit decode --model "$exp/final.pt" --data "data/$s/test" --out-dir "$exp/decode_test_${s}_lm" \
       --lm "data/$s/lang_word_lm" --lm-weight "$lm_weight" --nj "$nj" --device cpu
     asrkit score --data "data/$s/test" --decode-dir "$exp/decode_test_${s}_lm"
+    if [ -n "$test_warps" ]; then
+      $decode_cmd asrkit decode --model "$exp/final.pt" --data "data/$s/test_vtln" --out-dir "$exp/loglikes_test_${s}_vtln" \
+        --output loglikes --nj "$nj" --device cpu
+      python3 local/warp_average.py "data/$s/lang_word" "$exp/loglikes_test_${s}_vtln" "$exp/decode_test_${s}_vtln"
+      asrkit score --data "data/$s/test" --decode-dir "$exp/decode_test_${s}_vtln"
+    fi
   done
 fi
 
 if stage_on 5; then
   log "stage 5: results"
   asrkit results exp --markdown | tee exp/RESULTS.md
-  for lm in "" _lm; do
-    for s in $folds; do head -n 1 "exp/${name}_$s/decode_test_$s$lm/wer"; done |
-      awk -v what="${lm:+with the grammar LM}" '{ sum += $2; n++ }
-        END { if (n) printf "mean WER over %d folds %s: %.2f%%\n", n, what ? what : "(greedy, no LM)", sum / n }'
+  decodes=("" _lm)
+  [ -n "$test_warps" ] && decodes+=(_vtln)
+  for d in "${decodes[@]}"; do
+    case $d in
+      "") what="(greedy, no LM)" ;;
+      _lm) what="with the grammar LM" ;;
+      _vtln) what="averaged over VTLN warps $test_warps and 1.0 (greedy)" ;;
+    esac
+    for s in $folds; do head -n 1 "exp/${name}_$s/decode_test_$s$d/wer"; done |
+      awk -v what="$what" '{ sum += $2; n++ } END { if (n) printf "mean WER over %d folds %s: %.2f%%\n", n, what, sum / n }'
   done | tee -a exp/RESULTS.md
 fi

@@ -38,7 +38,10 @@ def test_every_stage_runs(tmp_path):
     train_sp = (recipe / "data" / "george" / "train_sp" / "text").read_text().splitlines()
     assert len(train_sp) == 3 * 150 and sum(ln.startswith("sp0.9-jackson-") for ln in train_sp) == 50
     exp = recipe / "exp" / "blstm_word_george"
-    for decode in ("decode_test_george", "decode_test_george_lm"):
+    # Test-time VTLN: the test speaker's files at 1.0 and each of the 6 default warps, in one decode.
+    vtln = (recipe / "data" / "george" / "test_vtln" / "text").read_text().splitlines()
+    assert len(vtln) == 7 * 100 and sum(ln.startswith("w0.85-george-") for ln in vtln) == 100
+    for decode in ("decode_test_george", "decode_test_george_lm", "decode_test_george_vtln"):
         wer = (exp / decode / "wer").read_text()
         assert wer.startswith("%WER ") and "/ 100," in wer
     # The grammar allows exactly one digit word per utterance: every LM hypothesis is one word.
@@ -47,3 +50,4 @@ def test_every_stage_runs(tmp_path):
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "mean WER over 1 folds (greedy, no LM):" in results
     assert "mean WER over 1 folds with the grammar LM:" in results
+    assert "mean WER over 1 folds averaged over VTLN warps 0.85,0.9,0.95,1.05,1.1,1.15 and 1.0 (greedy):" in results

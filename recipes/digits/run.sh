@@ -11,9 +11,10 @@
 #   0  data dirs: data/fsdd/all and data/fsdd/fold_<S>/{train,dev,test} (asrkit prepare fsdd), and
 #      data/fsdd/all_sp: every file again at each --speed-perturb factor (asrkit data perturb-speed)
 #   1  13 MFCCs at 8 kHz (conf/mfcc.conf) + per-speaker CMVN once for all_sp (a speed copy is a
-#      speaker of its own); the fold dirs take their lines from it, train with its speed copies:
-#      data/<S>/train_sp. With --test-warps: every file again at each VTLN warp (local/vtln_copy.sh,
-#      ids w<W>-<utt>, a speaker of its own each) in data/fsdd/all_vtln, and data/<S>/test_vtln
+#      speaker of its own), and for every file again at each VTLN warp of --train-warps and
+#      --test-warps (local/vtln_copy.sh: ids w<W>-<utt>, a speaker of its own each; data/fsdd/all_vtln);
+#      the fold dirs take their lines from them: train with its speed and warped copies
+#      (data/<S>/train_aug), test and its warped copies (data/<S>/test_vtln)
 #   2  word tokens (zero ... nine) and the grammar of each fold: an ARPA bigram that allows exactly
 #      one word of the training text per utterance (asrkit make-lm --arpa)
 #   3  train one model per fold ($config), validated on the fold's dev split
@@ -38,9 +39,10 @@ epochs=                       # empty: the config's
 config=conf/blstm_word.yaml
 speed_perturb=0.9,1.0,1.1     # speed factors of the training copies; 1.0 alone: none
 lm_weight=1.0                 # every sentence of the grammar is equally likely: any weight > 0 decodes the same
+train_warps=                  # VTLN warps of training copies (--opt vtln-warp), e.g. 0.85,0.9,1.1; empty: none
 test_warps=0.85,0.9,0.95,1.05,1.1,1.15  # VTLN warps the test posteriors are averaged over (with 1.0); empty: none
 help_message="Usage: $0 --corpus DIR [--folds \"S1 S2\"] [--seed N] [--epochs N] [--config FILE]
-  [--speed-perturb F1,F2,..] [--test-warps W1,W2,..] [--lm-weight W] [--stage N] [--stop-stage N] [--nj N]"
+  [--speed-perturb F1,F2,..] [--train-warps W1,W2,..] [--test-warps W1,W2,..] [--lm-weight W] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
 name=$(basename "$config" .yaml)
@@ -61,34 +63,40 @@ if stage_on 1; then
   log "stage 1: MFCC features and CMVN"
   asrkit make-feats data/fsdd/all_sp --type mfcc --conf conf/mfcc.conf --nj "$nj" --feat-dir mfcc
   asrkit compute-cmvn data/fsdd/all_sp --feat-dir mfcc
-  for s in $folds; do
-    for part in train dev test; do
-      asrkit data subset --overwrite --utt-list data/fsdd/fold_$s/$part/text data/fsdd/all_sp "data/$s/$part"
-    done
-    # The training utterances and their speed copies (ids sp<f>-<utt>, as perturb-speed names them).
-    asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 data/fsdd/fold_$s/train/text |
-      awk -v f="$speed_perturb" 'BEGIN { n = split(f, fs, ",") }
-        { for (i = 1; i <= n; i++) print (fs[i] + 0 == 1 ? $1 : "sp" fs[i] "-" $1) }') \
-      data/fsdd/all_sp "data/$s/train_sp"
-  done
-  if [ -n "$test_warps" ]; then
-    # Warped copies of the unperturbed files (only the test speakers' are decoded; computing them for all
-    # 2,000 files once is simpler than per fold and costs ~10 s per warp).
-    vtln_dirs=(data/fsdd/all_sp)  # warp 1.0: the unperturbed files there
-    for w in ${test_warps//,/ }; do
+  # VTLN-warped copies of the unperturbed files, for the training copies (--train-warps) and the test-time
+  # average (--test-warps): all 2,000 files once per warp (~10 s each), ids w<W>-<utt>, each copy a
+  # speaker of its own for CMVN; warp 1.0 is the unperturbed file of all_sp.
+  src=data/fsdd/all_sp
+  warps=$(echo "$train_warps,$test_warps" | tr ',' '\n' | { grep -vx -e '' -e '1.0' || true; } | sort -u)
+  if [ -n "$warps" ]; then
+    aug_dirs=(data/fsdd/all_sp)
+    for w in $warps; do
       local/vtln_copy.sh data/fsdd/all "data/fsdd/all_w$w" "$w"
       asrkit make-feats "data/fsdd/all_w$w" --type mfcc --conf conf/mfcc.conf --opt "vtln-warp=$w" --nj "$nj" \
         --feat-dir mfcc --overwrite
       asrkit compute-cmvn "data/fsdd/all_w$w" --feat-dir mfcc
-      vtln_dirs+=("data/fsdd/all_w$w")
+      aug_dirs+=("data/fsdd/all_w$w")
     done
-    asrkit data combine --overwrite data/fsdd/all_vtln "${vtln_dirs[@]}"
-    for s in $folds; do
-      asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 data/fsdd/fold_$s/test/text |
-        awk -v f="$test_warps" 'BEGIN { n = split(f, ws, ",") } { print $1; for (i = 1; i <= n; i++) print "w" ws[i] "-" $1 }') \
-        data/fsdd/all_vtln "data/$s/test_vtln"
-    done
+    src=data/fsdd/all_vtln
+    asrkit data combine --overwrite "$src" "${aug_dirs[@]}"
   fi
+  copies() {  # copies SPEEDS WARPS < utterance ids: each id's speed copies (sp<f>-<utt>, as perturb-speed
+    # names them; 1.0: the utterance) and warped copies (w<W>-<utt>; 1.0 is not repeated)
+    awk -v f="$1" -v w="$2" 'BEGIN { n = split(f, fs, ","); m = split(w, ws, ",") }
+      { for (i = 1; i <= n; i++) print (fs[i] + 0 == 1 ? $1 : "sp" fs[i] "-" $1)
+        for (i = 1; i <= m; i++) if (ws[i] + 0 != 1) print "w" ws[i] "-" $1 }'
+  }
+  for s in $folds; do
+    for part in train dev test; do
+      asrkit data subset --overwrite --utt-list data/fsdd/fold_$s/$part/text data/fsdd/all_sp "data/$s/$part"
+    done
+    asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 data/fsdd/fold_$s/train/text |
+      copies "$speed_perturb" "$train_warps") "$src" "data/$s/train_aug"
+    if [ -n "$test_warps" ]; then
+      asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 data/fsdd/fold_$s/test/text | copies 1.0 "$test_warps") \
+        "$src" "data/$s/test_vtln"
+    fi
+  done
 fi
 
 grammar_arpa() {  # grammar_arpa TEXT: an ARPA bigram in which an utterance is one of the words of TEXT (one word
@@ -121,7 +129,7 @@ fi
 if stage_on 3; then
   for s in $folds; do
     log "stage 3: training exp/${name}_$s (test speaker $s held out)"
-    $train_cmd asrkit train --config "$config" --train-data "data/$s/train_sp" --valid-data "data/$s/dev" \
+    $train_cmd asrkit train --config "$config" --train-data "data/$s/train_aug" --valid-data "data/$s/dev" \
       --lang "data/$s/lang_word" --out-dir "exp/${name}_$s" "${train_opts[@]}"
   done
 fi

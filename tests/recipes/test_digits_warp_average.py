@@ -68,3 +68,10 @@ def test_missing_loglikes_name_the_file(tmp_path):
     _lang(tmp_path)
     proc = _run(tmp_path, tmp_path / "lang", tmp_path / "nowhere", tmp_path / "out")
     assert proc.returncode != 0 and "nowhere/loglikes.scp: no such file" in proc.stderr
+
+
+def test_utterances_with_other_numbers_of_copies_are_an_error(tmp_path):
+    lang = _lang(tmp_path)
+    _loglikes(tmp_path, lang, {"a-1": ["one"], "w0.9-a-1": ["one"], "a-2": ["two"]})
+    proc = _run(tmp_path, tmp_path / "lang", tmp_path / "ll", tmp_path / "out")
+    assert proc.returncode != 0 and "different numbers of warped copies (1 to 2)" in proc.stderr

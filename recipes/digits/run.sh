@@ -11,12 +11,16 @@
 #   0  data dirs: data/fsdd/all and data/fsdd/fold_<S>/{train,dev,test} (asrkit prepare fsdd), and
 #      data/fsdd/all_sp: every file again at each --speed-perturb factor (asrkit data perturb-speed)
 #   1  13 MFCCs at 8 kHz (conf/mfcc.conf) + per-speaker CMVN once for all_sp (a speed copy is a
-#      speaker of its own); the fold dirs take their lines from it, train with its speed copies:
-#      data/<S>/train_sp
+#      speaker of its own), and for every file again at each VTLN warp of --train-warps and
+#      --test-warps (local/vtln_copy.sh: ids w<W>-<utt>, a speaker of its own each; data/fsdd/all_vtln);
+#      the fold dirs take their lines from them: train with its speed and warped copies
+#      (data/<S>/train_aug), test and its warped copies (data/<S>/test_vtln)
 #   2  word tokens (zero ... nine) and the grammar of each fold: an ARPA bigram that allows exactly
 #      one word of the training text per utterance (asrkit make-lm --arpa)
 #   3  train one model per fold ($config), validated on the fold's dev split
-#   4  decode each fold's held-out speaker: greedy CTC, and with the grammar (asrkit decode --lm)
+#   4  decode each fold's held-out speaker: greedy CTC, and with the grammar (asrkit decode --lm);
+#      with --test-warps also the CTC posteriors averaged over the warped copies of its files
+#      (asrkit decode --output loglikes, local/warp_average.py: no labels used), greedy
 #   5  results table (asrkit results, exp/RESULTS.md) and the mean WER over the folds of each decode
 set -euo pipefail
 caller_dir=$PWD
@@ -35,8 +39,10 @@ epochs=                       # empty: the config's
 config=conf/blstm_word.yaml
 speed_perturb=0.9,1.0,1.1     # speed factors of the training copies; 1.0 alone: none
 lm_weight=1.0                 # every sentence of the grammar is equally likely: any weight > 0 decodes the same
+train_warps=                  # VTLN warps of training copies (--opt vtln-warp), e.g. 0.85,0.9,1.1; empty: none
+test_warps=0.85,0.9,0.95,1.05,1.1,1.15  # VTLN warps the test posteriors are averaged over (with 1.0); empty: none
 help_message="Usage: $0 --corpus DIR [--folds \"S1 S2\"] [--seed N] [--epochs N] [--config FILE]
-  [--speed-perturb F1,F2,..] [--lm-weight W] [--stage N] [--stop-stage N] [--nj N]"
+  [--speed-perturb F1,F2,..] [--train-warps W1,W2,..] [--test-warps W1,W2,..] [--lm-weight W] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
 name=$(basename "$config" .yaml)
@@ -57,15 +63,39 @@ if stage_on 1; then
   log "stage 1: MFCC features and CMVN"
   asrkit make-feats data/fsdd/all_sp --type mfcc --conf conf/mfcc.conf --nj "$nj" --feat-dir mfcc
   asrkit compute-cmvn data/fsdd/all_sp --feat-dir mfcc
+  # VTLN-warped copies of the unperturbed files, for the training copies (--train-warps) and the test-time
+  # average (--test-warps): all 2,000 files once per warp (~10 s each), ids w<W>-<utt>, each copy a
+  # speaker of its own for CMVN; warp 1.0 is the unperturbed file of all_sp.
+  src=data/fsdd/all_sp
+  warps=$(echo "$train_warps,$test_warps" | tr ',' '\n' | { grep -vx -e '' -e '1.0' || true; } | sort -u)
+  if [ -n "$warps" ]; then
+    aug_dirs=(data/fsdd/all_sp)
+    for w in $warps; do
+      local/vtln_copy.sh data/fsdd/all "data/fsdd/all_w$w" "$w"
+      asrkit make-feats "data/fsdd/all_w$w" --type mfcc --conf conf/mfcc.conf --opt "vtln-warp=$w" --nj "$nj" \
+        --feat-dir mfcc --overwrite
+      asrkit compute-cmvn "data/fsdd/all_w$w" --feat-dir mfcc
+      aug_dirs+=("data/fsdd/all_w$w")
+    done
+    src=data/fsdd/all_vtln
+    asrkit data combine --overwrite "$src" "${aug_dirs[@]}"
+  fi
+  copies() {  # copies SPEEDS WARPS < utterance ids: each id's speed copies (sp<f>-<utt>, as perturb-speed
+    # names them; 1.0: the utterance) and warped copies (w<W>-<utt>; 1.0 is not repeated)
+    awk -v f="$1" -v w="$2" 'BEGIN { n = split(f, fs, ","); m = split(w, ws, ",") }
+      { for (i = 1; i <= n; i++) print (fs[i] + 0 == 1 ? $1 : "sp" fs[i] "-" $1)
+        for (i = 1; i <= m; i++) if (ws[i] + 0 != 1) print "w" ws[i] "-" $1 }'
+  }
   for s in $folds; do
     for part in train dev test; do
       asrkit data subset --overwrite --utt-list data/fsdd/fold_$s/$part/text data/fsdd/all_sp "data/$s/$part"
     done
-    # The training utterances and their speed copies (ids sp<f>-<utt>, as perturb-speed names them).
     asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 data/fsdd/fold_$s/train/text |
-      awk -v f="$speed_perturb" 'BEGIN { n = split(f, fs, ",") }
-        { for (i = 1; i <= n; i++) print (fs[i] + 0 == 1 ? $1 : "sp" fs[i] "-" $1) }') \
-      data/fsdd/all_sp "data/$s/train_sp"
+      copies "$speed_perturb" "$train_warps") "$src" "data/$s/train_aug"
+    if [ -n "$test_warps" ]; then
+      asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 data/fsdd/fold_$s/test/text | copies 1.0 "$test_warps") \
+        "$src" "data/$s/test_vtln"
+    fi
   done
 fi
 
@@ -99,7 +129,7 @@ fi
 if stage_on 3; then
   for s in $folds; do
     log "stage 3: training exp/${name}_$s (test speaker $s held out)"
-    $train_cmd asrkit train --config "$config" --train-data "data/$s/train_sp" --valid-data "data/$s/dev" \
+    $train_cmd asrkit train --config "$config" --train-data "data/$s/train_aug" --valid-data "data/$s/dev" \
       --lang "data/$s/lang_word" --out-dir "exp/${name}_$s" "${train_opts[@]}"
   done
 fi
@@ -114,15 +144,27 @@ if stage_on 4; then
     $decode_cmd asrkit decode --model "$exp/final.pt" --data "data/$s/test" --out-dir "$exp/decode_test_${s}_lm" \
       --lm "data/$s/lang_word_lm" --lm-weight "$lm_weight" --nj "$nj" --device cpu
     asrkit score --data "data/$s/test" --decode-dir "$exp/decode_test_${s}_lm"
+    if [ -n "$test_warps" ]; then
+      $decode_cmd asrkit decode --model "$exp/final.pt" --data "data/$s/test_vtln" --out-dir "$exp/loglikes_test_${s}_vtln" \
+        --output loglikes --nj "$nj" --device cpu
+      python3 local/warp_average.py "data/$s/lang_word" "$exp/loglikes_test_${s}_vtln" "$exp/decode_test_${s}_vtln"
+      asrkit score --data "data/$s/test" --decode-dir "$exp/decode_test_${s}_vtln"
+    fi
   done
 fi
 
 if stage_on 5; then
   log "stage 5: results"
   asrkit results exp --markdown | tee exp/RESULTS.md
-  for lm in "" _lm; do
-    for s in $folds; do head -n 1 "exp/${name}_$s/decode_test_$s$lm/wer"; done |
-      awk -v what="${lm:+with the grammar LM}" '{ sum += $2; n++ }
-        END { if (n) printf "mean WER over %d folds %s: %.2f%%\n", n, what ? what : "(greedy, no LM)", sum / n }'
+  decodes=("" _lm)
+  [ -n "$test_warps" ] && decodes+=(_vtln)
+  for d in "${decodes[@]}"; do
+    case $d in
+      "") what="(greedy, no LM)" ;;
+      _lm) what="with the grammar LM" ;;
+      _vtln) what="averaged over VTLN warps $test_warps and 1.0 (greedy)" ;;
+    esac
+    for s in $folds; do head -n 1 "exp/${name}_$s/decode_test_$s$d/wer"; done |
+      awk -v what="$what" '{ sum += $2; n++ } END { if (n) printf "mean WER over %d folds %s: %.2f%%\n", n, what, sum / n }'
   done | tee -a exp/RESULTS.md
 fi

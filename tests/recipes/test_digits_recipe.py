@@ -1,7 +1,8 @@
 """recipes/digits/run.sh end to end on the real corpus (../shared/corpora/fsdd4; skipped without it).
 
-One fold, takes 0-9 of each speaker (dev: takes 0-4, train: takes 5-9 and their speed copies), one
-epoch: every stage runs, the numbers mean nothing (recipes/digits/RESULTS.md holds the real ones).
+One fold, takes 0-9 of each speaker (dev: takes 0-4, train: takes 5-9, their speed copies and one
+VTLN-warped copy), one epoch: every stage runs, the numbers mean nothing (recipes/digits/RESULTS.md
+holds the real ones).
 """
 
 from __future__ import annotations
@@ -29,16 +30,22 @@ def test_every_stage_runs(tmp_path):
                     ignore=shutil.ignore_patterns("data", "exp", "fbank"))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                PYTHONPATH=str(REPO))
+    # --train-warps 1.1: one warped training copy (its features are made for the test-time average anyway).
     proc = subprocess.run(["./run.sh", "--corpus", str(small.parent), "--folds", "george", "--epochs", "1",
-                           "--nj", "1"], cwd=tmp_path / "digits", env=env, capture_output=True, text=True,
-                          timeout=1200)
+                           "--nj", "1", "--train-warps", "1.1"], cwd=tmp_path / "digits", env=env,
+                          capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     recipe = tmp_path / "digits"
     assert len((recipe / "data" / "george" / "test" / "text").read_text().splitlines()) == 100
-    train_sp = (recipe / "data" / "george" / "train_sp" / "text").read_text().splitlines()
-    assert len(train_sp) == 3 * 150 and sum(ln.startswith("sp0.9-jackson-") for ln in train_sp) == 50
+    train_aug = (recipe / "data" / "george" / "train_aug" / "text").read_text().splitlines()
+    assert len(train_aug) == 4 * 150 and sum(ln.startswith("sp0.9-jackson-") for ln in train_aug) == 50
+    assert sum(ln.startswith("w1.1-lucas-") for ln in train_aug) == 50
+    assert "w1.1-lucas" in (recipe / "data" / "george" / "train_aug" / "spk2utt").read_text()
     exp = recipe / "exp" / "blstm_word_george"
-    for decode in ("decode_test_george", "decode_test_george_lm"):
+    # Test-time VTLN: the test speaker's files at 1.0 and each of the 6 default warps, in one decode.
+    vtln = (recipe / "data" / "george" / "test_vtln" / "text").read_text().splitlines()
+    assert len(vtln) == 7 * 100 and sum(ln.startswith("w0.85-george-") for ln in vtln) == 100
+    for decode in ("decode_test_george", "decode_test_george_lm", "decode_test_george_vtln"):
         wer = (exp / decode / "wer").read_text()
         assert wer.startswith("%WER ") and "/ 100," in wer
     # The grammar allows exactly one digit word per utterance: every LM hypothesis is one word.
@@ -47,3 +54,4 @@ def test_every_stage_runs(tmp_path):
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "mean WER over 1 folds (greedy, no LM):" in results
     assert "mean WER over 1 folds with the grammar LM:" in results
+    assert "mean WER over 1 folds averaged over VTLN warps 0.85,0.9,0.95,1.05,1.1,1.15 and 1.0 (greedy):" in results

@@ -23,15 +23,20 @@ import click
               help="Leave out n-grams of order >= 2 seen fewer times than this.")
 @click.option("--interpolate", is_flag=True,
               help="Interpolated Kneser-Ney (SRILM -interpolate) instead of backoff, as Kaldi's make_kn_lm.py.")
+@click.option("--loop", is_flag=True,
+              help="A word loop over the words of --text / --data instead of an estimated n-gram: every word "
+                   "equally likely after every word and at the start (a grammar of free word sequences).")
 @click.argument("lang_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("lm_dir", type=click.Path(file_okay=False, path_type=Path))
 def make_lm(text: Path | None, data_dirs: tuple[Path, ...], arpa: Path | None, words: Path | None,
-            language: str | None, order: int, min_count: int, interpolate: bool, lang_dir: Path, lm_dir: Path) -> None:
+            language: str | None, order: int, min_count: int, interpolate: bool, loop: bool, lang_dir: Path,
+            lm_dir: Path) -> None:
     """Write LM_DIR (lm.arpa, lexicon.txt in LANG_DIR's tokens, words.txt, tokens.txt, lm.yaml).
 
     \b
     Examples:
       asrkit make-lm --data data/train --language en --order 3 data/lang_char data/lang_char_en_lm
+      asrkit make-lm --data data/train_yesno --loop data/lang_char data/lang_char_loop
       asrkit make-lm --arpa lm_tgpr.arpa.gz --words wlist data/lang_bpe500 data/lang_bpe500_tgpr_lm
     """
     from asrkit.logutil import setup_logging
@@ -39,7 +44,7 @@ def make_lm(text: Path | None, data_dirs: tuple[Path, ...], arpa: Path | None, w
 
     log = setup_logging()
     lm = make_lm_dir(lm_dir, lang_dir, language=language, text=text, data_dirs=data_dirs, arpa=arpa,
-                     words=words, order=order, min_count=min_count, interpolate=interpolate)
+                     words=words, order=order, min_count=min_count, interpolate=interpolate, loop=loop)
     m = lm.manifest
     if m["unspellable_words"]:
         log.warning("make-lm: %d word(s) cannot be spelled with the tokens of '%s' and are not in the lexicon "

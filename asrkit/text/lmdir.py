@@ -26,7 +26,7 @@ from asrkit import jobs
 from asrkit.errors import ConfigError, DataDirError, FormatError
 from asrkit.fileio import atomic_write, atomic_write_text, staged_dir
 from asrkit.kaldi.textio import iter_lines, read_table, write_table
-from asrkit.text.ngram import BOS, EOS, UNK, ArpaInfo, copy_arpa, estimate_kneser_ney, write_arpa
+from asrkit.text.ngram import BOS, EOS, UNK, ArpaInfo, copy_arpa, estimate_kneser_ney, word_loop, write_arpa
 from asrkit.text.tokenizer import BLANK_ID, UNK_ID, LangDir, Tokenizer
 
 MANIFEST = "lm.yaml"
@@ -123,7 +123,7 @@ def spell(words: Sequence[str], tokenizer: Tokenizer) -> tuple[dict[str, list[st
 def make_lm_dir(out_dir: str | os.PathLike, lang_dir: str | os.PathLike, *, language: str | None = None,
                 text: str | os.PathLike | None = None, data_dirs: Sequence[str | os.PathLike] = (),
                 arpa: str | os.PathLike | None = None, words: str | os.PathLike | None = None,
-                order: int = 3, min_count: int = 1, interpolate: bool = False) -> LmDir:
+                order: int = 3, min_count: int = 1, interpolate: bool = False, loop: bool = False) -> LmDir:
     """Write an LM dir: an n-gram estimated from text (`text` and/or `data_dirs`), or an existing ARPA.
 
     Args:
@@ -136,12 +136,15 @@ def make_lm_dir(out_dir: str | os.PathLike, lang_dir: str | os.PathLike, *, lang
         words: with `arpa`, the word list for the lexicon (one word per line, or a Kaldi words.txt);
             default: the ARPA's unigrams.
         order, min_count, interpolate: for estimation (asrkit.text.ngram.estimate_kneser_ney).
+        loop: instead of estimating, a word loop over the words of the text / data dirs
+            (asrkit.text.ngram.word_loop: no word preferred anywhere; order, min_count and
+            interpolate do not apply).
 
     Returns:
         the LmDir.
 
     Raises:
-        ConfigError: neither or both of text/data and arpa; a language the lang dir does not have;
+        ConfigError: neither or both of text/data and arpa; loop with arpa; a language the lang dir does not have;
             no word the token set can spell.
         FormatError: a bad ARPA or word list line (naming file and line).
     """
@@ -158,6 +161,8 @@ def make_lm_dir(out_dir: str | os.PathLike, lang_dir: str | os.PathLike, *, lang
         raise ConfigError("give either a text / data dirs to estimate from, or an existing --arpa file")
     if words is not None and arpa is None:
         raise ConfigError("--words goes with --arpa (a word list for an existing ARPA file)")
+    if loop and arpa is not None:
+        raise ConfigError("--loop builds a word loop from a text or data dirs, not from an --arpa file")
 
     with staged_dir(out_dir, ConfigError) as tmp:
         if from_text:
@@ -165,13 +170,18 @@ def make_lm_dir(out_dir: str | os.PathLike, lang_dir: str | os.PathLike, *, lang
             if not sentences:
                 raise ConfigError(f"no sentences of language '{language}' in "
                                   f"{', '.join(str(p) for p in [text, *data_dirs] if p is not None)}")
-            model = estimate_kneser_ney(sentences, order=order, min_count=min_count, interpolate=interpolate)
+            if loop:
+                model = word_loop(w for sentence in sentences for w in sentence.split())
+            else:
+                model = estimate_kneser_ney(sentences, order=order, min_count=min_count, interpolate=interpolate)
             write_arpa(model, tmp / "lm.arpa")
             info = ArpaInfo(order=model.order, counts=model.counts, words=model.words)
             sources = [str(p) for p in [text, *data_dirs] if p is not None]
             source = {"kind": "text", "paths": sources, "sentences": len(sentences),
-                      "estimation": "interpolated Kneser-Ney" if interpolate else "Kneser-Ney (backoff, as make_kn_lm.py)",
-                      "min_count": min_count}
+                      "estimation": "word loop" if loop else "interpolated Kneser-Ney" if interpolate
+                      else "Kneser-Ney (backoff, as make_kn_lm.py)"}
+            if not loop:
+                source["min_count"] = min_count
             if text is not None:
                 source["sha256"] = jobs.file_digest(text)
         else:

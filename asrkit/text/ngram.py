@@ -4,8 +4,9 @@
 utils/lang/make_kn_lm.py and icefall's shared/make_kn_lm.py estimate it (backoff, not
 interpolated: the same numbers as SRILM's `ngram-count -ukndiscount`), or interpolated on request;
 the highest order uses raw counts, lower orders the number of distinct words seen before an n-gram
-(except n-grams that start with <s>, which have no left context and keep raw counts). `write_arpa` writes the model as an ARPA backoff model
-with tab-separated fields, the layout KenLM reads. `read_arpa` checks an existing ARPA file (plain
+(except n-grams that start with <s>, which have no left context and keep raw counts). `word_loop`
+is a bigram grammar of free word sequences (every word equally likely everywhere). `write_arpa`
+writes the model as an ARPA backoff model with tab-separated fields, the layout KenLM reads. `read_arpa` checks an existing ARPA file (plain
 or gzipped) line by line and returns its order, n-gram counts and words.
 """
 
@@ -154,6 +155,30 @@ def estimate_kneser_ney(sentences: Iterable[str], order: int = 3, min_count: int
     model.ngrams[0][(BOS,)] = (BOS_LOG10_PROB, None)
     _set_backoffs(model, prob, keep)
     return model
+
+
+def word_loop(words: Iterable[str]) -> ArpaModel:
+    """A word loop as a bigram: every word equally likely after <s> (1/n each) and after every
+    word, where the sentence may also end (1/(n + 1) each for the n words and </s>). Unlike a
+    bigram estimated from few transcripts it prefers no word anywhere, e.g. no first word (Kaldi's
+    egs/yesno decodes with such a grammar); the decoder's word penalty alone sets the length.
+
+    Raises:
+        ConfigError: no words.
+    """
+    vocab = sorted({w for w in words if w not in (BOS, EOS)})
+    if not vocab:
+        raise ConfigError("no words for a word loop")
+    start, step = -math.log10(len(vocab)), -math.log10(len(vocab) + 1)
+    # Every bigram of a word is listed, so nothing is left to back off to (backoff weight -99, as
+    # for <s> never predicted); KenLM still reads the unigrams. <s> backs off to nothing either:
+    # no empty sentence.
+    unigrams = {(w,): (step, BOS_LOG10_PROB) for w in [*vocab, BOS]}
+    unigrams[(EOS,)] = (step, None)
+    unigrams[(BOS,)] = (BOS_LOG10_PROB, BOS_LOG10_PROB)
+    bigrams = {(BOS, w): (start, None) for w in vocab}
+    bigrams.update({(v, w): (step, None) for v in vocab for w in [*vocab, EOS]})
+    return ArpaModel(order=2, ngrams=[unigrams, bigrams])
 
 
 def _set_backoffs(model: ArpaModel, prob: list[dict], keep: list[set]) -> None:
@@ -308,4 +333,4 @@ def _summarise(lines: Iterator[tuple[int, str]], write) -> ArpaInfo:
 
 
 __all__ = ["BOS", "EOS", "UNK", "ArpaInfo", "ArpaModel", "copy_arpa", "count_ngrams", "estimate_kneser_ney",
-           "iter_arpa", "read_arpa", "write_arpa"]
+           "iter_arpa", "read_arpa", "word_loop", "write_arpa"]

@@ -82,6 +82,20 @@ def test_make_lm_cli(fixture_datadir, lang_dir, tmp_path):
     assert result.exit_code == 2 and "--order" in result.output and not (tmp_path / "lm1").exists()
 
 
+def test_make_lm_loop(lang_dir, tmp_path):
+    (tmp_path / "corpus.txt").write_text("the dog\nthe lazy dog\n")
+    result = CliRunner().invoke(cli, ["make-lm", "--text", str(tmp_path / "corpus.txt"), "--language", "en",
+                                      "--loop", str(lang_dir), str(tmp_path / "lm")])
+    assert result.exit_code == 0, result.output
+    assert "en, order 2 (1-grams 5, 2-grams 15), 3 words in the lexicon" in result.output  # 3 + 3 x 4 bigrams
+    lm = LmDir.load(tmp_path / "lm")
+    assert lm.manifest["source"]["estimation"] == "word loop" and "min_count" not in lm.manifest["source"]
+    arpa = lm.arpa.read_text()
+    assert "-0.4771213\t<s> dog\n" in arpa and "-0.60206\tlazy the\n" in arpa  # 1/3 at the start, 1/4 after
+    with pytest.raises(ConfigError, match="--loop builds a word loop"):
+        make_lm_dir(tmp_path / "lm2", lang_dir, language="en", arpa=lm.arpa, loop=True)
+
+
 def test_bpe_lexicon_spells_words_as_in_sentences(fixture_datadir, tmp_path):
     lang = make_lang_dir([fixture_datadir], tmp_path / "bpe", token_type="bpe", vocab_size=40, joint=True)
     lm = make_lm_dir(tmp_path / "lm_fr", tmp_path / "bpe", language="fr", data_dirs=[fixture_datadir], order=2)

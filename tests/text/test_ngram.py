@@ -8,7 +8,7 @@ import math
 import pytest
 
 from asrkit.errors import ConfigError, FormatError
-from asrkit.text.ngram import BOS, copy_arpa, estimate_kneser_ney, read_arpa, write_arpa
+from asrkit.text.ngram import BOS, EOS, copy_arpa, estimate_kneser_ney, read_arpa, word_loop, write_arpa
 
 
 def prob(model, history: tuple[str, ...], word: str) -> float:
@@ -58,6 +58,21 @@ def test_every_history_sums_to_one(min_count, interpolate):
     if min_count == 2:
         assert ("b", "d") not in model.ngrams[1] and ("a", "b", "c") in model.ngrams[2]
         assert model.counts[2] < estimate_kneser_ney(sents, order=3, interpolate=interpolate).counts[2]
+
+
+def test_word_loop_prefers_no_word():
+    # A bigram of yesno's training transcripts (every one starts with NO) gives a first YES almost
+    # nothing; the loop gives every word the same probability after every word and at the start.
+    biased = estimate_kneser_ney(["NO NO YES YES", "NO YES NO YES"], order=2)
+    assert prob(biased, (BOS,), "YES") < prob(biased, (BOS,), "NO") / 5
+    model = word_loop(["NO", "YES", "NO", BOS, EOS])
+    assert model.order == 2 and model.words == [EOS, BOS, "NO", "YES"]
+    assert prob(model, (BOS,), "YES") == prob(model, (BOS,), "NO") == pytest.approx(1 / 2)
+    assert prob(model, (BOS,), EOS) < 1e-90  # no empty sentence: each history sums to one
+    for history in [("NO",), ("YES",)]:
+        assert [prob(model, history, w) for w in ["NO", "YES", EOS]] == pytest.approx([1 / 3] * 3)
+    with pytest.raises(ConfigError, match="no words"):
+        word_loop([BOS, EOS])
 
 
 def test_arpa_round_trip_tab_separated(tmp_path):

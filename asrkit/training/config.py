@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from asrkit.data.sampler import MAX_PADDING
 from asrkit.errors import ConfigError
 from asrkit.fileio import atomic_write_text
 from asrkit.models.build import ModelConfig
@@ -52,10 +53,8 @@ class DataConfig(Section):
     max_frames: int = option(20000, POSITIVE_INT)     # input frames per batch (sum over utterances)
     max_utts: int = option(256, POSITIVE_INT)
     # Length buckets keep padding within this share of each language's real frames, with the fewest
-    # batches that allows (asrkit.data.sampler; null: batches filled up to max_frames).
-    # null: batches filled up to max_frames (what every RESULTS.md was measured with); 0.1 bounds the
-    # padding with length buckets (docs/training.md). The default moves to 0.1 with the demo re-measured.
-    max_padding: float | None = option(None, optional(NON_NEGATIVE))
+    # batches that allows (asrkit.data.sampler, docs/training.md); null: batches filled up to max_frames.
+    max_padding: float | None = option(MAX_PADDING, optional(NON_NEGATIVE))
     min_frames: int = option(1, NON_NEGATIVE_INT)
     max_utt_frames: int = option(3000, POSITIVE_INT)  # longer utterances are skipped (and counted in the log)
     lang_sampling: str = option("proportional", one_of("proportional", "balanced", "temperature"))

@@ -587,7 +587,7 @@ def test_synth_demo_preset_values():
     mtl = conf("mtl_conformer")
     enc = mtl.model.encoder
     assert (enc.d_model, enc.num_layers, enc.ffn_dim, enc.num_heads) == (96, 2, 256, 4)
-    assert (mtl.data.max_frames, mtl.optim.lr, mtl.scheduler.warmup_steps, mtl.training.epochs) == (6000, 3e-3, 100, 20)
+    assert (mtl.data.max_frames, mtl.optim.lr, mtl.scheduler.warmup_steps, mtl.training.epochs) == (2000, 3e-3, 100, 10)
     assert conf("lrmf_conformer").model.head.rank == 28
     transfer = conf("transfer")
     assert (transfer.optim.lr, transfer.scheduler.warmup_steps, transfer.training.epochs) == (3e-3, 100, 20)

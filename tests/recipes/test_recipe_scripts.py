@@ -577,7 +577,8 @@ def test_synth_size_presets_load(size):
 
 
 def test_synth_demo_preset_values():
-    """The demo's values in RESULTS.md: they moved from run.sh's --set arrays into conf/size_demo."""
+    """The demo's values (RESULTS.md, docs/recipes.md): they moved from run.sh's --set arrays into conf/size_demo;
+    the closed-vocabulary demo with word tokens (issue 18.4) changed the batches, epochs, front end and blank bias."""
     from asrkit.training.config import load_config
 
     def conf(name):
@@ -587,19 +588,23 @@ def test_synth_demo_preset_values():
     mtl = conf("mtl_conformer")
     enc = mtl.model.encoder
     assert (enc.d_model, enc.num_layers, enc.ffn_dim, enc.num_heads) == (96, 2, 256, 4)
-    assert (mtl.data.max_frames, mtl.optim.lr, mtl.scheduler.warmup_steps, mtl.training.epochs) == (6000, 3e-3, 100, 20)
-    assert conf("lrmf_conformer").model.head.rank == 28
+    assert enc.subsampling_channels == 32 and mtl.model.head.blank_bias == 4
+    assert (mtl.data.max_frames, mtl.optim.lr, mtl.scheduler.warmup_steps, mtl.training.epochs) == (1000, 6e-3, 100, 20)
+    assert mtl.data.max_padding == 0.1 and mtl.data.specaugment.num_time_masks == 2
+    assert conf("lrmf_conformer").model.head.rank == 42
     transfer = conf("transfer")
-    assert (transfer.optim.lr, transfer.scheduler.warmup_steps, transfer.training.epochs) == (3e-3, 100, 20)
+    assert (transfer.optim.lr, transfer.scheduler.warmup_steps, transfer.training.epochs) == (6e-3, 100, 10)
     dist = conf("mtl_conformer_dist").training
     assert (dist.strategy, dist.sync_interval, dist.ema.decay, dist.ema.start_step) == ("model-averaging", 4, 0.9, 20)
     teacher = conf("teacher_blstm")
+    assert teacher.model.head.blank_bias == 4 and conf("student_dnn").model.head.blank_bias == 4
     assert (teacher.model.encoder.hidden_dim, teacher.model.encoder.num_layers, teacher.data.max_frames) == (160, 2, 6000)
+    assert teacher.training.epochs == 9
     for name in ("student_dnn", "hard_dnn"):
-        assert conf(name).model.encoder.hidden_dims == [128, 128] and conf(name).training.epochs == 20
+        assert conf(name).model.encoder.hidden_dims == [128, 128] and conf(name).training.epochs == 9
     rnnt = conf("rnnt_dense")
     assert (rnnt.model.encoder.d_model, rnnt.model.predictor.hidden_dim, rnnt.model.joiner.dim) == (96, 128, 128)
-    assert (rnnt.data.max_frames, rnnt.optim.lr, rnnt.training.epochs) == (4000, 3e-3, 40)
+    assert (rnnt.data.max_frames, rnnt.optim.lr, rnnt.training.epochs) == (4000, 3e-3, 18)
 
 
 # --------------------------------------------------------------------------------------------------

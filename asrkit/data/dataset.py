@@ -208,7 +208,7 @@ class AsrDataset:
 
     def _check_transcripts(self) -> None:
         """Warn about transcripts that train badly: empty ones (CTC learns them as all blank) and
-        characters the language's token set has never seen (they become <unk>, id 1)."""
+        words or characters the language's token set has never seen (they become <unk>, id 1)."""
         empty = [u.key for u in self.utts if not self.text[u.key].strip()]
         if empty:
             log.warning("%d utterance(s) with an empty transcript (first: '%s'); they are trained as silence",
@@ -222,9 +222,9 @@ class AsrDataset:
                 unk_utts.append(u.key)
                 unk_tokens += n
         if unk_utts:
-            log.warning("%d of %d target tokens are <unk> in %d utterance(s) (first: '%s'): their characters are "
-                        "not in the token sets of %s (was it made from other text?)", unk_tokens, total,
-                        len(unk_utts), unk_utts[0], self.lang_dir.path)
+            log.warning("%d of %d target tokens are <unk> in %d utterance(s) (first: '%s'): words or characters "
+                        "that the token sets of %s lack (out-of-vocabulary words with word tokens, or a lang dir "
+                        "made from other text)", unk_tokens, total, len(unk_utts), unk_utts[0], self.lang_dir.path)
 
     @property
     def languages(self) -> list[str]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -239,6 +238,15 @@ def decode_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, 
         return _decode_into(model_path, data_dir, out_dir, opts, nj=nj, overwrite=overwrite, command=command)
 
 
+def _remove_nbest(nbest_dir: Path) -> None:
+    """Remove the n-best tables an earlier `--lm` decode wrote, and their folder once it is empty;
+    anything else a user put there stays (asrkit replaces only what it made)."""
+    for name in NBEST_TABLES:
+        (nbest_dir / name).unlink(missing_ok=True)
+    if nbest_dir.is_dir() and not any(nbest_dir.iterdir()):
+        nbest_dir.rmdir()
+
+
 def _decode_into(model_path: Path, data_dir: Path, out_dir: Path, opts: DecodeOptions, *, nj: int,
                  overwrite: bool, command: str) -> DecodeResult:
     """`decode_data_dir` once the options are checked and out_dir is locked: run the jobs, merge."""
@@ -258,8 +266,8 @@ def _decode_into(model_path: Path, data_dir: Path, out_dir: Path, opts: DecodeOp
         return result
     jobs.remove_stale_temporaries([final_output, out_dir / DONE_FILE, out_dir / "num_jobs"])
     (out_dir / DONE_FILE).unlink(missing_ok=True)
-    if not opts.lm and (out_dir / NBEST_DIR).is_dir():  # an earlier --lm decode's n-best would be scored
-        shutil.rmtree(out_dir / NBEST_DIR)
+    if not opts.lm:  # an earlier --lm decode's n-best would be scored with this decode's text
+        _remove_nbest(out_dir / NBEST_DIR)
 
     with job_log(out_dir / "log" / "decode.log", command) as log:
         log.info("%s", versions())

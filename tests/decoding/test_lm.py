@@ -167,6 +167,11 @@ def test_per_language_lms_are_chosen_from_utt2lang(toy):
                            lm_weight=2.0).skipped
     decode_data_dir(model, test, out)
     assert not (out / "nbest").exists()
+    # ... but only the tables it wrote: a file of the user's in nbest/ stays, and so does the folder
+    decode_data_dir(model, test, out, lm=[str(lms["en"]), f"de={lms['de']}"], beam=10, nbest=3, lm_weight=2.0)
+    (out / "nbest" / "notes.txt").write_text("mine\n")
+    decode_data_dir(model, test, out, overwrite=True)
+    assert sorted(p.name for p in (out / "nbest").iterdir()) == ["notes.txt"]
 
 
 def test_a_changed_lm_dir_decodes_again(toy):

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from asrkit.errors import DataDirError
+from asrkit.fileio import check_not_an_input
 from asrkit.kaldi.datadir.files import (
     BY_NAME,
     Row,
-    check_not_inside,
     make_row,
     read_tables,
     require_utt2spk,
@@ -50,7 +50,7 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike],
         raise DataDirError("combine_data_dirs: no source directories")
     for s in src_dirs:
         require_utt2spk(s)
-    check_not_inside(dst, src_dirs)
+    check_not_an_input(dst, src_dirs, DataDirError, inside_ok=True)
     names = list(dict.fromkeys(["utt2spk", *BY_NAME, *extra_files]))
     per_src = [read_tables(s, names) for s in src_dirs]
 

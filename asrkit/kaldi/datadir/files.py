@@ -411,12 +411,3 @@ def require_utt2spk(d: Path) -> None:
         raise DataDirError(f"{d}: no such data directory")
     if not (d / "utt2spk").is_file():
         raise DataDirFileError(d / "utt2spk", "no such file")
-
-
-def check_not_inside(dst: Path, srcs: Iterable[Path]) -> None:
-    """Refuse a destination that is one of the source folders or holds one (replacing it would lose the source)."""
-    rdst = dst.resolve()
-    for src in srcs:
-        rsrc = src.resolve()
-        if rsrc == rdst or rdst in rsrc.parents:
-            raise DataDirError(f"{dst}: the destination would replace source {src}")

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asrkit.errors import ConfigError, DataDirError
+from asrkit.fileio import check_not_an_input
 from asrkit.kaldi.datadir.files import (
     DataDirFileError,
     Row,
-    check_not_inside,
     parse_count,
     parse_number,
     parse_segment,
@@ -80,7 +80,7 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
     if exclude and chosen[0] not in ("spk_list", "utt_list"):
         raise ConfigError("subset_data_dir: exclude goes with spk_list or utt_list (the ids to leave out)")
     require_utt2spk(src)
-    check_not_inside(dst, [src])
+    check_not_an_input(dst, [src], DataDirError, inside_ok=True)
     tables = read_tables(src, present_files(src))
     rows = tables["utt2spk"]
     utt2spk = utt2spk_of(src / "utt2spk", rows)

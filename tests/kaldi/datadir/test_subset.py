@@ -104,7 +104,7 @@ def test_subset_errors(fixture_datadir, tmp_path):
         subset_data_dir(fixture_datadir, tmp_path / "x", first=7)
     with pytest.raises(DataDirError, match="cannot select 1.0 hours"):
         subset_data_dir(fixture_datadir, tmp_path / "x", hours=1.0)
-    with pytest.raises(DataDirError, match="would replace source"):
+    with pytest.raises(DataDirError, match="is also an input"):
         subset_data_dir(fixture_datadir, fixture_datadir, first=1)
     write(tmp_path, "none.list", "nobody\n")
     with pytest.raises(DataDirError, match="selection .* is empty"):

@@ -8,7 +8,7 @@
 # start with NO, as every training file does), and `rjdev`, --rejoin-copies re-joined copies of the
 # same held-out files (local/rejoin_words.py: their words in a shuffled order, so about half open
 # with YES, as the test files do; made from the held-out fold only, never from its training files).
-# run.sh must have run stages 0-1 (data/train_yesno with features) and 3 (data/lang_char).
+# run.sh must have run stages 0-2 (data/train_yesno with features, data/lang_char).
 #
 #   local/dev_cv.sh --name shipped --seeds "1 2 3"                       # conf/dnn_char.yaml, data/lang_char
 #   local/dev_cv.sh --name lr1e-3 --train-opts "--set optim.lr=1e-3"
@@ -44,7 +44,7 @@ tag=                           # appended to the decode dirs and rows (e.g. _ema
 help_message="Usage: $0 --name NAME [--train-conf YAML] [--lang DIR] [--train-opts \"--set k=v ...\"] [--seeds \"1 2 3\"] [--folds N] [--lm-opts \"--beam B ...\"] [--lm-order N] [--lm-kind bigram|loop] [--train true|false] [--train-part train|train_rj] [--rejoin-copies N] [--rejoin-seed S] [--model final.pt|ema.pt|...] [--tag T]"
 . ./utils/parse_options.sh
 [ -n "$name" ] || die "give --name NAME (the results go to exp/cv_NAME)"
-[ -f data/train_yesno/feats.scp ] || die "data/train_yesno/feats.scp: run ./run.sh --stop-stage 3 first"
+[ -f data/train_yesno/feats.scp ] || die "data/train_yesno/feats.scp: run ./run.sh --stop-stage 2 first"
 
 case $lm_kind in
   bigram) lm_name=lm_$(basename "$lang"); lm_make=(--order "$lm_order") ;;
@@ -52,11 +52,10 @@ case $lm_kind in
   *) die "--lm-kind: bigram or loop (got '$lm_kind')" ;;
 esac
 
-rejoined() {  # rejoined SRC DST COPIES SEED: DST = re-joined copies of SRC's files, with features and CMVN
+rejoined() {  # rejoined SRC DST COPIES SEED: DST = re-joined copies of SRC's files, with features
   local src=$1 dst=$2
   local/rejoin_words.py --copies "$3" --seed "$4" "$src" "$dst"
   asrkit make-feats "$dst" --type fbank --conf conf/fbank.conf --feat-dir "$(dirname "$dst")/fbank"
-  asrkit compute-cmvn "$dst" --feat-dir "$(dirname "$dst")/fbank"
 }
 
 # The folds: built once, kept for every config so that all are compared on the same files.
@@ -72,9 +71,11 @@ for ((k = 0; k < folds; k++)); do
   # its training files (their own features and CMVN stats, under the fold's own fbank/ folder).
   if [ ! -f "$fold/rjdev/cmvn.scp" ]; then
     rejoined "$fold/dev" "$fold/rjdev" "$rejoin_copies" "$rejoin_seed"
+    asrkit compute-cmvn "$fold/rjdev" --feat-dir "$fold/fbank"
   fi
   if [ "$train_part" = train_rj ] && [ ! -f "$fold/train_rj/cmvn.scp" ]; then
     rejoined "$fold/train" "$fold/train_rjonly" 1 "$rejoin_seed"
+    # (the fold's cmvn.scp is left out of the combined dir: its stats are computed again over both)
     asrkit data combine --overwrite "$fold/train_rj" "$fold/train" "$fold/train_rjonly"
     asrkit compute-cmvn "$fold/train_rj" --feat-dir "$fold/fbank"
   fi

@@ -4,6 +4,10 @@
 # --folds; a model is trained on the other files for each fold and seed, decoded greedily (and with
 # an LM of the fold's own training transcripts when --lm-opts is given: a word n-gram, or with
 # --lm-kind loop a YES/NO loop), and the errors of all folds are summed into one dev WER per seed.
+# Each model is decoded on two dev sets of its fold: `dev`, the held-out files as recorded (all
+# start with NO, as every training file does), and `rjdev`, --rejoin-copies re-joined copies of the
+# same held-out files (local/rejoin_words.py: their words in a shuffled order, so about half open
+# with YES, as the test files do; made from the held-out fold only, never from its training files).
 # run.sh must have run stages 0-2 (data/train_yesno with features, data/lang_char).
 #
 #   local/dev_cv.sh --name shipped --seeds "1 2 3"                       # conf/dnn_char.yaml, data/lang_char
@@ -11,9 +15,12 @@
 #   local/dev_cv.sh --name lm --lm-opts "--beam 8 --word-penalty 2"      # adds the bigram rows
 #   local/dev_cv.sh --name lm --train false --lm-kind loop --lm-opts "--beam 8 --word-penalty 0" --tag _p0
 #                                        # the models of exp/cv_lm decoded again, with the word loop
+#   local/dev_cv.sh --name rj --train-part train_rj --train-opts "--set training.epochs=20"
+#                                        # trained on the fold's files and a re-joined copy of them
 #
-# Writes data/cv<folds>_<k>/{train,dev,lm_<lang>}, exp/cv_<name>/fold<k>_seed<s>/, and prints one line per
-# seed and decode: `<name> seed <s> <greedy|bigram|loop><tag>: %WER ...` (also in exp/cv_<name>/dev_wer).
+# Writes data/cv<folds>_<k>/{train,dev,rjdev,train_rj,lm_<lang>}, exp/cv_<name>/fold<k>_seed<s>/, and prints one
+# line per seed, dev set and decode: `<name> seed <s> <dev|rjdev> <greedy|bigram|loop><tag>: %WER ... openings e/n`
+# (also in exp/cv_<name>/dev_wer); openings counts the files whose first word is wrong.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ./path.sh
@@ -29,10 +36,12 @@ lm_opts=                       # asrkit decode options for the LM rows (empty: g
 lm_order=2
 lm_kind=bigram                 # bigram: make-lm --order $lm_order; loop: make-lm --loop
 train=true                     # false: decode the models already in exp/cv_NAME again
-train_part=train               # train_sp: the fold's training files and their speed copies (run.sh stage 1)
+train_part=train               # train_rj: the fold's training files and re-joined copies of them (--rejoin-copies)
+rejoin_copies=2                # re-joined copies of each held-out file in rjdev (and of each training file in train_rj)
+rejoin_seed=1                  # seed of the re-joined word orders
 model=final.pt                 # which model of each training to decode (ema.pt: training.ema's)
 tag=                           # appended to the decode dirs and rows (e.g. _ema, _p2 for a penalty)
-help_message="Usage: $0 --name NAME [--train-conf YAML] [--lang DIR] [--train-opts \"--set k=v ...\"] [--seeds \"1 2 3\"] [--folds N] [--lm-opts \"--beam B ...\"] [--lm-order N] [--lm-kind bigram|loop] [--train true|false] [--train-part train|train_sp] [--model final.pt|ema.pt|...] [--tag T]"
+help_message="Usage: $0 --name NAME [--train-conf YAML] [--lang DIR] [--train-opts \"--set k=v ...\"] [--seeds \"1 2 3\"] [--folds N] [--lm-opts \"--beam B ...\"] [--lm-order N] [--lm-kind bigram|loop] [--train true|false] [--train-part train|train_rj] [--rejoin-copies N] [--rejoin-seed S] [--model final.pt|ema.pt|...] [--tag T]"
 . ./utils/parse_options.sh
 [ -n "$name" ] || die "give --name NAME (the results go to exp/cv_NAME)"
 [ -f data/train_yesno/feats.scp ] || die "data/train_yesno/feats.scp: run ./run.sh --stop-stage 2 first"
@@ -43,6 +52,12 @@ case $lm_kind in
   *) die "--lm-kind: bigram or loop (got '$lm_kind')" ;;
 esac
 
+rejoined() {  # rejoined SRC DST COPIES SEED: DST = re-joined copies of SRC's files, with features
+  local src=$1 dst=$2
+  local/rejoin_words.py --copies "$3" --seed "$4" "$src" "$dst"
+  asrkit make-feats "$dst" --type fbank --conf conf/fbank.conf --feat-dir "$(dirname "$dst")/fbank"
+}
+
 # The folds: built once, kept for every config so that all are compared on the same files.
 for ((k = 0; k < folds; k++)); do
   fold=data/cv${folds}_$k
@@ -51,6 +66,18 @@ for ((k = 0; k < folds; k++)); do
     awk -v k="$k" -v n="$folds" '(NR - 1) % n == k {print $1}' data/train_yesno/utt2spk >"$fold/dev.list"
     asrkit data subset --utt-list "$fold/dev.list" data/train_yesno "$fold/dev" --overwrite
     asrkit data subset --utt-list "$fold/dev.list" --exclude data/train_yesno "$fold/train" --overwrite
+  fi
+  # Re-joined files are made from one side of the fold only: rjdev from its held-out files, train_rj from
+  # its training files (their own features and CMVN stats, under the fold's own fbank/ folder).
+  if [ ! -f "$fold/rjdev/cmvn.scp" ]; then
+    rejoined "$fold/dev" "$fold/rjdev" "$rejoin_copies" "$rejoin_seed"
+    asrkit compute-cmvn "$fold/rjdev" --feat-dir "$fold/fbank"
+  fi
+  if [ "$train_part" = train_rj ] && [ ! -f "$fold/train_rj/cmvn.scp" ]; then
+    rejoined "$fold/train" "$fold/train_rjonly" 1 "$rejoin_seed"
+    # (the fold's cmvn.scp is left out of the combined dir: its stats are computed again over both)
+    asrkit data combine --overwrite "$fold/train_rj" "$fold/train" "$fold/train_rjonly"
+    asrkit compute-cmvn "$fold/train_rj" --feat-dir "$fold/fbank"
   fi
   # The fold's LM is estimated from its own training files only.
   [ -f "$fold/$lm_name/lm.yaml" ] || asrkit make-lm --data "$fold/train" "${lm_make[@]}" "$lang" "$fold/$lm_name"
@@ -69,22 +96,34 @@ for seed in $seeds; do
         --out-dir "$dir" --set "training.seed=$seed" --set training.device=cpu $train_opts >"$dir.log" 2>&1 \
         || { tail -3 "$dir.log" >&2; die "training $dir failed (log: $dir.log)"; }
     fi
-    asrkit decode --model "$dir/$model" --data "data/cv${folds}_$k/dev" --out-dir "$dir/decode_dev$tag" \
-      --search greedy --device cpu --overwrite 2>/dev/null
-    asrkit score --data "data/cv${folds}_$k/dev" --decode-dir "$dir/decode_dev$tag" >/dev/null 2>&1
-    if [ -n "$lm_opts" ]; then
-      # shellcheck disable=SC2086
-      asrkit decode --model "$dir/$model" --data "data/cv${folds}_$k/dev" --out-dir "$dir/decode_dev_$lm_kind$tag" \
-        --lm "data/cv${folds}_$k/$lm_name" $lm_opts --device cpu --overwrite 2>/dev/null
-      asrkit score --data "data/cv${folds}_$k/dev" --decode-dir "$dir/decode_dev_$lm_kind$tag" >/dev/null 2>&1
-    fi
+    for dev in dev rjdev; do
+      data=data/cv${folds}_$k/$dev
+      asrkit decode --model "$dir/$model" --data "$data" --out-dir "$dir/decode_$dev$tag" \
+        --search greedy --device cpu --overwrite 2>/dev/null
+      asrkit score --data "$data" --decode-dir "$dir/decode_$dev$tag" >/dev/null 2>&1
+      if [ -n "$lm_opts" ]; then
+        # shellcheck disable=SC2086
+        asrkit decode --model "$dir/$model" --data "$data" --out-dir "$dir/decode_${dev}_$lm_kind$tag" \
+          --lm "data/cv${folds}_$k/$lm_name" $lm_opts --device cpu --overwrite 2>/dev/null
+        asrkit score --data "$data" --decode-dir "$dir/decode_${dev}_$lm_kind$tag" >/dev/null 2>&1
+      fi
+    done
   done
-  for decode in "decode_dev$tag" "decode_dev_$lm_kind$tag"; do
-    [ "$decode" = "decode_dev$tag" ] || [ -n "$lm_opts" ] || continue
-    # Sum `%WER x [ e / n, i ins, d del, s sub ]` over the folds.
-    grep -h "^%WER" "$exp"/fold*_seed"$seed/$decode/wer" | awk -v name="$name" -v seed="$seed" -v d="$decode" '
-      {e += $4; n += $6; i += $7; dl += $9; s += $11}
-      END {printf "%s seed %s %s: %%WER %.2f [ %d / %d, %d ins, %d del, %d sub ]\n", name, seed,
-           (d ~ /^decode_dev_(bigram|loop)/ ? substr(d, 12) : "greedy" substr(d, 11)), 100 * e / n, e, n, i, dl, s}' | tee -a "$exp/dev_wer"
+  for dev in dev rjdev; do
+    for decode in "decode_$dev$tag" "decode_${dev}_$lm_kind$tag"; do
+      [ "$decode" = "decode_$dev$tag" ] || [ -n "$lm_opts" ] || continue
+      kind=greedy$tag; [ "$decode" = "decode_$dev$tag" ] || kind=$lm_kind$tag
+      # Files whose first word is wrong (the test files' openings are what the plain dev cannot show).
+      openings=$(for ((k = 0; k < folds; k++)); do
+        awk 'NR == FNR {first[$1] = $2; next} {print ($2 == first[$1] ? 0 : 1)}' \
+          "$exp/fold${k}_seed$seed/$decode/text" "data/cv${folds}_$k/$dev/text"
+      done | awk '{e += $1; n++} END {printf "%d/%d", e, n}')
+      # Sum `%WER x [ e / n, i ins, d del, s sub ]` over the folds.
+      grep -h "^%WER" "$exp"/fold*_seed"$seed/$decode/wer" | awk -v name="$name" -v seed="$seed" -v dev="$dev" \
+        -v kind="$kind" -v open="$openings" '
+        {e += $4; n += $6; i += $7; dl += $9; s += $11}
+        END {printf "%s seed %s %s %s: %%WER %.2f [ %d / %d, %d ins, %d del, %d sub ] openings %s\n", name, seed,
+             dev, kind, 100 * e / n, e, n, i, dl, s, open}' | tee -a "$exp/dev_wer"
+    done
   done
 done

@@ -598,13 +598,18 @@ def test_synth_demo_preset_values():
     assert (dist.strategy, dist.sync_interval, dist.ema.decay, dist.ema.start_step) == ("model-averaging", 4, 0.9, 20)
     teacher = conf("teacher_blstm")
     assert teacher.model.head.blank_bias == 4 and conf("student_dnn").model.head.blank_bias == 4
-    assert (teacher.model.encoder.hidden_dim, teacher.model.encoder.num_layers, teacher.data.max_frames) == (160, 2, 6000)
-    assert teacher.training.epochs == 9
+    assert (teacher.model.encoder.hidden_dim, teacher.model.encoder.num_layers, teacher.data.max_frames) == (160, 2, 3000)
+    assert (teacher.optim.lr, teacher.training.epochs) == (6e-3, 8)
     for name in ("student_dnn", "hard_dnn"):
-        assert conf(name).model.encoder.hidden_dims == [128, 128] and conf(name).training.epochs == 9
+        dnn = conf(name)
+        assert dnn.model.encoder.hidden_dims == [128, 128] and dnn.model.head.blank_bias == 4
+        assert (dnn.data.max_frames, dnn.training.epochs) == (1500, 9)
     rnnt = conf("rnnt_dense")
-    assert (rnnt.model.encoder.d_model, rnnt.model.predictor.hidden_dim, rnnt.model.joiner.dim) == (96, 128, 128)
-    assert (rnnt.data.max_frames, rnnt.optim.lr, rnnt.training.epochs) == (4000, 3e-3, 18)
+    enc = rnnt.model.encoder
+    assert (enc.d_model, rnnt.model.predictor.hidden_dim, rnnt.model.joiner.dim) == (96, 128, 128)
+    assert (enc.stride, enc.segment_length, enc.left_context, enc.right_context) == (12, 8, 16, 2)
+    assert rnnt.model.head.blank_bias == 4 and rnnt.model.aux_ctc.weight == 0.3
+    assert (rnnt.data.max_frames, rnnt.optim.lr, rnnt.training.epochs) == (1000, 6e-3, 18)
 
 
 # --------------------------------------------------------------------------------------------------

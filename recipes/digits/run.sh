@@ -21,7 +21,12 @@
 #   4  decode each fold's held-out speaker: greedy CTC, and with the grammar (asrkit decode --lm);
 #      with --test-warps also the CTC posteriors averaged over the warped copies of its files
 #      (asrkit decode --output loglikes, local/warp_average.py: no labels used), greedy
-#   5  results table (asrkit results, exp/RESULTS.md) and the mean WER over the folds of each decode
+#   5  unsupervised speaker adaptation, two-pass as Kaldi's fMLLR recipes are (the first pass's words, never the
+#      labels): per fold and round, local/pseudo_label.py keeps the most confident of the held-out speaker's
+#      files per hypothesised word with their hypothesis, the fold's model is fine-tuned on its training data
+#      and them (asrkit train --init-from), and the speaker is decoded again (VTLN average);
+#      --adapt-rounds 0: none
+#   6  results table (asrkit results, exp/RESULTS.md) and the mean WER over the folds of each decode
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")"
@@ -30,7 +35,7 @@ cd "$(dirname "$0")"
 . ./utils/recipe_functions.sh
 
 stage=0
-stop_stage=5
+stop_stage=6
 nj=2
 corpus=
 folds=                        # empty: every speaker found
@@ -41,8 +46,13 @@ speed_perturb=0.9,1.0,1.1     # speed factors of the training copies; 1.0 alone:
 lm_weight=1.0                 # every sentence of the grammar is equally likely: any weight > 0 decodes the same
 train_warps=                  # VTLN warps of training copies (--opt vtln-warp), e.g. 0.85,0.9,1.1; empty: none
 test_warps=0.85,0.9,0.95,1.05,1.1,1.15  # VTLN warps the test posteriors are averaged over (with 1.0); empty: none
+adapt_rounds=2                # self-training rounds on each held-out speaker's own first-pass words; 0: none
+adapt_keep=0.5                # the fraction of each hypothesised word's files (the most confident) kept as labels
+adapt_epochs=3                # epochs of each round's fine-tuning (the fold's model on its training files + those)
+adapt_lr=1.0e-3               # its peak learning rate (the warm-up cosine schedule of $config)
 help_message="Usage: $0 --corpus DIR [--folds \"S1 S2\"] [--seed N] [--epochs N] [--config FILE]
-  [--speed-perturb F1,F2,..] [--train-warps W1,W2,..] [--test-warps W1,W2,..] [--lm-weight W] [--stage N] [--stop-stage N] [--nj N]"
+  [--speed-perturb F1,F2,..] [--train-warps W1,W2,..] [--test-warps W1,W2,..] [--lm-weight W]
+  [--adapt-rounds N] [--adapt-keep F] [--adapt-epochs N] [--adapt-lr LR] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
 name=$(basename "$config" .yaml)
@@ -58,6 +68,13 @@ if stage_on 0; then
   asrkit data perturb-speed --factors "$speed_perturb" data/fsdd/all data/fsdd/all_sp
 fi
 [ -n "$folds" ] || folds=$(cd data/fsdd && ls -d fold_* | sed 's/^fold_//')
+
+copies() {  # copies SPEEDS WARPS < utterance ids: each id's speed copies (sp<f>-<utt>, as perturb-speed
+  # names them; 1.0: the utterance) and warped copies (w<W>-<utt>; 1.0 is not repeated)
+  awk -v f="$1" -v w="$2" 'BEGIN { n = split(f, fs, ","); m = split(w, ws, ",") }
+    { for (i = 1; i <= n; i++) print (fs[i] + 0 == 1 ? $1 : "sp" fs[i] "-" $1)
+      for (i = 1; i <= m; i++) if (ws[i] + 0 != 1) print "w" ws[i] "-" $1 }'
+}
 
 if stage_on 1; then
   log "stage 1: MFCC features and CMVN"
@@ -80,12 +97,6 @@ if stage_on 1; then
     src=data/fsdd/all_vtln
     asrkit data combine --overwrite "$src" "${aug_dirs[@]}"
   fi
-  copies() {  # copies SPEEDS WARPS < utterance ids: each id's speed copies (sp<f>-<utt>, as perturb-speed
-    # names them; 1.0: the utterance) and warped copies (w<W>-<utt>; 1.0 is not repeated)
-    awk -v f="$1" -v w="$2" 'BEGIN { n = split(f, fs, ","); m = split(w, ws, ",") }
-      { for (i = 1; i <= n; i++) print (fs[i] + 0 == 1 ? $1 : "sp" fs[i] "-" $1)
-        for (i = 1; i <= m; i++) if (ws[i] + 0 != 1) print "w" ws[i] "-" $1 }'
-  }
   for s in $folds; do
     for part in train dev test; do
       asrkit data subset --overwrite --utt-list data/fsdd/fold_$s/$part/text data/fsdd/all_sp "data/$s/$part"
@@ -153,18 +164,54 @@ if stage_on 4; then
   done
 fi
 
-if stage_on 5; then
-  log "stage 5: results"
+if stage_on 5 && [ "$adapt_rounds" -gt 0 ]; then
+  [ -n "$test_warps" ] || { echo "$0: --adapt-rounds needs the test-time warps (--test-warps) of stage 4" >&2; exit 1; }
+  log "stage 5: unsupervised adaptation to each held-out speaker, $adapt_rounds round(s) of self-training"
+  for s in $folds; do
+    exp=exp/${name}_$s
+    loglikes=$exp/loglikes_test_${s}_vtln
+    for r in $(seq 1 "$adapt_rounds"); do
+      st=exp/${name}_${s}_st$r
+      # The last pass's words (never data/$s/test/text): per hypothesised word the most confident --adapt-keep
+      # of the speaker's files, each with its speed copies, as if transcribed; then the fold's model fine-tuned
+      # on them and its training files (without their speed copies: as good on the inner dev, 40% less time),
+      # and the speaker decoded again. Each round starts from the fold's model, with the newer labels.
+      python3 local/pseudo_label.py --keep "$adapt_keep" "data/$s/lang_word" "$loglikes" "$st/pseudo"
+      asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 "$st/pseudo/text" | copies "$speed_perturb" "") \
+        data/fsdd/all_sp "data/$s/adapt_r$r"
+      awk 'NR == FNR { w[$1] = $2; next } { u = $1; sub(/^sp[0-9.]+-/, "", u); print $1, w[u] }' "$st/pseudo/text" \
+        <(cut -d' ' -f1 "data/$s/adapt_r$r/text") > "data/$s/adapt_r$r/text.tmp"
+      mv "data/$s/adapt_r$r/text.tmp" "data/$s/adapt_r$r/text"
+      $train_cmd asrkit train --config "$config" --train-data "data/$s/train" --train-data "data/$s/adapt_r$r" \
+        --valid-data "data/$s/dev" --lang "data/$s/lang_word" --out-dir "$st" --init-from "$exp/final.pt" --overwrite \
+        "${train_opts[@]}" --set "training.epochs=$adapt_epochs" --set "optim.lr=$adapt_lr"
+      loglikes=$st/loglikes_test_${s}_vtln
+      $decode_cmd asrkit decode --model "$st/final.pt" --data "data/$s/test_vtln" --out-dir "$loglikes" \
+        --output loglikes --nj "$nj" --device cpu
+      python3 local/warp_average.py "data/$s/lang_word" "$loglikes" "$st/decode_test_${s}_vtln"
+      asrkit score --data "data/$s/test" --decode-dir "$st/decode_test_${s}_vtln"
+    done
+  done
+fi
+
+if stage_on 6; then
+  log "stage 6: results"
   asrkit results exp --markdown | tee exp/RESULTS.md
   decodes=("" _lm)
   [ -n "$test_warps" ] && decodes+=(_vtln)
+  [ -n "$test_warps" ] && [ "$adapt_rounds" -gt 0 ] && decodes+=(_st)
   for d in "${decodes[@]}"; do
     case $d in
       "") what="(greedy, no LM)" ;;
       _lm) what="with the grammar LM" ;;
       _vtln) what="averaged over VTLN warps $test_warps and 1.0 (greedy)" ;;
+      _st) what="after $adapt_rounds round(s) of self-training, VTLN average (greedy)" ;;
     esac
-    for s in $folds; do head -n 1 "exp/${name}_$s/decode_test_$s$d/wer"; done |
-      awk -v what="$what" '{ sum += $2; n++ } END { if (n) printf "mean WER over %d folds %s: %.2f%%\n", n, what, sum / n }'
+    for s in $folds; do
+      case $d in
+        _st) head -n 1 "exp/${name}_${s}_st$adapt_rounds/decode_test_${s}_vtln/wer" ;;
+        *) head -n 1 "exp/${name}_$s/decode_test_$s$d/wer" ;;
+      esac
+    done | awk -v what="$what" '{ sum += $2; n++ } END { if (n) printf "mean WER over %d folds %s: %.2f%%\n", n, what, sum / n }'
   done | tee -a exp/RESULTS.md
 fi

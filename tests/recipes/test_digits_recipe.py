@@ -1,8 +1,8 @@
 """recipes/digits/run.sh end to end on the real corpus (../shared/corpora/fsdd4; skipped without it).
 
 One fold, takes 0-9 of each speaker (dev: takes 0-4, train: takes 5-9, their speed copies and one
-VTLN-warped copy), one epoch: every stage runs, the numbers mean nothing (recipes/digits/RESULTS.md
-holds the real ones).
+VTLN-warped copy), one epoch, one round of self-training of one epoch: every stage runs, the numbers
+mean nothing (recipes/digits/RESULTS.md holds the real ones).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_every_stage_runs(tmp_path):
                PYTHONPATH=str(REPO))
     # --train-warps 1.1: one warped training copy (its features are made for the test-time average anyway).
     proc = subprocess.run(["./run.sh", "--corpus", str(small.parent), "--folds", "george", "--epochs", "1",
-                           "--nj", "1", "--train-warps", "1.1"], cwd=tmp_path / "digits", env=env,
+                           "--nj", "1", "--train-warps", "1.1", "--adapt-rounds", "1", "--adapt-epochs", "1"], cwd=tmp_path / "digits", env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     recipe = tmp_path / "digits"
@@ -51,7 +51,18 @@ def test_every_stage_runs(tmp_path):
     # The grammar allows exactly one digit word per utterance: every LM hypothesis is one word.
     hyps = (exp / "decode_test_george_lm" / "text").read_text().splitlines()
     assert len(hyps) == 100 and all(len(ln.split()) == 2 for ln in hyps)
+    # Self-training: the kept files are held-out speaker files with the first pass's words, not the labels
+    # (with one epoch of training these are mostly wrong), each file with its speed copies.
+    st = recipe / "exp" / "blstm_word_george_st1"
+    first_pass = dict(ln.split(maxsplit=1) for ln in (st / "pseudo" / "scores").read_text().splitlines())
+    kept = dict(ln.split() for ln in (st / "pseudo" / "text").read_text().splitlines())
+    assert 0 < len(kept) <= 100 and all(u.startswith("george-") for u in kept)
+    assert all(first_pass[u].split()[0] == w for u, w in kept.items())
+    adapt = dict(ln.split() for ln in (recipe / "data" / "george" / "adapt_r1" / "text").read_text().splitlines())
+    assert len(adapt) == 3 * len(kept) and all(adapt[f"sp0.9-{u}"] == w for u, w in kept.items())
+    assert (st / "decode_test_george_vtln" / "wer").read_text().startswith("%WER ")
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "mean WER over 1 folds (greedy, no LM):" in results
     assert "mean WER over 1 folds with the grammar LM:" in results
     assert "mean WER over 1 folds averaged over VTLN warps 0.85,0.9,0.95,1.05,1.1,1.15 and 1.0 (greedy):" in results
+    assert "mean WER over 1 folds after 1 round(s) of self-training, VTLN average (greedy):" in results

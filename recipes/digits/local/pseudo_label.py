@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Pseudo-labels for unsupervised speaker adaptation: the first pass's words, never the labels.
+
+Usage: local/pseudo_label.py [--keep F] LANG_DIR LOGLIKES_DIR OUT_DIR
+
+LOGLIKES_DIR is an `asrkit decode --output loglikes` dir over the held-out speaker's files at
+several VTLN warps (ids as local/warp_average.py reads them). Every utterance is one word, so each
+file gets a distribution over the words of LANG_DIR: the CTC probability of the one-word sequence
+<w> under the warp-averaged posteriors (the forward sum over blank* w+ blank*), normalised over the
+words -- the grammar decode's score, as a posterior; the hypothesis is its argmax and the
+confidence its value. OUT_DIR gets:
+  scores  per file: the hypothesis and its confidence
+  text    the files kept for adaptation with their hypothesis: per hypothesised word the fraction
+          --keep of its files with the highest confidence, so every word that is hypothesised at all
+          is represented
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from asrkit.errors import AsrkitError
+from asrkit.fileio import atomic_write_text
+from asrkit.text.tokenizer import BLANK_ID, UNK_ID, LangDir
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from warp_average import average_posteriors  # noqa: E402  (the sibling script, not a package)
+
+
+def word_log_probs(post: np.ndarray, blank: int, word_ids: list[int]) -> np.ndarray:
+    """log P(<w> | x) for every w of `word_ids`: the CTC forward sum over the paths blank* w+ blank*."""
+    logp = np.log(np.maximum(post, 1e-30))
+    lb, lw = logp[:, blank], logp[:, word_ids]  # (T,), (T, W)
+    # states per word: 0 leading blanks, 1 the word, 2 trailing blanks (the word must be emitted)
+    a0 = np.full(len(word_ids), lb[0])
+    a1 = lw[0].copy()
+    a2 = np.full(len(word_ids), -np.inf)
+    for t in range(1, post.shape[0]):
+        a2 = np.logaddexp(a2, a1) + lb[t]
+        a1 = np.logaddexp(a1, a0) + lw[t]
+        a0 = a0 + lb[t]
+    return np.logaddexp(a1, a2)
+
+
+def select(hyp: np.ndarray, conf: np.ndarray, keep: float) -> np.ndarray:
+    """Indices of the `keep` fraction (at least one) of the most confident files of every hypothesised word."""
+    chosen = []
+    for word in np.unique(hyp):
+        idx = np.flatnonzero(hyp == word)
+        n = max(1, int(round(keep * len(idx))))
+        chosen.extend(idx[np.argsort(-conf[idx], kind="stable")[:n]])
+    return np.sort(np.asarray(chosen, dtype=int))
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(usage=__doc__.split("\n\n")[1])
+    parser.add_argument("--keep", type=float, default=0.5)
+    parser.add_argument("lang_dir")
+    parser.add_argument("loglikes_dir")
+    parser.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    if not 0 < args.keep <= 1:
+        raise AsrkitError(f"--keep {args.keep}: expected a fraction in (0, 1]")
+    loglikes_scp = Path(args.loglikes_dir) / "loglikes.scp"
+    if not loglikes_scp.is_file():
+        raise AsrkitError(f"{loglikes_scp}: no such file (run asrkit decode --output loglikes first)")
+    lang = LangDir.load(args.lang_dir)
+    if len(lang.languages) != 1:
+        raise AsrkitError(f"{args.lang_dir}: expected one language, found {', '.join(lang.languages)}")
+    tokenizer = lang.tokenizer(lang.languages[0])
+    blank = BLANK_ID
+    words = [(i, tokenizer.decode([i])) for i in range(tokenizer.vocab_size) if i not in (BLANK_ID, UNK_ID)]
+    word_ids = [i for i, _ in words]
+    posts = average_posteriors(loglikes_scp)
+    utts = sorted(posts)
+    logp = np.stack([word_log_probs(posts[u], blank, word_ids) for u in utts])
+    probs = np.exp(logp - logp.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    hyp, conf = probs.argmax(axis=1), probs.max(axis=1)
+    kept = select(hyp, conf, args.keep)
+    name = [w for _, w in words]
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "scores", "".join(
+        f"{u} {name[hyp[k]]} {conf[k]:.4f}\n" for k, u in enumerate(utts)))
+    atomic_write_text(out / "text", "".join(f"{utts[k]} {name[hyp[k]]}\n" for k in kept))
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except AsrkitError as e:
+        sys.exit(f"{sys.argv[0]}: {e}")

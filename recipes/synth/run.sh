@@ -38,7 +38,7 @@ train_opts=${seed:+--set training.seed=$seed}  # read by train (utils/recipe_fun
 
 case "$size" in
   tiny)  corpus_opts="--utts-per-lang 20"; low_hours=0.005; transfer_hours=0.005; token_type=char ;;
-  # demo: closed-vocabulary sentences (numbers, times, dates, commands; docs/data.md), so a CPU
+  # demo: closed-vocabulary sentences (digit strings, times, dates, commands; docs/data.md), so a CPU
   # model hears each word many times and its WER means something; one token per
   # word (RESULTS.md: the dev measurements).
   demo)  corpus_opts="--text closed --utts-per-lang 400"; low_hours=0.1; transfer_hours=0.1; token_type=word ;;

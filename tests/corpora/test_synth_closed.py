@@ -29,17 +29,22 @@ def _texts(config: SynthConfig, lang: str, n: int) -> list[str]:
 def test_closed_sentences_use_only_the_word_list_and_the_numbers(lang):
     grammar = synth.closed_grammar(lang)
     assert 30 <= len(grammar.words()) <= 80
-    numbers = {w for n in range(100) for w in synth.number_to_words(n, lang).split()}
+    # 17 numbers of one word each: German says 21..99 in one word, so it must not say them (issue 18.4).
+    numbers = grammar.numbers()
+    assert len(numbers) == 17 and all(len(w.split()) == 1 for w in numbers)
     rng = np.random.default_rng(0)
     sentences = [grammar.sentence(rng) for _ in range(1000)]
     used = {w for s in sentences for w in s.split()}
     assert used <= grammar.words() | numbers
-    assert grammar.words() <= used  # every listed word is said somewhere in 1000 sentences
+    assert grammar.words() | numbers <= used  # every word is said somewhere in 1000 sentences
+    # Each number word is heard often: the rarest at least 1% as often as the commonest.
+    counts = {w: sum(s.split().count(w) for s in sentences) for w in numbers}
+    assert min(counts.values()) >= 0.01 * max(counts.values())
     assert all(synth.normalize_transcript(s) == s for s in sentences)
     assert all(set(s.replace(" ", "")) <= set(synth.ALPHABETS[lang]) for s in sentences)
     lengths = [len(s.split()) for s in sentences]
     assert 2 <= min(lengths) and max(lengths) <= 16
-    # 2-4 numbers: about a third of the sentences are number strings.
+    # 3-5 digits: about a third of the sentences are digit strings.
     all_numbers = sum(set(s.split()) <= numbers | {grammar.number_prefix} for s in sentences)
     assert 0.25 < all_numbers / len(sentences) < 0.45
 
@@ -49,8 +54,8 @@ def test_closed_text_is_fixed_by_the_seed():
     first = _texts(closed, "de", 50)
     assert first == _texts(closed, "de", 50)
     assert first != _texts(SynthConfig(langs=("de",), text="closed", seed=3), "de", 50)
-    assert set(" ".join(first).split()) <= synth.closed_grammar("de").words() | {
-        w for n in range(100) for w in synth.number_to_words(n, "de").split()}
+    grammar = synth.closed_grammar("de")
+    assert set(" ".join(first).split()) <= grammar.words() | grammar.numbers()
 
 
 def test_open_text_is_what_it_was_before_closed_mode():
@@ -70,6 +75,7 @@ def test_stamp_records_the_text_mode_and_old_open_stamps_still_match():
     assert "text" not in open_stamp and open_stamp["vocab_size"] == 2000
     closed_stamp = _stamp(SynthConfig(text="closed"), "library 1.52")
     assert closed_stamp["text"] == "closed" and "vocab_size" not in closed_stamp
+    assert closed_stamp["grammar"] == synth.closed.GRAMMAR_VERSION and "grammar" not in open_stamp
 
 
 def test_closed_config_errors():
@@ -86,11 +92,11 @@ def test_cli_builds_closed_and_a_mode_change_is_not_reused(asrkit_cli, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / ".done").read_text())["text"] == "closed"
     texts = read_table(out / "train_it/text")
-    vocab = synth.closed_grammar("it").words() | {w for n in range(100) for w in synth.number_to_words(n, "it").split()}
+    vocab = synth.closed_grammar("it").words() | synth.closed_grammar("it").numbers()
     assert texts and all(set(t.split()) <= vocab for t in texts.values())
     again = asrkit_cli(*args)  # --text open now
     assert again.returncode == 1
-    assert "other options (text, vocab_size differ)" in again.stderr
+    assert "other options (grammar, text, vocab_size differ)" in again.stderr
     rebuilt = asrkit_cli(*args, "--overwrite")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "text" not in json.loads((out / ".done").read_text())

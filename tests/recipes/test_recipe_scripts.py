@@ -589,9 +589,9 @@ def test_synth_demo_preset_values():
     enc = mtl.model.encoder
     assert (enc.d_model, enc.num_layers, enc.ffn_dim, enc.num_heads) == (96, 2, 256, 4)
     assert enc.subsampling_channels == 32 and mtl.model.head.blank_bias == 4
-    assert (mtl.data.max_frames, mtl.optim.lr, mtl.scheduler.warmup_steps, mtl.training.epochs) == (1000, 6e-3, 100, 20)
+    assert (mtl.data.max_frames, mtl.optim.lr, mtl.scheduler.warmup_steps, mtl.training.epochs) == (1000, 6e-3, 100, 40)
     assert mtl.data.max_padding == 0.1 and mtl.data.specaugment.num_time_masks == 2
-    assert conf("lrmf_conformer").model.head.rank == 42
+    assert conf("lrmf_conformer").model.head.rank == 39
     transfer = conf("transfer")
     assert (transfer.optim.lr, transfer.scheduler.warmup_steps, transfer.training.epochs) == (6e-3, 100, 10)
     dist = conf("mtl_conformer_dist").training

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from asrkit.corpora import espeak
 from asrkit.corpora.synth.audio import SAMPLE_RATE, synthesize_plans
+from asrkit.corpora.synth.closed import GRAMMAR_VERSION
 from asrkit.corpora.synth.plan import (
     DEFAULT_UTTS_PER_LANG,
     SPLITS,
@@ -74,6 +75,7 @@ def _stamp(config: SynthConfig, backend_version: str) -> dict:
         del stamp["text"]
     else:
         del stamp["vocab_size"]  # the closed word lists do not depend on it
+        stamp["grammar"] = GRAMMAR_VERSION  # a corpus of an older grammar is not reused
     if config.relative:
         stamp["relative_to"] = os.getcwd()
     return stamp

@@ -56,6 +56,10 @@ def _perturbed_wav_value(value: str, fs: str) -> str:
         return f"{rest} sox -t wav - -t wav - speed {fs} |"
     if _ends_with_offset(rest):
         return f"wav-copy {rest} - | sox -t wav - -t wav - speed {fs} |"
+    if len(fields) == 1 and Path(rest).suffix.lower() not in ("", ".wav"):
+        # Kaldi's awk writes `-t wav` for every file, which makes sox refuse a FLAC (or any other
+        # non-WAV) file; without it sox takes the type from the name, as asrkit's reader does.
+        return f"sox {rest} -t wav - speed {fs} |"
     return f"sox -t wav {rest} -t wav - speed {fs} |"
 
 

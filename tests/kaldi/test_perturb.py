@@ -97,7 +97,8 @@ def test_single_factor_with_segments(tmp_path):
         "utt2spk": "sp0.9-a-rec1-0000 sp0.9-a\nsp0.9-b-rec2-0000 sp0.9-b\n",
         "utt2uniq": "sp0.9-a-rec1-0000 a-rec1-0000\nsp0.9-b-rec2-0000 b-rec2-0000\n",
         "wav.scp": ("sp0.9-rec1 sox -t wav /data/rec1.wav -t wav - speed 0.9 |\n"
-                    "sp0.9-rec2 sox -t wav /data/rec2.flac -t wav - speed 0.9 |\n"),
+                    # not Kaldi's `-t wav` (sox would refuse the FLAC): sox takes the type from the name
+                    "sp0.9-rec2 sox /data/rec2.flac -t wav - speed 0.9 |\n"),
     }
 
 
@@ -132,6 +133,25 @@ def test_durations_computed_from_audio_and_read_back_without_sox(fixture_datadir
     assert rate == 16000
     assert abs(samples.shape[0] - 18629 / 0.9) <= 1
     assert reader["spkC-fr-002"][0].shape == (18629,)
+
+
+@pytest.mark.parametrize("with_sox", [True, False])
+def test_a_flac_recording_is_read_back_perturbed(tmp_path, monkeypatch, with_sox):
+    import shutil
+
+    import soundfile
+
+    if with_sox and shutil.which("sox") is None:
+        pytest.skip("sox is not installed: the in-process reading is the other case")
+    if not with_sox:
+        monkeypatch.setattr(wav, "_have", lambda program: False)
+    audio = (np.sin(np.arange(16000) * 0.05) * 8000).astype(np.int16)
+    soundfile.write(tmp_path / "r1.flac", audio, 16000, subtype="PCM_16")
+    src = _write_dir(tmp_path / "d", {"wav.scp": f"r1 {tmp_path / 'r1.flac'}\n", "utt2spk": "r1 s\n",
+                                      "spk2utt": "s r1\n"})
+    perturb_data_dir_speed(src, tmp_path / "sp", [0.9])
+    samples, rate = WavScpReader(tmp_path / "sp")["sp0.9-r1"]
+    assert rate == 16000 and abs(samples.shape[0] - 16000 / 0.9) <= 2
 
 
 def test_errors_leave_nothing_behind(tmp_path, fixture_datadir):

@@ -32,18 +32,16 @@ from warp_average import average_posteriors  # noqa: E402  (the sibling script, 
 
 
 def word_log_probs(post: np.ndarray, blank: int, word_ids: list[int]) -> np.ndarray:
-    """log P(<w> | x) for every w of `word_ids`: the CTC forward sum over the paths blank* w+ blank*."""
-    logp = np.log(np.maximum(post, 1e-30))
-    lb, lw = logp[:, blank], logp[:, word_ids]  # (T,), (T, W)
-    # states per word: 0 leading blanks, 1 the word, 2 trailing blanks (the word must be emitted)
-    a0 = np.full(len(word_ids), lb[0])
-    a1 = lw[0].copy()
-    a2 = np.full(len(word_ids), -np.inf)
-    for t in range(1, post.shape[0]):
-        a2 = np.logaddexp(a2, a1) + lb[t]
-        a1 = np.logaddexp(a1, a0) + lw[t]
-        a0 = a0 + lb[t]
-    return np.logaddexp(a1, a2)
+    """log P(<w> | x) for every w of `word_ids`: the CTC forward sum over the paths blank* w+ blank*
+    (torch's CTC loss of the one-token target, in float64)."""
+    import torch
+    import torch.nn.functional as F
+
+    frames, n = post.shape[0], len(word_ids)
+    logp = torch.from_numpy(np.log(np.maximum(post, 1e-30)).astype(np.float64))
+    nll = F.ctc_loss(logp[:, None, :].expand(frames, n, -1).contiguous(), torch.tensor(word_ids)[:, None],
+                     torch.full((n,), frames), torch.ones(n, dtype=torch.long), blank=blank, reduction="none")
+    return -nll.numpy()
 
 
 def select(hyp: np.ndarray, conf: np.ndarray, keep: float) -> np.ndarray:

@@ -20,6 +20,9 @@ from asrkit.kaldi.cmvn import acc_cmvn_stats, init_cmvn_stats
 from asrkit.kaldi.table import load_table_scp
 from asrkit.kaldi.textio import read_table
 from asrkit.kaldi.writer import ArkScpWriter
+from asrkit.logutil import get_logger
+
+log = get_logger("features.cmvn")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ def _compute_cmvn(data_dir: Path, global_stats: bool, feat_dir: str | os.PathLik
             # compute-cmvn-stats writes global stats as a float matrix (`Matrix<float>
             # stats_float(stats)`), per-speaker stats as double.
             kaldiio.save_mat(f, stats.astype(np.float32))
+        if (data_dir / "cmvn.scp").is_file():
+            # Not removed: it may be the user's. Training and decoding would use it and not cmvn.ark.
+            log.warning("%s: per-speaker stats are there too, and train/decode use them instead of %s; "
+                        "remove cmvn.scp to normalise with the global stats", data_dir / "cmvn.scp", out)
         return CmvnResult(None, out, 1, int(stats[0, -1]))
 
     spk2utt_path = data_dir / "spk2utt"

@@ -42,6 +42,18 @@ def test_compute_cmvn_per_speaker_and_global(fixture_datadir, fbank80):
     assert rel_diff(glob, total) <= 1e-4
 
 
+def test_global_stats_beside_per_speaker_ones_warn(fixture_datadir, fbank80, caplog):
+    # train/decode prefer cmvn.scp over cmvn.ark: a --global run next to an earlier per-speaker one
+    # would otherwise normalise with the per-speaker stats without a word.
+    write_feats(fixture_datadir, fbank80)
+    compute_cmvn(fixture_datadir, global_stats=True)
+    assert "per-speaker stats are there too" not in caplog.text
+    compute_cmvn(fixture_datadir)
+    compute_cmvn(fixture_datadir, global_stats=True)
+    assert f"{fixture_datadir / 'cmvn.scp'}: per-speaker stats are there too" in caplog.text
+    assert (fixture_datadir / "cmvn.scp").is_file()  # left alone: it may be the user's
+
+
 def test_compute_cmvn_errors(fixture_datadir, fbank80):
     with pytest.raises(DataDirError, match="feats.scp: not found"):
         compute_cmvn(fixture_datadir)

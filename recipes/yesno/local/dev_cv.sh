@@ -7,7 +7,10 @@
 # Each model is decoded on two dev sets of its fold: `dev`, the held-out files as recorded (all
 # start with NO, as every training file does), and `rjdev`, --rejoin-copies re-joined copies of the
 # same held-out files (local/rejoin_words.py: their words in a shuffled order, so about half open
-# with YES, as the test files do; made from the held-out fold only, never from its training files).
+# with YES, as the test files do; made from the held-out fold only, never from its training files),
+# and `yrdev`, the files of 6 such copies that hold more YES than NO (5 or more of 8): a set whose
+# word mix is unlike the training files' (44% YES), so that CMVN stats computed over the decoded set
+# itself move with its content (the test files are 60% YES).
 # run.sh must have run stages 0-2 (data/train_yesno with features, data/lang_char).
 #
 #   local/dev_cv.sh --name shipped --seeds "1 2 3"                       # conf/dnn_char.yaml, data/lang_char
@@ -17,9 +20,12 @@
 #                                        # the models of exp/cv_lm decoded again, with the word loop
 #   local/dev_cv.sh --name rj --train-part train_rj --train-opts "--set training.epochs=20"
 #                                        # trained on the fold's files and a re-joined copy of them
+#   local/dev_cv.sh --name gcmvn --cmvn global
+#                                        # global CMVN: the fold's training stats, recorded in the model,
+#                                        # applied to every dev set (default: each set's own per-speaker stats)
 #
-# Writes data/cv<folds>_<k>/{train,dev,rjdev,train_rj,lm_<lang>}, exp/cv_<name>/fold<k>_seed<s>/, and prints one
-# line per seed, dev set and decode: `<name> seed <s> <dev|rjdev> <greedy|bigram|loop><tag>: %WER ... openings e/n`
+# Writes data/cv<folds>_<k>/{train,dev,rjdev,yrdev,train_rj,lm_<lang>}, exp/cv_<name>/fold<k>_seed<s>/, and prints one
+# line per seed, dev set and decode: `<name> seed <s> <dev|rjdev|yrdev> <greedy|bigram|loop><tag>: %WER ... openings e/n`
 # (also in exp/cv_<name>/dev_wer); openings counts the files whose first word is wrong.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +47,8 @@ rejoin_copies=2                # re-joined copies of each held-out file in rjdev
 rejoin_seed=1                  # seed of the re-joined word orders
 model=final.pt                 # which model of each training to decode (ema.pt: training.ema's)
 tag=                           # appended to the decode dirs and rows (e.g. _ema, _p2 for a penalty)
-help_message="Usage: $0 --name NAME [--train-conf YAML] [--lang DIR] [--train-opts \"--set k=v ...\"] [--seeds \"1 2 3\"] [--folds N] [--lm-opts \"--beam B ...\"] [--lm-order N] [--lm-kind bigram|loop] [--train true|false] [--train-part train|train_rj] [--rejoin-copies N] [--rejoin-seed S] [--model final.pt|ema.pt|...] [--tag T]"
+cmvn=speaker                   # speaker: each set's own per-speaker stats; global: the training part's (compute-cmvn --global)
+help_message="Usage: $0 --name NAME [--train-conf YAML] [--lang DIR] [--train-opts \"--set k=v ...\"] [--seeds \"1 2 3\"] [--folds N] [--lm-opts \"--beam B ...\"] [--lm-order N] [--lm-kind bigram|loop] [--train true|false] [--train-part train|train_rj] [--rejoin-copies N] [--rejoin-seed S] [--model final.pt|ema.pt|...] [--tag T] [--cmvn speaker|global]"
 . ./utils/parse_options.sh
 [ -n "$name" ] || die "give --name NAME (the results go to exp/cv_NAME)"
 [ -f data/train_yesno/feats.scp ] || die "data/train_yesno/feats.scp: run ./run.sh --stop-stage 2 first"
@@ -51,6 +58,7 @@ case $lm_kind in
   loop) lm_name=loop_$(basename "$lang"); lm_make=(--loop) ;;
   *) die "--lm-kind: bigram or loop (got '$lm_kind')" ;;
 esac
+case $cmvn in speaker|global) ;; *) die "--cmvn: speaker or global (got '$cmvn')" ;; esac
 
 rejoined() {  # rejoined SRC DST COPIES SEED: DST = re-joined copies of SRC's files, with features
   local src=$1 dst=$2
@@ -79,6 +87,21 @@ for ((k = 0; k < folds; k++)); do
     asrkit data combine --overwrite "$fold/train_rj" "$fold/train" "$fold/train_rjonly"
     asrkit compute-cmvn "$fold/train_rj" --feat-dir "$fold/fbank"
   fi
+  if [ ! -f "$fold/yrdev/cmvn.scp" ]; then
+    rejoined "$fold/dev" "$fold/rjdev6" 6 "$((rejoin_seed + 1))"
+    awk '{n = 0; for (i = 2; i <= NF; i++) n += ($i == "YES"); if (2 * n > NF - 1) print $1}' \
+      "$fold/rjdev6/text" >"$fold/yrdev.list"
+    asrkit data subset --overwrite --utt-list "$fold/yrdev.list" "$fold/rjdev6" "$fold/yrdev"
+    asrkit compute-cmvn "$fold/yrdev" --feat-dir "$fold/fbank"
+  fi
+  # Global CMVN: the training part without its per-speaker stats, one set of stats over its files
+  # (the trainer records them in the model; decoding applies them to every dev set).
+  if [ "$cmvn" = global ] && [ ! -f "$fold/${train_part}_gcmvn/cmvn.ark" ]; then
+    asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 "$fold/$train_part/utt2spk") \
+      "$fold/$train_part" "$fold/${train_part}_gcmvn"
+    rm -f "$fold/${train_part}_gcmvn/cmvn.scp"
+    asrkit compute-cmvn --global "$fold/${train_part}_gcmvn"
+  fi
   # The fold's LM is estimated from its own training files only.
   [ -f "$fold/$lm_name/lm.yaml" ] || asrkit make-lm --data "$fold/train" "${lm_make[@]}" "$lang" "$fold/$lm_name"
 done
@@ -89,14 +112,15 @@ if [ "$train" = true ]; then : >"$exp/dev_wer"; fi  # decoding again adds its ro
 for seed in $seeds; do
   for ((k = 0; k < folds; k++)); do
     dir=$exp/fold${k}_seed$seed
+    part=$train_part; [ "$cmvn" = speaker ] || part=${train_part}_gcmvn
     if [ "$train" = true ]; then
       # $train_opts is a string of options: split into words on purpose.
       # shellcheck disable=SC2086
-      asrkit train --config "$train_conf" --train-data "data/cv${folds}_$k/$train_part" --lang "$lang" \
+      asrkit train --config "$train_conf" --train-data "data/cv${folds}_$k/$part" --lang "$lang" \
         --out-dir "$dir" --set "training.seed=$seed" --set training.device=cpu $train_opts >"$dir.log" 2>&1 \
         || { tail -3 "$dir.log" >&2; die "training $dir failed (log: $dir.log)"; }
     fi
-    for dev in dev rjdev; do
+    for dev in dev rjdev yrdev; do
       data=data/cv${folds}_$k/$dev
       asrkit decode --model "$dir/$model" --data "$data" --out-dir "$dir/decode_$dev$tag" \
         --search greedy --device cpu --overwrite 2>/dev/null
@@ -109,7 +133,7 @@ for seed in $seeds; do
       fi
     done
   done
-  for dev in dev rjdev; do
+  for dev in dev rjdev yrdev; do
     for decode in "decode_$dev$tag" "decode_${dev}_$lm_kind$tag"; do
       [ "$decode" = "decode_$dev$tag" ] || [ -n "$lm_opts" ] || continue
       kind=greedy$tag; [ "$decode" = "decode_$dev$tag" ] || kind=$lm_kind$tag

@@ -129,3 +129,14 @@ def test_script_writes_a_data_dir_and_names_the_skipped_file(tmp_path):
         # cutting a re-joined file again finds its words
         cut = rejoin_words.cut_words(utt, samples, RATE, text[utt].split())
         assert len(cut.words) == len(text[utt].split())
+
+    # --check writes nothing and lists the files that cut into their words (what run.sh trains on)
+    out_before = sorted(p.name for p in tmp_path.iterdir())
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--check", str(src)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["global-0_1_0", "global-1_0"]
+    assert "skipped global-1_1_0_0: 3 bursts" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == out_before
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--check", str(src), str(out)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "give OUT_DATA_DIR, or --check without it" in proc.stderr

@@ -21,6 +21,8 @@
 #   local/dev_cv.sh --name rj --train-part train_rj --train-opts "--set training.epochs=20"
 #                                        # trained on the fold's files and a re-joined copy of them
 #   local/dev_cv.sh --name gcmvn --cmvn global
+#   local/dev_cv.sh --name clean --cmvn global --clean true
+#                                        # trained without the files that do not hold the words of their names
 #                                        # global CMVN: the fold's training stats, recorded in the model,
 #                                        # applied to every dev set (default: each set's own per-speaker stats)
 #
@@ -48,7 +50,8 @@ rejoin_seed=1                  # seed of the re-joined word orders
 model=final.pt                 # which model of each training to decode (ema.pt: training.ema's)
 tag=                           # appended to the decode dirs and rows (e.g. _ema, _p2 for a penalty)
 cmvn=speaker                   # speaker: each set's own per-speaker stats; global: the training part's (compute-cmvn --global)
-help_message="Usage: $0 --name NAME [--train-conf YAML] [--lang DIR] [--train-opts \"--set k=v ...\"] [--seeds \"1 2 3\"] [--folds N] [--lm-opts \"--beam B ...\"] [--lm-order N] [--lm-kind bigram|loop] [--train true|false] [--train-part train|train_rj] [--rejoin-copies N] [--rejoin-seed S] [--model final.pt|ema.pt|...] [--tag T] [--cmvn speaker|global]"
+clean=false                    # true: train only on the files that cut into the words of their names (rejoin_words.py --check)
+help_message="Usage: $0 --name NAME [--train-conf YAML] [--lang DIR] [--train-opts \"--set k=v ...\"] [--seeds \"1 2 3\"] [--folds N] [--lm-opts \"--beam B ...\"] [--lm-order N] [--lm-kind bigram|loop] [--train true|false] [--train-part train|train_rj] [--rejoin-copies N] [--rejoin-seed S] [--model final.pt|ema.pt|...] [--tag T] [--cmvn speaker|global] [--clean true|false]"
 . ./utils/parse_options.sh
 [ -n "$name" ] || die "give --name NAME (the results go to exp/cv_NAME)"
 [ -f data/train_yesno/feats.scp ] || die "data/train_yesno/feats.scp: run ./run.sh --stop-stage 2 first"
@@ -94,13 +97,22 @@ for ((k = 0; k < folds; k++)); do
     asrkit data subset --overwrite --utt-list "$fold/yrdev.list" "$fold/rjdev6" "$fold/yrdev"
     asrkit compute-cmvn "$fold/yrdev" --feat-dir "$fold/fbank"
   fi
+  # --clean: the fold's training part without the files whose recordings do not hold the words of
+  # their names (as run.sh trains).
+  part=$train_part
+  if [ "$clean" = true ]; then
+    [ -f data/train_yesno_usable.list ] || local/rejoin_words.py --check data/train_yesno >data/train_yesno_usable.list
+    [ -f "$fold/${part}_clean/feats.scp" ] || asrkit data subset --overwrite \
+      --utt-list data/train_yesno_usable.list "$fold/$part" "$fold/${part}_clean"
+    part=${part}_clean
+  fi
   # Global CMVN: the training part without its per-speaker stats, one set of stats over its files
   # (the trainer records them in the model; decoding applies them to every dev set).
-  if [ "$cmvn" = global ] && [ ! -f "$fold/${train_part}_gcmvn/cmvn.ark" ]; then
-    asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 "$fold/$train_part/utt2spk") \
-      "$fold/$train_part" "$fold/${train_part}_gcmvn"
-    rm -f "$fold/${train_part}_gcmvn/cmvn.scp"
-    asrkit compute-cmvn --global "$fold/${train_part}_gcmvn"
+  if [ "$cmvn" = global ] && [ ! -f "$fold/${part}_gcmvn/cmvn.ark" ]; then
+    asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 "$fold/$part/utt2spk") \
+      "$fold/$part" "$fold/${part}_gcmvn"
+    rm -f "$fold/${part}_gcmvn/cmvn.scp"
+    asrkit compute-cmvn --global "$fold/${part}_gcmvn"
   fi
   # The fold's LM is estimated from its own training files only.
   [ -f "$fold/$lm_name/lm.yaml" ] || asrkit make-lm --data "$fold/train" "${lm_make[@]}" "$lang" "$fold/$lm_name"
@@ -112,7 +124,8 @@ if [ "$train" = true ]; then : >"$exp/dev_wer"; fi  # decoding again adds its ro
 for seed in $seeds; do
   for ((k = 0; k < folds; k++)); do
     dir=$exp/fold${k}_seed$seed
-    part=$train_part; [ "$cmvn" = speaker ] || part=${train_part}_gcmvn
+    part=$train_part; [ "$clean" = true ] && part=${part}_clean
+    [ "$cmvn" = speaker ] || part=${part}_gcmvn
     if [ "$train" = true ]; then
       # $train_opts is a string of options: split into words on purpose.
       # shellcheck disable=SC2086

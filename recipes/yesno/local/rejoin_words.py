@@ -2,6 +2,7 @@
 """yesno files cut into their words at the silences and re-joined with the words in a new order.
 
 Usage: local/rejoin_words.py [--copies N] [--seed S] SRC_DATA_DIR OUT_DATA_DIR
+       local/rejoin_words.py --check SRC_DATA_DIR     # the ids of the files that cut into their words
 
 Every training file of yesno starts with NO while 29 of the 30 test files start with YES, so no
 split of the training files shows a model a file that opens with YES. Each file of SRC_DATA_DIR
@@ -132,8 +133,10 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
         w.writeframes(np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes())
 
 
-def main(src: str, out: str, copies: int, seed: int) -> None:
-    src_dir, out_dir = Path(src), Path(out)
+def main(src: str, out: str | None, copies: int, seed: int) -> None:
+    """Re-joined copies of SRC's files into OUT; with `out` None only print the ids of the files
+    that cut into as many words as their transcripts have (the others are reported on stderr)."""
+    src_dir = Path(src)
     wav_scp = read_table(src_dir / "wav.scp", min_fields=2)
     text = read_table(src_dir / "text")
     utt2spk = read_table(src_dir / "utt2spk", num_fields=2)
@@ -151,6 +154,10 @@ def main(src: str, out: str, copies: int, seed: int) -> None:
             skipped.append(str(e))
     if not files:
         raise DataDirError(f"{src_dir}: no file could be cut into its words")
+    if out is None:
+        sys.stdout.write("".join(f.utt + "\n" for f in files))
+        return
+    out_dir = Path(out)
     if len(rates) != 1:
         raise DataDirError(f"{src_dir / 'wav.scp'}: recordings at several sample rates {sorted(rates)}")
     rate = rates.pop()
@@ -177,9 +184,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=1, help="re-joined copies of the files (default 1)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the word order (default 1)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing: print the ids of the files that cut into their words")
     parser.add_argument("src")
-    parser.add_argument("out")
+    parser.add_argument("out", nargs="?")
     args = parser.parse_args()
+    if (args.out is None) != args.check:
+        parser.error("give OUT_DATA_DIR, or --check without it")
     try:
         main(args.src, args.out, args.copies, args.seed)
     except AsrkitError as e:

@@ -174,15 +174,16 @@ if stage_on 5 && [ "$adapt_rounds" -gt 0 ]; then
       st=exp/${name}_${s}_st$r
       # The last pass's words (never data/$s/test/text): per hypothesised word the most confident --adapt-keep
       # of the speaker's files, each with its speed copies, as if transcribed; then the fold's model fine-tuned
-      # on them and its training files (without their speed copies: as good on the inner dev, 40% less time),
-      # and the speaker decoded again. Each round starts from the fold's model, with the newer labels.
+      # on them and on what it was trained on (train_aug: the training files with their speed copies, which the
+      # inner dev preferred to the files alone; RESULTS.md), and the speaker decoded again. Each round starts
+      # from the fold's model, with the newer labels.
       python3 local/pseudo_label.py --keep "$adapt_keep" "data/$s/lang_word" "$loglikes" "$st/pseudo"
       asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 "$st/pseudo/text" | copies "$speed_perturb" "") \
         data/fsdd/all_sp "data/$s/adapt_r$r"
       awk 'NR == FNR { w[$1] = $2; next } { u = $1; sub(/^sp[0-9.]+-/, "", u); print $1, w[u] }' "$st/pseudo/text" \
         <(cut -d' ' -f1 "data/$s/adapt_r$r/text") > "data/$s/adapt_r$r/text.tmp"
       mv "data/$s/adapt_r$r/text.tmp" "data/$s/adapt_r$r/text"
-      $train_cmd asrkit train --config "$config" --train-data "data/$s/train" --train-data "data/$s/adapt_r$r" \
+      $train_cmd asrkit train --config "$config" --train-data "data/$s/train_aug" --train-data "data/$s/adapt_r$r" \
         --valid-data "data/$s/dev" --lang "data/$s/lang_word" --out-dir "$st" --init-from "$exp/final.pt" --overwrite \
         "${train_opts[@]}" --set "training.epochs=$adapt_epochs" --set "optim.lr=$adapt_lr"
       loglikes=$st/loglikes_test_${s}_vtln

@@ -60,6 +60,8 @@ def test_every_stage_runs(tmp_path):
     assert all(first_pass[u].split()[0] == w for u, w in kept.items())
     adapt = dict(ln.split() for ln in (recipe / "data" / "george" / "adapt_r1" / "text").read_text().splitlines())
     assert len(adapt) == 3 * len(kept) and all(adapt[f"sp0.9-{u}"] == w for u, w in kept.items())
+    # The fine-tuning data: what the fold's model trained on (train_aug, 600 files with the copies) + those.
+    assert f"{len(train_aug) + len(adapt)} training utterances" in (st / "log" / "train.log").read_text()
     assert (st / "decode_test_george_vtln" / "wer").read_text().startswith("%WER ")
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "mean WER over 1 folds (greedy, no LM):" in results

@@ -130,7 +130,7 @@ def test_script_writes_a_data_dir_and_names_the_skipped_file(tmp_path):
         cut = rejoin_words.cut_words(utt, samples, RATE, text[utt].split())
         assert len(cut.words) == len(text[utt].split())
 
-    # --check writes nothing and lists the files that cut into their words (what run.sh trains on)
+    # --check writes nothing and lists the files that cut into their words (what dev_cv.sh --clean trains on)
     out_before = sorted(p.name for p in tmp_path.iterdir())
     proc = subprocess.run([sys.executable, str(SCRIPT), "--check", str(src)], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -21,10 +21,10 @@
 #   local/dev_cv.sh --name rj --train-part train_rj --train-opts "--set training.epochs=20"
 #                                        # trained on the fold's files and a re-joined copy of them
 #   local/dev_cv.sh --name gcmvn --cmvn global
-#   local/dev_cv.sh --name clean --cmvn global --clean true
-#                                        # trained without the files that do not hold the words of their names
 #                                        # global CMVN: the fold's training stats, recorded in the model,
 #                                        # applied to every dev set (default: each set's own per-speaker stats)
+#   local/dev_cv.sh --name clean --cmvn global --clean true
+#                                        # trained without the files that do not hold the words of their names
 #
 # Writes data/cv<folds>_<k>/{train,dev,rjdev,yrdev,train_rj,lm_<lang>}, exp/cv_<name>/fold<k>_seed<s>/, and prints one
 # line per seed, dev set and decode: `<name> seed <s> <dev|rjdev|yrdev> <greedy|bigram|loop><tag>: %WER ... openings e/n`
@@ -62,6 +62,10 @@ case $lm_kind in
   *) die "--lm-kind: bigram or loop (got '$lm_kind')" ;;
 esac
 case $cmvn in speaker|global) ;; *) die "--cmvn: speaker or global (got '$cmvn')" ;; esac
+# The training data dir of each fold: $train_part, without the unusable files (--clean), as its own dir
+# with global stats (--cmvn global).
+clean_part=$train_part; [ "$clean" = true ] && clean_part=${train_part}_clean
+part=$clean_part; [ "$cmvn" = speaker ] || part=${clean_part}_gcmvn
 
 rejoined() {  # rejoined SRC DST COPIES SEED: DST = re-joined copies of SRC's files, with features
   local src=$1 dst=$2
@@ -99,20 +103,16 @@ for ((k = 0; k < folds; k++)); do
   fi
   # --clean: the fold's training part without the files whose recordings do not hold the words of
   # their names (as run.sh trains).
-  part=$train_part
-  if [ "$clean" = true ]; then
+  if [ "$clean" = true ] && [ ! -f "$fold/$clean_part/feats.scp" ]; then
     [ -f data/train_yesno_usable.list ] || local/rejoin_words.py --check data/train_yesno >data/train_yesno_usable.list
-    [ -f "$fold/${part}_clean/feats.scp" ] || asrkit data subset --overwrite \
-      --utt-list data/train_yesno_usable.list "$fold/$part" "$fold/${part}_clean"
-    part=${part}_clean
+    asrkit data subset --overwrite --utt-list data/train_yesno_usable.list "$fold/$train_part" "$fold/$clean_part"
   fi
   # Global CMVN: the training part without its per-speaker stats, one set of stats over its files
   # (the trainer records them in the model; decoding applies them to every dev set).
-  if [ "$cmvn" = global ] && [ ! -f "$fold/${part}_gcmvn/cmvn.ark" ]; then
-    asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 "$fold/$part/utt2spk") \
-      "$fold/$part" "$fold/${part}_gcmvn"
-    rm -f "$fold/${part}_gcmvn/cmvn.scp"
-    asrkit compute-cmvn --global "$fold/${part}_gcmvn"
+  if [ "$cmvn" = global ] && [ ! -f "$fold/$part/cmvn.ark" ]; then
+    asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 "$fold/$clean_part/utt2spk") "$fold/$clean_part" "$fold/$part"
+    rm -f "$fold/$part/cmvn.scp"
+    asrkit compute-cmvn --global "$fold/$part"
   fi
   # The fold's LM is estimated from its own training files only.
   [ -f "$fold/$lm_name/lm.yaml" ] || asrkit make-lm --data "$fold/train" "${lm_make[@]}" "$lang" "$fold/$lm_name"
@@ -124,8 +124,6 @@ if [ "$train" = true ]; then : >"$exp/dev_wer"; fi  # decoding again adds its ro
 for seed in $seeds; do
   for ((k = 0; k < folds; k++)); do
     dir=$exp/fold${k}_seed$seed
-    part=$train_part; [ "$clean" = true ] && part=${part}_clean
-    [ "$cmvn" = speaker ] || part=${part}_gcmvn
     if [ "$train" = true ]; then
       # $train_opts is a string of options: split into words on purpose.
       # shellcheck disable=SC2086

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # asrkit on Kaldi's yesno corpus (OpenSLR 1), as Kaldi's egs/yesno: 60 recordings of one speaker
 # saying eight Hebrew "ken" (YES) / "lo" (NO) words; train on the first 30 files by name, test on
-# the last 30. A DNN-CTC model over characters, decoded greedily and with a YES/NO loop grammar
+# the last 30. A BLSTM-CTC model over characters, decoded greedily and with a YES/NO loop grammar
 # (lexicon beam search).
 #
 #   ./run.sh --corpus /path/to/yesno                  # holds waves_yesno/ (../shared/corpora/yesno)
 #   ./run.sh --corpus /path/to/yesno --seeds 1        # one model per training seed (default: 1 2 3)
+#   ./run.sh --corpus /path/to/yesno --model dnn_char # conf/dnn_char.yaml, the frame DNN of the earlier tables
 #
 # Stages (each one or a few `asrkit` commands; any stage re-runs alone from its files on disk):
 #   0  data dirs data/train_yesno, data/test_yesno (asrkit prepare yesno)
 #   1  40-bin fbank at 8 kHz (conf/fbank.conf); global CMVN stats of the training files
 #   2  character tokens: <blk>, <unk>, ▁ N O E S Y (asrkit make-lang --type char)
 #   3  YES/NO loop grammar of the training words: data/lang_char_loop (asrkit make-lm --loop)
-#   4  train one model per seed (conf/dnn_char.yaml)
+#   4  train one model per seed (conf/$model.yaml: conf/blstm_char.yaml)
 #   5  decode every model on data/test_yesno greedily and with the grammar; score
 #   6  results table (asrkit results), also in exp/RESULTS.md
 # Every setting was chosen on the training files alone (local/dev_cv.sh, cross-validation over
@@ -29,11 +30,12 @@ stop_stage=6
 nj=2
 corpus=
 seeds="1 2 3"
+model=blstm_char              # conf/$model.yaml; the models go to exp/${model}_seed<seed>
 epochs=                       # empty: the config's (the CI test runs a shorter training)
 lm_beam=8                     # decode --beam with the grammar; lm_weight, word_penalty: chosen on dev (RESULTS.md)
 lm_weight=1.0
 word_penalty=4.0
-help_message="Usage: $0 --corpus DIR [--seeds \"1 2 3\"] [--epochs N] [--lm-beam B] [--lm-weight W] [--word-penalty P] [--stage N] [--stop-stage N] [--nj N]"
+help_message="Usage: $0 --corpus DIR [--seeds \"1 2 3\"] [--model NAME] [--epochs N] [--lm-beam B] [--lm-weight W] [--word-penalty P] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
 train_opts=(--set training.device=cpu)  # a model of this size trains faster on the CPU than it starts on a GPU
@@ -74,16 +76,16 @@ fi
 
 if stage_on 4; then
   for seed in $seeds; do
-    log "stage 4: training exp/dnn_char_seed$seed"
-    $train_cmd asrkit train --config conf/dnn_char.yaml --train-data data/train_yesno --lang data/lang_char \
-      --out-dir "exp/dnn_char_seed$seed" --set "training.seed=$seed" "${train_opts[@]}"
+    log "stage 4: training exp/${model}_seed$seed"
+    $train_cmd asrkit train --config "conf/$model.yaml" --train-data data/train_yesno --lang data/lang_char \
+      --out-dir "exp/${model}_seed$seed" --set "training.seed=$seed" "${train_opts[@]}"
   done
 fi
 
 if stage_on 5; then
   log "stage 5: decode and score"
   for seed in $seeds; do
-    exp=exp/dnn_char_seed$seed
+    exp=exp/${model}_seed$seed
     $decode_cmd asrkit decode --model "$exp/final.pt" --data data/test_yesno --out-dir "$exp/decode_test_yesno" \
       --search greedy --nj "$nj" --device cpu
     asrkit score --data data/test_yesno --decode-dir "$exp/decode_test_yesno"

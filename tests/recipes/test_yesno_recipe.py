@@ -45,14 +45,14 @@ def test_every_stage_runs(tmp_path):
     arpa = (recipe / "data" / "lang_char_loop" / "lm.arpa").read_text()
     assert "-0.30103\t<s> NO\n" in arpa and "-0.30103\t<s> YES\n" in arpa
     for decode in ("decode_test_yesno", "decode_test_yesno_loop"):
-        wer = (recipe / "exp" / "dnn_char_seed1" / decode / "wer").read_text()
+        wer = (recipe / "exp" / "blstm_char_seed1" / decode / "wer").read_text()
         assert wer.startswith("%WER ") and "/ 240," in wer
-    assert "| dnn_char_seed1 | test_yesno |" in (recipe / "exp" / "RESULTS.md").read_text()
+    assert "| blstm_char_seed1 | test_yesno |" in (recipe / "exp" / "RESULTS.md").read_text()
     # global CMVN: the training files' stats, recorded in the model, normalise the test files too
     assert (recipe / "data" / "train_yesno" / "cmvn.ark").is_file()
     assert not (recipe / "data" / "train_yesno" / "cmvn.scp").exists()
     assert not (recipe / "data" / "test_yesno" / "cmvn.scp").exists()
-    assert read_model_meta(recipe / "exp" / "dnn_char_seed1" / "final.pt").cmvn.global_stats is not None
+    assert read_model_meta(recipe / "exp" / "blstm_char_seed1" / "final.pt").cmvn.global_stats is not None
 
 
 @pytest.mark.slow  # the whole recipe as shipped, three seeds: about 5 minutes under load 8, less when quiet
@@ -62,7 +62,7 @@ def test_shipped_recipe_results(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     errors = {}
     for seed in (1, 2, 3):
-        wer = (recipe / "exp" / f"dnn_char_seed{seed}" / "decode_test_yesno_loop" / "wer").read_text().split()
+        wer = (recipe / "exp" / f"blstm_char_seed{seed}" / "decode_test_yesno_loop" / "wer").read_text().split()
         assert wer[0] == "%WER" and wer[5] == "240,", wer
         errors[seed] = int(wer[3])
     # measured 1 / 2 / 1 (RESULTS.md); the recipe before global CMVN made 0 / 7 / 7

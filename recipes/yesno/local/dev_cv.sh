@@ -13,7 +13,7 @@
 # itself move with its content (the test files are 60% YES).
 # run.sh must have run stages 0-2 (data/train_yesno with features, data/lang_char).
 #
-#   local/dev_cv.sh --name shipped --seeds "1 2 3"                       # conf/dnn_char.yaml, data/lang_char
+#   local/dev_cv.sh --name shipped --seeds "1 2 3"                       # conf/blstm_char.yaml, data/lang_char
 #   local/dev_cv.sh --name lr1e-3 --train-opts "--set optim.lr=1e-3"
 #   local/dev_cv.sh --name lm --lm-opts "--beam 8 --word-penalty 2"      # adds the bigram rows
 #   local/dev_cv.sh --name lm --train false --lm-kind loop --lm-opts "--beam 8 --word-penalty 0" --tag _p0
@@ -35,7 +35,7 @@ cd "$(dirname "$0")/.."
 . ./utils/recipe_functions.sh
 
 name=
-train_conf=conf/dnn_char.yaml
+train_conf=conf/blstm_char.yaml
 lang=data/lang_char
 train_opts=
 seeds="1 2 3"

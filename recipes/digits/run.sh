@@ -45,7 +45,8 @@ folds=                        # empty: every speaker found
 seed=0
 epochs=                       # empty: the config's
 config=conf/blstm_word.yaml
-ensemble=1                    # pass-1 models per fold (seeds $seed + 1000 k): their word posteriors averaged (stage 4)
+ensemble=3                    # pass-1 models per fold (seeds $seed + 1000 k): their word posteriors averaged (stage 4;
+                              # 3: the inner dev's choice, RESULTS.md); 1: one model
 speed_perturb=0.9,1.0,1.1     # speed factors of the training copies; 1.0 alone: none
 lm_weight=1.0                 # every sentence of the grammar is equally likely: any weight > 0 decodes the same
 train_warps=                  # VTLN warps of training copies (--opt vtln-warp), e.g. 0.85,0.9,1.1; empty: none

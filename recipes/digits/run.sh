@@ -17,14 +17,17 @@
 #      (data/<S>/train_aug), test and its warped copies (data/<S>/test_vtln)
 #   2  word tokens (zero ... nine) and the grammar of each fold: an ARPA bigram that allows exactly
 #      one word of the training text per utterance (asrkit make-lm --arpa)
-#   3  train one model per fold ($config), validated on the fold's dev split
+#   3  train --ensemble models per fold ($config, seeds --seed, --seed + 1000, ...: exp/<config>_<S>, then
+#      exp/<config>_<S>_m1, ...), validated on the fold's dev split
 #   4  decode each fold's held-out speaker: greedy CTC, and with the grammar (asrkit decode --lm);
 #      with --test-warps also the CTC posteriors averaged over the warped copies of its files
-#      (asrkit decode --output loglikes, local/warp_average.py: no labels used), greedy
+#      (asrkit decode --output loglikes, local/warp_average.py: no labels used), greedy, per model, and
+#      with --ensemble N > 1 the best word of the N models' mean word posteriors (local/pseudo_label.py;
+#      exp/<config>_<S>_ens): the first pass
 #   5  unsupervised speaker adaptation, two-pass as Kaldi's fMLLR recipes are (the first pass's words, never the
 #      labels): per fold and round, local/pseudo_label.py keeps the most confident of the held-out speaker's
-#      files per hypothesised word with their hypothesis, the fold's model is fine-tuned on its training data
-#      and them (asrkit train --init-from), and the speaker is decoded again (VTLN average);
+#      files per hypothesised word with their hypothesis, the fold's (first) model is fine-tuned on its training
+#      data and them (asrkit train --init-from), and the speaker is decoded again (VTLN average);
 #      --adapt-rounds 0: none
 #   6  results table (asrkit results, exp/RESULTS.md) and the mean WER over the folds of each decode
 set -euo pipefail
@@ -42,22 +45,32 @@ folds=                        # empty: every speaker found
 seed=0
 epochs=                       # empty: the config's
 config=conf/blstm_word.yaml
+ensemble=3                    # pass-1 models per fold (seeds $seed + 1000 k): their word posteriors averaged (stage 4;
+                              # 3: the inner dev's choice, RESULTS.md); 1: one model
 speed_perturb=0.9,1.0,1.1     # speed factors of the training copies; 1.0 alone: none
 lm_weight=1.0                 # every sentence of the grammar is equally likely: any weight > 0 decodes the same
 train_warps=                  # VTLN warps of training copies (--opt vtln-warp), e.g. 0.85,0.9,1.1; empty: none
 test_warps=0.85,0.9,0.95,1.05,1.1,1.15  # VTLN warps the test posteriors are averaged over (with 1.0); empty: none
-adapt_rounds=3                # self-training rounds on each held-out speaker's own first-pass words (3: the inner dev's choice); 0: none
+adapt_rounds=2                # self-training rounds on each held-out speaker's own first-pass words; 0: none. 2 with --ensemble 3:
+                              # the inner dev's choice inside the 20 minutes (3 rounds gain 0.3-1.1 points more there, ~21 min)
 adapt_keep=0.5                # the fraction of each hypothesised word's files (the most confident) kept as labels
 adapt_epochs=3                # epochs of each round's fine-tuning (the fold's model on its training files + those)
 adapt_lr=1.0e-3               # its peak learning rate (the warm-up cosine schedule of $config)
 help_message="Usage: $0 --corpus DIR [--folds \"S1 S2\"] [--seed N] [--epochs N] [--config FILE]
-  [--speed-perturb F1,F2,..] [--train-warps W1,W2,..] [--test-warps W1,W2,..] [--lm-weight W]
+  [--ensemble N] [--speed-perturb F1,F2,..] [--train-warps W1,W2,..] [--test-warps W1,W2,..] [--lm-weight W]
   [--adapt-rounds N] [--adapt-keep F] [--adapt-epochs N] [--adapt-lr LR] [--stage N] [--stop-stage N] [--nj N]"
 . ./utils/parse_options.sh
 
 name=$(basename "$config" .yaml)
-train_opts=(--set training.device=cpu --set "training.seed=$seed")
+train_opts=(--set training.device=cpu)  # the seed: each model's own (stages 3 and 5)
 [ -n "$epochs" ] && train_opts+=(--set "training.epochs=$epochs")
+[ "$ensemble" -ge 1 ] 2>/dev/null || { echo "$0: --ensemble $ensemble: expected a number of models >= 1" >&2; exit 1; }
+
+members() {  # members S: the exp dirs of fold S's pass-1 models, the one fine-tuned in stage 5 first
+  local k
+  echo "exp/${name}_$1"
+  for k in $(seq 1 $((ensemble - 1))); do echo "exp/${name}_${1}_m$k"; done
+}
 
 if stage_on 0; then
   [ -n "$corpus" ] || { echo "$0: give --corpus DIR (the folder holding recordings/)" >&2; exit 1; }
@@ -139,9 +152,13 @@ fi
 
 if stage_on 3; then
   for s in $folds; do
-    log "stage 3: training exp/${name}_$s (test speaker $s held out)"
-    $train_cmd asrkit train --config "$config" --train-data "data/$s/train_aug" --valid-data "data/$s/dev" \
-      --lang "data/$s/lang_word" --out-dir "exp/${name}_$s" "${train_opts[@]}"
+    k=0
+    for exp in $(members "$s"); do
+      log "stage 3: training $exp (test speaker $s held out, seed $((seed + 1000 * k)))"
+      $train_cmd asrkit train --config "$config" --train-data "data/$s/train_aug" --valid-data "data/$s/dev" \
+        --lang "data/$s/lang_word" --out-dir "$exp" "${train_opts[@]}" --set "training.seed=$((seed + 1000 * k))"
+      k=$((k + 1))
+    done
   done
 fi
 
@@ -155,11 +172,25 @@ if stage_on 4; then
     $decode_cmd asrkit decode --model "$exp/final.pt" --data "data/$s/test" --out-dir "$exp/decode_test_${s}_lm" \
       --lm "data/$s/lang_word_lm" --lm-weight "$lm_weight" --nj "$nj" --device cpu
     asrkit score --data "data/$s/test" --decode-dir "$exp/decode_test_${s}_lm"
-    if [ -n "$test_warps" ]; then
+    [ -n "$test_warps" ] || continue
+    loglikes=()
+    for exp in $(members "$s"); do
       $decode_cmd asrkit decode --model "$exp/final.pt" --data "data/$s/test_vtln" --out-dir "$exp/loglikes_test_${s}_vtln" \
         --output loglikes --nj "$nj" --device cpu
       python3 local/warp_average.py "data/$s/lang_word" "$exp/loglikes_test_${s}_vtln" "$exp/decode_test_${s}_vtln"
       asrkit score --data "data/$s/test" --decode-dir "$exp/decode_test_${s}_vtln"
+      loglikes+=("$exp/loglikes_test_${s}_vtln")
+    done
+    if [ "$ensemble" -gt 1 ]; then
+      # The models' word posteriors averaged (local/pseudo_label.py: per file the grammar's posterior of each word
+      # under each model's warp average), the best word: not the frame posteriors, whose CTC spikes fall on other
+      # frames in each model (their mean is blank almost everywhere: 100% WER on the inner dev).
+      ens=exp/${name}_${s}_ens
+      python3 local/pseudo_label.py "data/$s/lang_word" "${loglikes[@]}" "$ens/pseudo"
+      mkdir -p "$ens/decode_test_${s}_vtln"
+      cut -d' ' -f1-2 "$ens/pseudo/scores" > "$ens/decode_test_${s}_vtln/text.tmp"
+      mv "$ens/decode_test_${s}_vtln/text.tmp" "$ens/decode_test_${s}_vtln/text"
+      asrkit score --data "data/$s/test" --decode-dir "$ens/decode_test_${s}_vtln"
     fi
   done
 fi
@@ -169,7 +200,8 @@ if stage_on 5 && [ "$adapt_rounds" -gt 0 ]; then
   log "stage 5: unsupervised adaptation to each held-out speaker, $adapt_rounds round(s) of self-training"
   for s in $folds; do
     exp=exp/${name}_$s
-    loglikes=$exp/loglikes_test_${s}_vtln
+    loglikes=()  # round 1's labels: the first pass, the ensemble's with --ensemble N > 1
+    for m in $(members "$s"); do loglikes+=("$m/loglikes_test_${s}_vtln"); done
     for r in $(seq 1 "$adapt_rounds"); do
       st=exp/${name}_${s}_st$r
       # The last pass's words (never data/$s/test/text): per hypothesised word the most confident --adapt-keep
@@ -177,7 +209,7 @@ if stage_on 5 && [ "$adapt_rounds" -gt 0 ]; then
       # on them and on what it was trained on (train_aug: the training files with their speed copies, which the
       # inner dev preferred to the files alone; RESULTS.md), and the speaker decoded again. Each round starts
       # from the fold's model, with the newer labels.
-      python3 local/pseudo_label.py --keep "$adapt_keep" "data/$s/lang_word" "$loglikes" "$st/pseudo"
+      python3 local/pseudo_label.py --keep "$adapt_keep" "data/$s/lang_word" "${loglikes[@]}" "$st/pseudo"
       asrkit data subset --overwrite --utt-list <(cut -d' ' -f1 "$st/pseudo/text" | copies "$speed_perturb" "") \
         data/fsdd/all_sp "data/$s/adapt_r$r"
       awk 'NR == FNR { w[$1] = $2; next } { u = $1; sub(/^sp[0-9.]+-/, "", u); print $1, w[u] }' "$st/pseudo/text" \
@@ -185,11 +217,11 @@ if stage_on 5 && [ "$adapt_rounds" -gt 0 ]; then
       mv "data/$s/adapt_r$r/text.tmp" "data/$s/adapt_r$r/text"
       $train_cmd asrkit train --config "$config" --train-data "data/$s/train_aug" --train-data "data/$s/adapt_r$r" \
         --valid-data "data/$s/dev" --lang "data/$s/lang_word" --out-dir "$st" --init-from "$exp/final.pt" --overwrite \
-        "${train_opts[@]}" --set "training.epochs=$adapt_epochs" --set "optim.lr=$adapt_lr"
-      loglikes=$st/loglikes_test_${s}_vtln
-      $decode_cmd asrkit decode --model "$st/final.pt" --data "data/$s/test_vtln" --out-dir "$loglikes" \
+        "${train_opts[@]}" --set "training.seed=$seed" --set "training.epochs=$adapt_epochs" --set "optim.lr=$adapt_lr"
+      loglikes=("$st/loglikes_test_${s}_vtln")
+      $decode_cmd asrkit decode --model "$st/final.pt" --data "data/$s/test_vtln" --out-dir "${loglikes[0]}" \
         --output loglikes --nj "$nj" --device cpu
-      python3 local/warp_average.py "data/$s/lang_word" "$loglikes" "$st/decode_test_${s}_vtln"
+      python3 local/warp_average.py "data/$s/lang_word" "${loglikes[0]}" "$st/decode_test_${s}_vtln"
       asrkit score --data "data/$s/test" --decode-dir "$st/decode_test_${s}_vtln"
     done
   done
@@ -200,17 +232,20 @@ if stage_on 6; then
   asrkit results exp --markdown | tee exp/RESULTS.md
   decodes=("" _lm)
   [ -n "$test_warps" ] && decodes+=(_vtln)
+  [ -n "$test_warps" ] && [ "$ensemble" -gt 1 ] && decodes+=(_ens)
   [ -n "$test_warps" ] && [ "$adapt_rounds" -gt 0 ] && decodes+=(_st)
   for d in "${decodes[@]}"; do
     case $d in
       "") what="(greedy, no LM)" ;;
       _lm) what="with the grammar LM" ;;
       _vtln) what="averaged over VTLN warps $test_warps and 1.0 (greedy)" ;;
+      _ens) what="the $ensemble models' word posteriors averaged, each over the VTLN warps" ;;
       _st) what="after $adapt_rounds round(s) of self-training, VTLN average (greedy)" ;;
     esac
     for s in $folds; do
       case $d in
         _st) head -n 1 "exp/${name}_${s}_st$adapt_rounds/decode_test_${s}_vtln/wer" ;;
+        _ens) head -n 1 "exp/${name}_${s}_ens/decode_test_${s}_vtln/wer" ;;
         *) head -n 1 "exp/${name}_$s/decode_test_$s$d/wer" ;;
       esac
     done | awk -v what="$what" '{ sum += $2; n++ } END { if (n) printf "mean WER over %d folds %s: %.2f%%\n", n, what, sum / n }'

@@ -89,3 +89,39 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert proc.returncode != 0 and "--keep 0.0: expected a fraction in (0, 1]" in proc.stderr
     proc = _run(tmp_path, tmp_path / "lang", tmp_path / "nowhere", tmp_path / "out")
     assert proc.returncode != 0 and "nowhere/loglikes.scp: no such file" in proc.stderr
+
+
+def test_cli_labels_from_an_ensemble_of_models(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "text").write_text("a-1 one\na-2 two\na-3 three\n")  # the tokens of _loglikes' columns
+    (data / "utt2lang").write_text("a-1 en\na-2 en\na-3 en\n")
+    make_lang_dir([data], tmp_path / "lang", token_type="word")
+    blank = [0.95, 0.01, 0.01, 0.02, 0.01]
+    one, two = [0.04, 0.01, 0.9, 0.03, 0.02], [0.04, 0.01, 0.02, 0.03, 0.9]
+    # a-1: the first model says "two", the other two "one"; a-2 "two" in all three.
+    for name, first in (("m1", two), ("m2", one), ("m3", one)):
+        (tmp_path / name).mkdir()
+        _loglikes(tmp_path / name, {"a-1": [blank, first, blank], "a-2": [blank, two, blank]})
+    proc = _run(tmp_path, "--keep", "1", tmp_path / "lang", *(tmp_path / m / "ll" for m in ("m1", "m2", "m3")),
+                tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    scores = [ln.split() for ln in (tmp_path / "out" / "scores").read_text().splitlines()]
+    assert [(s[0], s[1]) for s in scores] == [("a-1", "one"), ("a-2", "two")]
+    assert float(scores[1][2]) > float(scores[0][2])  # a-1's models disagree: less confident
+
+
+def test_ensemble_members_must_decode_the_same_files(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "text").write_text("a-1 one\na-2 two\na-3 three\n")
+    (data / "utt2lang").write_text("a-1 en\na-2 en\na-3 en\n")
+    make_lang_dir([data], tmp_path / "lang", token_type="word")
+    frames = [[0.95, 0.01, 0.01, 0.02, 0.01], [0.04, 0.01, 0.9, 0.03, 0.02]]
+    for name, utts in (("m1", ["a-1", "a-2"]), ("m2", ["a-1"])):
+        (tmp_path / name).mkdir()
+        _loglikes(tmp_path / name, {u: frames for u in utts})
+    proc = _run(tmp_path, tmp_path / "lang", tmp_path / "m1" / "ll", tmp_path / "m2" / "ll", tmp_path / "out")
+    assert proc.returncode != 0
+    assert "m2/ll/loglikes.scp: 1 utterance(s) not in both it and" in proc.stderr and "e.g. a-2" in proc.stderr
+    assert not (tmp_path / "out" / "scores").exists()

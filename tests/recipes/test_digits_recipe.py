@@ -1,8 +1,8 @@
 """recipes/digits/run.sh end to end on the real corpus (../shared/corpora/fsdd4; skipped without it).
 
 One fold, takes 0-9 of each speaker (dev: takes 0-4, train: takes 5-9, their speed copies and one
-VTLN-warped copy), one epoch, one round of self-training of one epoch: every stage runs, the numbers
-mean nothing (recipes/digits/RESULTS.md holds the real ones).
+VTLN-warped copy), an ensemble of two models of one epoch, one round of self-training of one epoch:
+every stage runs, the numbers mean nothing (recipes/digits/RESULTS.md holds the real ones).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def test_every_stage_runs(tmp_path):
                PYTHONPATH=str(REPO))
     # --train-warps 1.1: one warped training copy (its features are made for the test-time average anyway).
     proc = subprocess.run(["./run.sh", "--corpus", str(small.parent), "--folds", "george", "--epochs", "1",
-                           "--nj", "1", "--train-warps", "1.1", "--adapt-rounds", "1", "--adapt-epochs", "1"], cwd=tmp_path / "digits", env=env,
+                           "--nj", "1", "--train-warps", "1.1", "--ensemble", "2", "--adapt-rounds", "1",
+                           "--adapt-epochs", "1"], cwd=tmp_path / "digits", env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     recipe = tmp_path / "digits"
@@ -48,6 +49,12 @@ def test_every_stage_runs(tmp_path):
     for decode in ("decode_test_george", "decode_test_george_lm", "decode_test_george_vtln"):
         wer = (exp / decode / "wer").read_text()
         assert wer.startswith("%WER ") and "/ 100," in wer
+    # The ensemble's second model (its own seed), decoded alone and averaged with the first.
+    member = recipe / "exp" / "blstm_word_george_m1"
+    assert "seed: 1000" in (member / "config.yaml").read_text()
+    assert "seed: 0" in (exp / "config.yaml").read_text()
+    for decode in (member / "decode_test_george_vtln", recipe / "exp" / "blstm_word_george_ens" / "decode_test_george_vtln"):
+        assert "/ 100," in (decode / "wer").read_text()
     # The grammar allows exactly one digit word per utterance: every LM hypothesis is one word.
     hyps = (exp / "decode_test_george_lm" / "text").read_text().splitlines()
     assert len(hyps) == 100 and all(len(ln.split()) == 2 for ln in hyps)
@@ -67,4 +74,5 @@ def test_every_stage_runs(tmp_path):
     assert "mean WER over 1 folds (greedy, no LM):" in results
     assert "mean WER over 1 folds with the grammar LM:" in results
     assert "mean WER over 1 folds averaged over VTLN warps 0.85,0.9,0.95,1.05,1.1,1.15 and 1.0 (greedy):" in results
+    assert "mean WER over 1 folds the 2 models' word posteriors averaged, each over the VTLN warps:" in results
     assert "mean WER over 1 folds after 1 round(s) of self-training, VTLN average (greedy):" in results

@@ -52,6 +52,8 @@ def test_every_stage_runs_and_the_table_lists_every_model(tiny_recipe):
         swept = sorted(p.name for p in (recipe / "exp" / exp / "decode_lm_test").glob("wer_*_*"))
         assert swept == [best]
     assert (recipe / "exp" / "teacher_blstm" / "post_train" / "post.scp").is_file()
+    # Stage 4 starts from stage 3's model, its output layers factorised by SVD (as --size demo ships it).
+    assert "from an SVD of its mtl output layers" in (recipe / "exp" / "lrmf_conformer" / "log" / "train.log").read_text()
     first = (recipe / "exp" / "mtl_conformer" / "decode_test" / "wer").read_text().splitlines()[0]
     assert first.startswith("%WER ")
 

@@ -97,7 +97,7 @@ fi
 if stage_on 4; then
   # The rank ($preset/lrmf.yaml) gives about the paper's 44% fewer output-layer parameters than MTL
   # for this size's vocabulary and encoder width (the training log prints the exact reduction).
-  # --size demo starts from stage 3's model (exp/mtl_conformer/final.pt), its output layers factorised
+  # --size demo (and tiny) start from stage 3's model (exp/mtl_conformer/final.pt), its output layers factorised
   # by SVD ($preset/lrmf.yaml: training.init_from, init_lrmf_svd); the other sizes train from scratch.
   train lrmf_conformer conf/lrmf_conformer.yaml --config "$preset/conformer.yaml" --config "$preset/lrmf.yaml" \
     --train-data data/train --valid-data data/dev --lang "$lang"
